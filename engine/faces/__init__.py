@@ -1,0 +1,1 @@
+"""Face analysis: detection, landmarks, embeddings (per model), alignment and its inverse."""

@@ -1,0 +1,40 @@
+"""Small typed results of face analysis."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face in an image's pixel coordinates (after EXIF orientation).
+
+    `embedding` is L2-normalised; `embedding_model` names the model that produced it (for example
+    "insightface/antelopev2/glintr100" or "dlib/resnet-128"). Embeddings of different models are
+    never compared.
+    """
+
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2
+    score: float
+    landmarks: np.ndarray  # (5, 2): left eye, right eye, nose tip, left mouth, right mouth
+    embedding: np.ndarray | None = None
+    embedding_model: str | None = None
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+    @property
+    def size(self) -> float:
+        """Face size in pixels: the larger side of the box."""
+        return max(self.width, self.height)
+
+    @property
+    def area(self) -> float:
+        return max(self.width, 0.0) * max(self.height, 0.0)

@@ -1,0 +1,196 @@
+"""The model pack: a documented folder layout holding the parts FaceMe needs.
+
+    <models>/
+      realvisxl_v3.0/          SG161222/RealVisXL_V3.0, diffusers folders (unet/, vae/, text_encoder/,
+                               text_encoder_2/, tokenizer/, tokenizer_2/, scheduler/, model_index.json)
+      photomaker/              TencentARC/PhotoMaker: photomaker-v1.bin (or .safetensors)
+      faceme/controlnet/       thomas2modyu/FaceMe controlnet/: config.json + diffusion_pytorch_model.*
+      faceme/mix/              thomas2modyu/FaceMe mix/: mix.safetensors
+      insightface/antelopev2/  InsightFace antelopev2: scrfd_10g_bnkps.onnx, glintr100.onnx (flat)
+      insightface/buffalo_l/   optional, for album-level face analysis
+
+Each folder mirrors its upstream repository, so an existing download can be adopted as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+#: A required file is a tuple of acceptable alternatives (first found wins), relative to the part.
+FileSpec = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PackPart:
+    name: str
+    title: str
+    folder: str
+    files: tuple[FileSpec, ...]
+    where_to_get: str
+    license_name: str
+    license_url: str
+    non_commercial: bool
+    required_for_restoration: bool = True
+
+
+def _diffusers_weights(sub: str, stem: str) -> FileSpec:
+    return tuple(f"{sub}/{stem}{variant}.{ext}" for variant in (".fp16", "")
+                 for ext in ("safetensors", "bin"))
+
+
+PARTS: dict[str, PackPart] = {
+    part.name: part
+    for part in (
+        PackPart(
+            name="realvisxl",
+            title="RealVisXL V3.0 (SDXL base model)",
+            folder="realvisxl_v3.0",
+            files=(
+                ("model_index.json",),
+                ("unet/config.json",), _diffusers_weights("unet", "diffusion_pytorch_model"),
+                ("vae/config.json",), _diffusers_weights("vae", "diffusion_pytorch_model"),
+                ("text_encoder/config.json",), _diffusers_weights("text_encoder", "model"),
+                ("text_encoder_2/config.json",), _diffusers_weights("text_encoder_2", "model"),
+                ("tokenizer/vocab.json",), ("tokenizer/merges.txt",),
+                ("tokenizer_2/vocab.json",), ("tokenizer_2/merges.txt",),
+                ("scheduler/scheduler_config.json",),
+            ),
+            where_to_get="Hugging Face hub SG161222/RealVisXL_V3.0 (diffusers folders); "
+                         "`faceme models download realvisxl`",
+            license_name="CreativeML Open RAIL++-M",
+            license_url="https://huggingface.co/stabilityai/stable-diffusion-xl-base-1.0/blob/main/LICENSE.md",
+            non_commercial=False,
+        ),
+        PackPart(
+            name="photomaker",
+            title="PhotoMaker v1 (its CLIP image encoder)",
+            folder="photomaker",
+            files=(("photomaker-v1.bin", "photomaker-v1.safetensors"),),
+            where_to_get="Hugging Face hub TencentARC/PhotoMaker, file photomaker-v1.bin; "
+                         "`faceme models download photomaker`",
+            license_name="Apache-2.0",
+            license_url="https://huggingface.co/TencentARC/PhotoMaker",
+            non_commercial=False,
+        ),
+        PackPart(
+            name="faceme-controlnet",
+            title="FaceMe ControlNet",
+            folder="faceme/controlnet",
+            files=(("config.json",),
+                   ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")),
+            where_to_get="Hugging Face hub thomas2modyu/FaceMe, folder controlnet/; "
+                         "`faceme models download faceme-controlnet`",
+            license_name="Pi-Lab License 1.0 (non-commercial)",
+            license_url="https://github.com/modyu-liu/FaceMe",
+            non_commercial=True,
+        ),
+        PackPart(
+            name="faceme-mix",
+            title="FaceMe identity fusion (Mix)",
+            folder="faceme/mix",
+            files=(("mix.safetensors",),),
+            where_to_get="Hugging Face hub thomas2modyu/FaceMe, file mix/mix.safetensors; "
+                         "`faceme models download faceme-mix`",
+            license_name="Pi-Lab License 1.0 (non-commercial)",
+            license_url="https://github.com/modyu-liu/FaceMe",
+            non_commercial=True,
+        ),
+        PackPart(
+            name="antelopev2",
+            title="InsightFace antelopev2 (face detector + ArcFace)",
+            folder="insightface/antelopev2",
+            files=(("scrfd_10g_bnkps.onnx",), ("glintr100.onnx",)),
+            where_to_get="InsightFace model pack antelopev2 (GitHub release of deepinsight/insightface); "
+                         "`faceme models download antelopev2`",
+            license_name="InsightFace models: non-commercial research only",
+            license_url="https://github.com/deepinsight/insightface#license",
+            non_commercial=True,
+        ),
+        PackPart(
+            name="buffalo_l",
+            title="InsightFace buffalo_l (face analysis for albums)",
+            folder="insightface/buffalo_l",
+            files=(("det_10g.onnx",), ("w600k_r50.onnx",)),
+            where_to_get="InsightFace model pack buffalo_l (GitHub release of deepinsight/insightface); "
+                         "`faceme models download buffalo_l`",
+            license_name="InsightFace models: non-commercial research only",
+            license_url="https://github.com/deepinsight/insightface#license",
+            non_commercial=True,
+            required_for_restoration=False,
+        ),
+    )
+}
+
+RESTORATION_PARTS = tuple(name for name, part in PARTS.items() if part.required_for_restoration)
+
+
+def part_dir(models_dir: Path, name: str) -> Path:
+    return Path(models_dir) / PARTS[name].folder
+
+
+def find_file(models_dir: Path, name: str, spec: FileSpec) -> Path | None:
+    """The first existing alternative of `spec` inside part `name`, or None."""
+    base = part_dir(models_dir, name)
+    for candidate in spec:
+        path = base / candidate
+        if path.is_file():
+            return path
+    return None
+
+
+@dataclass(frozen=True)
+class PartStatus:
+    name: str
+    state: str  # "present" | "missing" | "invalid"
+    detail: str
+    where_to_get: str
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "present"
+
+
+def _check_file(path: Path) -> str | None:
+    """A light validity check that reads only headers; returns a problem or None."""
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            return "empty file"
+        if path.suffix == ".json":
+            json.loads(path.read_text(encoding="utf-8"))
+        elif path.suffix == ".safetensors":
+            with path.open("rb") as f:
+                (header_len,) = struct.unpack("<Q", f.read(8))
+                if header_len <= 0 or header_len > size - 8:
+                    return "not a safetensors file (bad header length)"
+                json.loads(f.read(header_len))
+    except (OSError, ValueError, struct.error) as exc:
+        return f"unreadable ({exc.__class__.__name__}: {exc})"
+    return None
+
+
+def check_part(models_dir: Path, name: str) -> PartStatus:
+    part = PARTS[name]
+    base = part_dir(models_dir, name)
+    missing, invalid = [], []
+    for spec in part.files:
+        found = find_file(models_dir, name, spec)
+        if found is None:
+            missing.append(" or ".join(spec))
+            continue
+        problem = _check_file(found)
+        if problem:
+            invalid.append(f"{found.relative_to(base)}: {problem}")
+    if missing and len(missing) == len(part.files):
+        return PartStatus(name, "missing", f"{base} not found or empty", part.where_to_get)
+    if missing or invalid:
+        detail = "; ".join([*(f"missing {m}" for m in missing), *invalid])
+        return PartStatus(name, "invalid", f"{base}: {detail}", part.where_to_get)
+    return PartStatus(name, "present", str(base), part.where_to_get)
+
+
+def verify_pack(models_dir: Path, names: tuple[str, ...] = RESTORATION_PARTS) -> list[PartStatus]:
+    return [check_part(models_dir, name) for name in names]

@@ -1,0 +1,1 @@
+"""Reproduce FaceMe's two-stage training, reference-pool construction and evaluation."""
