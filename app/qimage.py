@@ -1,0 +1,33 @@
+"""Conversions between the engine's numpy pictures (H×W×3 RGB uint8) and Qt images."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtGui import QImage
+
+
+def to_qimage(pixels: np.ndarray) -> QImage:
+    """A QImage that owns a copy of `pixels` (RGB or grayscale uint8). Safe to build in a worker."""
+    array = np.ascontiguousarray(pixels)
+    if array.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels, got {array.dtype}")
+    if array.ndim == 2:
+        h, w = array.shape
+        image = QImage(array.data, w, h, array.strides[0], QImage.Format.Format_Grayscale8)
+    elif array.ndim == 3 and array.shape[2] == 3:
+        h, w, _ = array.shape
+        image = QImage(array.data, w, h, array.strides[0], QImage.Format.Format_RGB888)
+    elif array.ndim == 3 and array.shape[2] == 4:
+        h, w, _ = array.shape
+        image = QImage(array.data, w, h, array.strides[0], QImage.Format.Format_RGBA8888)
+    else:
+        raise ValueError(f"expected H×W, H×W×3 or H×W×4 pixels, got shape {array.shape}")
+    return image.copy()  # detach from the numpy buffer
+
+
+def to_numpy(image: QImage) -> np.ndarray:
+    """RGB uint8 pixels of a QImage (a copy)."""
+    rgb = image.convertToFormat(QImage.Format.Format_RGB888)
+    h, w = rgb.height(), rgb.width()
+    buffer = np.frombuffer(rgb.constBits(), dtype=np.uint8, count=rgb.bytesPerLine() * h)
+    return buffer.reshape(h, rgb.bytesPerLine())[:, : w * 3].reshape(h, w, 3).copy()

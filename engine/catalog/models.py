@@ -1,0 +1,231 @@
+"""The catalog's schema: SQLAlchemy 2.0 typed models.
+
+Every change to these classes needs an Alembic migration in `engine/catalog/migrations/versions/`
+(the catalog upgrades itself when opened; `tests/catalog` checks that the migrated schema matches
+these models).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+
+import numpy as np
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Enum, Float, ForeignKey, Index, Integer, LargeBinary,
+                        MetaData, String, Text, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names, so migrations can refer to them on every database.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class PhotoStatus(str, enum.Enum):
+    ok = "ok"                  # read and analysed
+    missing = "missing"        # was scanned, is no longer at its path
+    unreadable = "unreadable"  # could not be decoded; `error` says why
+
+
+class AssignmentOrigin(str, enum.Enum):
+    machine = "machine"        # clustering put the face there; may move on a later run
+    confirmed = "confirmed"    # the user said "this is that person": never moved by the machine
+    rejected = "rejected"      # the user said "not this person": the face never goes back there
+
+
+class ItemStatus(str, enum.Enum):
+    pending = "pending"
+    done = "done"
+    skipped = "skipped"
+    failed = "failed"
+
+
+class JobStatus(str, enum.Enum):
+    running = "running"
+    done = "done"
+    cancelled = "cancelled"
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Stored as plain strings with a CHECK on SQLite, a native enum on PostgreSQL would make adding a
+    # value a migration of its own; strings + a CHECK constraint keep both simple.
+    return Enum(cls, name=name, native_enum=False, create_constraint=True, length=16,
+                values_callable=lambda c: [m.value for m in c])
+
+
+class Photo(Base):
+    __tablename__ = "photos"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: absolute path, as the scanner found it (symlinks not resolved: the user's own view of the album)
+    path: Mapped[str] = mapped_column(String(4096), unique=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    #: modification time in nanoseconds since the epoch (the incremental scan compares size + mtime)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    content_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    status: Mapped[PhotoStatus] = mapped_column(_enum(PhotoStatus, "photo_status"), default=PhotoStatus.ok)
+    error: Mapped[str | None] = mapped_column(Text)
+    date_taken: Mapped[datetime | None] = mapped_column(DateTime)
+    orientation: Mapped[int | None] = mapped_column(Integer)
+    camera: Mapped[str | None] = mapped_column(String(256))
+    #: pixel size after EXIF orientation
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    thumbnail: Mapped[str | None] = mapped_column(String(4096))
+    #: the embedding model the faces were analysed with ("" before analysis)
+    analysed_with: Mapped[str | None] = mapped_column(String(128))
+    scanned_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    missing_since: Mapped[datetime | None] = mapped_column(DateTime)
+
+    faces: Mapped[list[Face]] = relationship(back_populates="photo", cascade="all, delete-orphan",
+                                             passive_deletes=True)
+
+
+class Face(Base):
+    __tablename__ = "faces"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Float)
+    #: [[x, y] × 5]: left eye, right eye, nose tip, left mouth corner, right mouth corner
+    landmarks: Mapped[list] = mapped_column(JSON)
+    #: 0..1, higher is a better reference (see engine.people.quality)
+    quality: Mapped[float] = mapped_column(Float, default=0.0)
+    sharpness: Mapped[float] = mapped_column(Float, default=0.0)
+    frontalness: Mapped[float] = mapped_column(Float, default=0.0)
+    #: signed yaw estimate from the landmarks (-1 left profile .. +1 right profile), for pose diversity
+    yaw: Mapped[float] = mapped_column(Float, default=0.0)
+    #: float32 little-endian bytes, L2-normalised
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    embedding_model: Mapped[str] = mapped_column(String(128), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    photo: Mapped[Photo] = relationship(back_populates="faces")
+    assignments: Mapped[list[Assignment]] = relationship(back_populates="face", cascade="all, delete-orphan",
+                                                         passive_deletes=True)
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        return (self.x1, self.y1, self.x2, self.y2)
+
+    @property
+    def vector(self) -> np.ndarray:
+        return np.frombuffer(self.embedding, dtype="<f4")
+
+    @staticmethod
+    def pack(embedding: np.ndarray) -> bytes:
+        return np.asarray(embedding, dtype="<f4").tobytes()
+
+
+class Person(Base):
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(256))
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: people are per embedding model: faces of another model never join them
+    embedding_model: Mapped[str] = mapped_column(String(128), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    assignments: Mapped[list[Assignment]] = relationship(back_populates="person", cascade="all, delete-orphan",
+                                                         passive_deletes=True)
+    references: Mapped[list[Reference]] = relationship(back_populates="person", cascade="all, delete-orphan",
+                                                       passive_deletes=True, order_by="Reference.rank")
+
+    @property
+    def label(self) -> str:
+        return self.name or f"person {self.id}"
+
+
+class Assignment(Base):
+    """A face ↔ person link. Each face has at most one machine-or-confirmed row; any number of rejections."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (UniqueConstraint("face_id", "person_id"),
+                      Index("ix_assignments_person_id_origin", "person_id", "origin"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    face_id: Mapped[int] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    origin: Mapped[AssignmentOrigin] = mapped_column(_enum(AssignmentOrigin, "assignment_origin"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    face: Mapped[Face] = relationship(back_populates="assignments")
+    person: Mapped[Person] = relationship(back_populates="assignments")
+
+
+class Reference(Base):
+    """A reference face of a person: suggested by the machine (with its reason) or picked by the user."""
+
+    __tablename__ = "person_references"
+    __table_args__ = (UniqueConstraint("person_id", "face_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    face_id: Mapped[int] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"), index=True)
+    rank: Mapped[int] = mapped_column(Integer, default=0)
+    picked_by_user: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    person: Mapped[Person] = relationship(back_populates="references")
+    face: Mapped[Face] = relationship()
+
+
+class Restoration(Base):
+    __tablename__ = "restorations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    photo_id: Mapped[int | None] = mapped_column(ForeignKey("photos.id", ondelete="SET NULL"), index=True)
+    output_path: Mapped[str] = mapped_column(String(4096))
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    model_versions: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class BatchJob(Base):
+    __tablename__ = "batch_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    out_dir: Mapped[str] = mapped_column(String(4096))
+    roots: Mapped[list] = mapped_column(JSON)
+    options: Mapped[dict] = mapped_column(JSON, default=dict)
+    status: Mapped[JobStatus] = mapped_column(_enum(JobStatus, "job_status"), default=JobStatus.running)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    items: Mapped[list[BatchItem]] = relationship(back_populates="job", cascade="all, delete-orphan",
+                                                  passive_deletes=True, order_by="BatchItem.id")
+
+
+class BatchItem(Base):
+    __tablename__ = "batch_items"
+    __table_args__ = (UniqueConstraint("job_id", "photo_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("batch_jobs.id", ondelete="CASCADE"), index=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"))
+    #: the output path relative to the job's out_dir (mirrors the album's tree)
+    relative_output: Mapped[str] = mapped_column(String(4096))
+    status: Mapped[ItemStatus] = mapped_column(_enum(ItemStatus, "item_status"), default=ItemStatus.pending)
+    reason: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    job: Mapped[BatchJob] = relationship(back_populates="items")
+    photo: Mapped[Photo] = relationship()

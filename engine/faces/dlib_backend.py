@@ -1,0 +1,188 @@
+"""The embedded default face analyser: dlib's HOG detector, landmarks and 128-d ResNet embeddings.
+
+It needs no download: the detector is built into the `dlib-bin` wheel and the landmark and
+embedding models are the `.dat` files of the `face-recognition-models` wheel. That package is
+located with `importlib.util.find_spec` and never imported (its `__init__` imports `pkg_resources`,
+which recent setuptools no longer ship).
+
+Landmarks follow the engine's 5-point convention (image-left eye centre, image-right eye centre,
+nose tip, image-left mouth corner, image-right mouth corner). dlib's 5-point model has no mouth
+points, so landmarks come from the 68-point model of the same package: eye centres are the means
+of the six points around each eye (36–41, 42–47), the nose tip is point 30, the mouth corners are
+points 48 and 54. The embedding uses the 5-point model's alignment, which is what dlib's ResNet was
+trained with. Embeddings are L2-normalised (dlib's raw descriptors are not: their norms vary) and
+named "dlib/resnet-128"; embeddings of different models are never compared.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import ModelPackError
+from engine.faces.types import Face
+
+log = logging.getLogger(__name__)
+
+EMBEDDING_MODEL = "dlib/resnet-128"
+EMBEDDING_DIM = 128
+
+_SHAPE_5 = "shape_predictor_5_face_landmarks.dat"
+_SHAPE_68 = "shape_predictor_68_face_landmarks.dat"
+_RESNET = "dlib_face_recognition_resnet_model_v1.dat"
+
+
+def find_dlib_models_dir() -> Path:
+    """The folder holding face-recognition-models' `.dat` files, found without importing it."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelPackError("the embedded face models are not installed", part="dlib",
+                             hint="pip install face-recognition-models")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "models"
+    for name in (_SHAPE_5, _SHAPE_68, _RESNET):
+        if not (folder / name).is_file():
+            raise ModelPackError(f"{name} is missing from the embedded face models", folder / name,
+                                 part="dlib", hint="reinstall face-recognition-models")
+    return folder
+
+
+def _landmarks_from_68(points: np.ndarray) -> np.ndarray:
+    """Our 5 points from dlib's 68 (iBUG 300-W order)."""
+    return np.stack([
+        points[36:42].mean(axis=0),  # eye on the image's left (the subject's right eye)
+        points[42:48].mean(axis=0),
+        points[30],                  # nose tip
+        points[48],                  # mouth corner on the image's left
+        points[54],
+    ]).astype(np.float32)
+
+
+class DlibFaceAnalyzer:
+    """Detect faces, find their landmarks and embed them with dlib. Models load on first use.
+
+    `upsample` is how many times the HOG detector doubles the image before looking (1 finds faces
+    down to about 40 px); `max_detect_pixels` bounds the size of the image it actually scans, so a
+    24-megapixel photo is first reduced (small faces in huge photos are the price; they are the
+    faces too small to restore anyway). `min_score` is the HOG SVM margin below which detections
+    are dropped (dlib's own default is 0).
+    """
+
+    embedding_model = EMBEDDING_MODEL
+
+    def __init__(self, upsample: int = 1, max_detect_pixels: int = 4_000_000, min_score: float = 0.0,
+                 models_dir: Path | None = None):
+        self.upsample = upsample
+        self.max_detect_pixels = max_detect_pixels
+        self.min_score = min_score
+        self._models_dir = models_dir
+        self._lock = threading.Lock()
+        self._detector = None
+        self._shape5 = None
+        self._shape68 = None
+        self._resnet = None
+
+    def _load(self) -> None:
+        if self._resnet is not None:
+            return
+        with self._lock:
+            if self._resnet is not None:
+                return
+            import dlib
+
+            folder = self._models_dir or find_dlib_models_dir()
+            log.info("loading dlib face models from %s", folder)
+            self._detector = dlib.get_frontal_face_detector()
+            self._shape5 = dlib.shape_predictor(str(folder / _SHAPE_5))
+            self._shape68 = dlib.shape_predictor(str(folder / _SHAPE_68))
+            self._resnet = dlib.face_recognition_model_v1(str(folder / _RESNET))
+
+    @staticmethod
+    def _as_rgb8(image_rgb: np.ndarray) -> np.ndarray:
+        image = np.asarray(image_rgb)
+        if image.ndim == 2:
+            image = np.repeat(image[:, :, None], 3, axis=2)
+        if image.ndim != 3 or image.shape[2] not in (3, 4):
+            raise ValueError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
+        if image.shape[2] == 4:
+            image = image[:, :, :3]
+        if image.dtype != np.uint8:
+            raise ValueError(f"expected uint8 pixels, got {image.dtype}")
+        return np.ascontiguousarray(image)
+
+    def detect(self, image_rgb: np.ndarray, upsample: int | None = None, embed: bool = True) -> list[Face]:
+        """All faces (box, HOG score, 5 landmarks and, unless `embed` is False, the L2-normalised
+        embedding), largest first."""
+        faces = self._find(image_rgb, upsample)
+        if not embed:
+            return faces
+        embeddings = self.embed_many(image_rgb, faces)
+        return [replace(f, embedding=e, embedding_model=EMBEDDING_MODEL) for f, e in zip(faces, embeddings)]
+
+    def _find(self, image_rgb: np.ndarray, upsample: int | None) -> list[Face]:
+        import dlib
+
+        self._load()
+        image = self._as_rgb8(image_rgb)
+        upsample = self.upsample if upsample is None else upsample
+        h, w = image.shape[:2]
+        scale = 1.0
+        scanned_pixels = h * w * 4 ** upsample
+        if scanned_pixels > self.max_detect_pixels:
+            scale = (self.max_detect_pixels / scanned_pixels) ** 0.5
+        if scale < 1.0:
+            import cv2
+
+            small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                               interpolation=cv2.INTER_AREA)
+        else:
+            small = image
+        rects, scores, _ = self._detector.run(small, upsample, 0.0)
+        faces = []
+        for rect, score in zip(rects, scores):
+            if score < self.min_score:
+                continue
+            box = (rect.left() / scale, rect.top() / scale, (rect.right() + 1) / scale,
+                   (rect.bottom() + 1) / scale)
+            full_rect = dlib.rectangle(int(round(box[0])), int(round(box[1])),
+                                       int(round(box[2])) - 1, int(round(box[3])) - 1)
+            shape = self._shape68(image, full_rect)
+            points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+            x1, y1, x2, y2 = (float(np.clip(box[0], 0, w)), float(np.clip(box[1], 0, h)),
+                              float(np.clip(box[2], 0, w)), float(np.clip(box[3], 0, h)))
+            faces.append(Face(box=(x1, y1, x2, y2), score=float(score),
+                              landmarks=_landmarks_from_68(points)))
+        faces.sort(key=lambda f: f.area, reverse=True)
+        return faces
+
+    def embed(self, image_rgb: np.ndarray, face: Face) -> np.ndarray:
+        """The L2-normalised 128-d embedding of `face` (float32).
+
+        The 5-point shape is re-fitted inside the face's box, so faces found by another detector can
+        be embedded too.
+        """
+        return self.embed_many(image_rgb, [face])[0]
+
+    def embed_many(self, image_rgb: np.ndarray, faces: list[Face]) -> list[np.ndarray]:
+        import dlib
+
+        if not faces:
+            return []
+        self._load()
+        image = self._as_rgb8(image_rgb)
+        shapes = dlib.full_object_detections()
+        for face in faces:
+            x1, y1, x2, y2 = face.box
+            rect = dlib.rectangle(int(round(x1)), int(round(y1)), int(round(x2)) - 1, int(round(y2)) - 1)
+            shapes.append(self._shape5(image, rect))
+        vectors = self._resnet.compute_face_descriptor(image, shapes)
+        out = []
+        for vector in vectors:
+            embedding = np.asarray(vector, dtype=np.float32)
+            embedding /= max(float(np.linalg.norm(embedding)), 1e-12)
+            out.append(embedding)
+        return out

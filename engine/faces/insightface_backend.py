@@ -1,0 +1,117 @@
+"""InsightFace face analysis (SCRFD detector + ArcFace recognition) on onnxruntime.
+
+A thin wrapper over insightface 2.1's `model_zoo`: every `*.onnx` file in a pack folder is routed by
+its ONNX signature (SCRFD by its ≥5 outputs, ArcFace by its square ≥112 px input), exactly as
+`FaceAnalysis` does, but on sessions created here with the providers passed in. Input images are RGB
+uint8 (the engine's convention); InsightFace works in BGR, so the conversion happens here only.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import ModelPackError
+from engine.faces.types import Face
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PROVIDER_ORDER = ("CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def default_providers(preferred: Sequence[str] = DEFAULT_PROVIDER_ORDER) -> list[str]:
+    """`preferred` filtered by what this onnxruntime build offers (CPU is always there)."""
+    import onnxruntime
+
+    available = set(onnxruntime.get_available_providers())
+    chosen = [p for p in preferred if p in available]
+    return chosen or ["CPUExecutionProvider"]
+
+
+def _bgr(image_rgb: np.ndarray) -> np.ndarray:
+    image = np.asarray(image_rgb)
+    if image.ndim == 2:
+        image = np.stack([image] * 3, axis=-1)
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got {image.dtype}")
+    return np.ascontiguousarray(image[..., 2::-1])
+
+
+class InsightFaceAnalyzer:
+    """Detect faces and compute ArcFace embeddings with an InsightFace model pack folder.
+
+    `pack_dir` holds a detector (SCRFD) and a recognition model (ArcFace) as ONNX files, e.g. the
+    antelopev2 pack (`scrfd_10g_bnkps.onnx`, `glintr100.onnx`). Other ONNX files in the folder
+    (landmarks, gender/age) are ignored.
+    """
+
+    def __init__(self, pack_dir: Path, providers: Sequence | None = None, det_size: int = 640,
+                 det_thresh: float = 0.5):
+        from insightface.model_zoo import model_zoo
+
+        self.pack_dir = Path(pack_dir)
+        self.providers = list(providers) if providers is not None else default_providers()
+        self.det_size = int(det_size)
+        self.det_thresh = float(det_thresh)
+        part = self.pack_dir.name
+        files = sorted(self.pack_dir.glob("*.onnx")) if self.pack_dir.is_dir() else []
+        if not files:
+            raise ModelPackError("InsightFace model pack not found (no .onnx files)", self.pack_dir, part=part)
+        self.detector = None
+        self.recognizer = None
+        for onnx_file in files:
+            try:
+                model = model_zoo.get_model(str(onnx_file), providers=self.providers)
+            except Exception as exc:  # onnxruntime raises its own types for corrupt files
+                raise ModelPackError(f"not a loadable ONNX model ({exc.__class__.__name__}: {exc})",
+                                     onnx_file, part=part) from exc
+            task = getattr(model, "taskname", None)
+            if task == "detection" and self.detector is None:
+                self.detector = model
+                self._detector_file = onnx_file
+            elif task == "recognition" and self.recognizer is None:
+                self.recognizer = model
+                self._recognizer_file = onnx_file
+            else:
+                log.debug("%s: not used (task %s)", onnx_file, task)
+        if self.detector is None:
+            raise ModelPackError("no face detector (SCRFD) in the pack", self.pack_dir, part=part)
+        if self.recognizer is None:
+            raise ModelPackError("no ArcFace recognition model in the pack", self.pack_dir, part=part)
+        self.detector.prepare(0, input_size=(self.det_size, self.det_size), det_thresh=self.det_thresh)
+        self.embedding_model = f"insightface/{part}/{self._recognizer_file.stem}"
+
+    def detect(self, image_rgb: np.ndarray, det_size: int | None = None) -> list[Face]:
+        """All faces (box, score, 5 landmarks, L2-normalised embedding), largest detector score first."""
+        bgr = _bgr(image_rgb)
+        size = int(det_size or self.det_size)
+        boxes, landmarks = self.detector.detect(bgr, input_size=(size, size), det_thresh=self.det_thresh)
+        faces = []
+        for i in range(boxes.shape[0]):
+            kps = landmarks[i].astype(np.float32) if landmarks is not None else None
+            if kps is None:
+                raise ModelPackError("the detector gives no landmarks (an SCRFD *_kps model is needed)",
+                                     self._detector_file, part=self.pack_dir.name)
+            embedding = self._embed_bgr(bgr, kps)
+            faces.append(Face(box=tuple(float(v) for v in boxes[i, :4]), score=float(boxes[i, 4]),
+                              landmarks=kps, embedding=embedding, embedding_model=self.embedding_model))
+        return faces
+
+    def embed(self, image_rgb: np.ndarray, face: Face) -> np.ndarray:
+        """The L2-normalised ArcFace embedding of `face` (InsightFace's 5-point 112×112 alignment)."""
+        return self._embed_bgr(_bgr(image_rgb), np.asarray(face.landmarks, np.float32))
+
+    def _embed_bgr(self, bgr: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        from insightface.utils import face_align
+
+        with warnings.catch_warnings():
+            # scikit-image ≥ 0.26 deprecates SimilarityTransform.estimate, which face_align calls.
+            warnings.simplefilter("ignore", FutureWarning)
+            aligned = face_align.norm_crop(bgr, landmark=landmarks, image_size=self.recognizer.input_size[0])
+        raw = np.asarray(self.recognizer.get_feat(aligned), np.float32).reshape(-1)
+        norm = float(np.linalg.norm(raw))
+        return raw / norm if norm > 0 else raw
