@@ -1,4 +1,4 @@
-"""`faceme info`: what is installed and how to restore."""
+"""`faceme info`: what is installed and how to restore. Reads local files only (no network)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from engine import __version__
+from engine.errors import FaceMeError
 from engine.models.layout import PARTS, verify_pack
 from engine.settings import Settings
 
@@ -16,18 +17,36 @@ def add_parser(subparsers) -> None:
     p.set_defaults(handler=run)
 
 
+def _download_size(names: list[str]) -> str:
+    try:
+        from engine.models.fetch import human_bytes
+        from engine.models.manifest import load_manifest
+
+        manifest = load_manifest()
+        return f"about {human_bytes(sum(manifest.part(n).download_size for n in names))}"
+    except FaceMeError:
+        return "size unknown"
+
+
 def run(args: argparse.Namespace) -> int:
     settings = Settings().with_overrides(models_dir=args.models)
     print(f"FaceMe Studio {__version__}")
     print(f"model pack: {settings.models_dir}")
     statuses = verify_pack(settings.models_dir, tuple(PARTS))
     for status in statuses:
-        print(f"  {status.name:<18} {status.state}")
-    ready = all(s.ok for s in statuses if PARTS[s.name].required_for_restoration)
+        part = PARTS[status.name]
+        need = "" if part.required_for_restoration else " (optional)"
+        licence = f"{part.license_name}{', non-commercial' if part.non_commercial else ''}"
+        print(f"  {status.name:<18} {status.state:<8} {licence}{need}")
+    missing = [s.name for s in statuses if not s.ok and PARTS[s.name].required_for_restoration]
     print()
-    if ready:
+    if not missing:
         print("Ready. Restore a face crop:   faceme restore-face LQ.png --ref REF.jpg -o OUT.png")
     else:
-        print("The model pack is incomplete: `faceme models verify` says what is missing and where to get it.")
+        print(f"The model pack is incomplete ({', '.join(missing)}).")
+        print(f"Download it ({_download_size(missing)}; the licences are shown first):")
+        print("                              faceme models download")
+        print("Or adopt files you have:      faceme models import PART PATH")
+        print("Details:                      faceme models verify")
     print("All commands:                 faceme --help")
     return 0

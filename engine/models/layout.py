@@ -10,6 +10,9 @@
       insightface/buffalo_l/   optional, for album-level face analysis
 
 Each folder mirrors its upstream repository, so an existing download can be adopted as it is.
+Where each part comes from (sources, sizes, hashes, licences) is data: `manifest.json`, read by
+`manifest.py`; installing, importing and removing parts is `install.py`. A part folder installed by
+`faceme models download|import` also holds `.faceme-part.json`, the record `check_part` compares with.
 """
 
 from __future__ import annotations
@@ -83,8 +86,8 @@ PARTS: dict[str, PackPart] = {
                    ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")),
             where_to_get="Hugging Face hub thomas2modyu/FaceMe, folder controlnet/; "
                          "`faceme models download faceme-controlnet`",
-            license_name="Pi-Lab License 1.0 (non-commercial)",
-            license_url="https://github.com/modyu-liu/FaceMe",
+            license_name="Pi-Lab License 1.0",
+            license_url="https://github.com/modyu-liu/FaceMe/blob/main/LICENSE",
             non_commercial=True,
         ),
         PackPart(
@@ -94,8 +97,8 @@ PARTS: dict[str, PackPart] = {
             files=(("mix.safetensors",),),
             where_to_get="Hugging Face hub thomas2modyu/FaceMe, file mix/mix.safetensors; "
                          "`faceme models download faceme-mix`",
-            license_name="Pi-Lab License 1.0 (non-commercial)",
-            license_url="https://github.com/modyu-liu/FaceMe",
+            license_name="Pi-Lab License 1.0",
+            license_url="https://github.com/modyu-liu/FaceMe/blob/main/LICENSE",
             non_commercial=True,
         ),
         PackPart(
@@ -105,8 +108,8 @@ PARTS: dict[str, PackPart] = {
             files=(("scrfd_10g_bnkps.onnx",), ("glintr100.onnx",)),
             where_to_get="InsightFace model pack antelopev2 (GitHub release of deepinsight/insightface); "
                          "`faceme models download antelopev2`",
-            license_name="InsightFace models: non-commercial research only",
-            license_url="https://github.com/deepinsight/insightface#license",
+            license_name="InsightFace pretrained models: non-commercial research only",
+            license_url="https://github.com/deepinsight/insightface/tree/master/python-package#license",
             non_commercial=True,
         ),
         PackPart(
@@ -116,8 +119,8 @@ PARTS: dict[str, PackPart] = {
             files=(("det_10g.onnx",), ("w600k_r50.onnx",)),
             where_to_get="InsightFace model pack buffalo_l (GitHub release of deepinsight/insightface); "
                          "`faceme models download buffalo_l`",
-            license_name="InsightFace models: non-commercial research only",
-            license_url="https://github.com/deepinsight/insightface#license",
+            license_name="InsightFace pretrained models: non-commercial research only",
+            license_url="https://github.com/deepinsight/insightface/tree/master/python-package#license",
             non_commercial=True,
             required_for_restoration=False,
         ),
@@ -172,12 +175,22 @@ def _check_file(path: Path) -> str | None:
     return None
 
 
-def check_part(models_dir: Path, name: str) -> PartStatus:
+def check_part(models_dir: Path, name: str, full: bool = False) -> PartStatus:
+    """Present, missing or invalid. With an installed record (see `integrity.py`), recorded sizes are
+    compared too, and with `full=True` every file's SHA-256."""
+    return check_part_folder(part_dir(models_dir, name), name, full=full)
+
+
+def check_part_folder(base: Path, name: str, full: bool = False) -> PartStatus:
+    """`check_part` for a part laid out in any folder (e.g. a staging folder before it is installed)."""
+    from engine.errors import ModelPackError
+    from engine.models.integrity import read_record, sha256_file  # integrity imports nothing from here
+
     part = PARTS[name]
-    base = part_dir(models_dir, name)
+    base = Path(base)
     missing, invalid = [], []
     for spec in part.files:
-        found = find_file(models_dir, name, spec)
+        found = next((base / c for c in spec if (base / c).is_file()), None)
         if found is None:
             missing.append(" or ".join(spec))
             continue
@@ -186,11 +199,26 @@ def check_part(models_dir: Path, name: str) -> PartStatus:
             invalid.append(f"{found.relative_to(base)}: {problem}")
     if missing and len(missing) == len(part.files):
         return PartStatus(name, "missing", f"{base} not found or empty", part.where_to_get)
+    try:
+        record = read_record(base)
+    except ModelPackError as exc:  # a damaged record makes the part invalid, not the command crash
+        record = None
+        invalid.append(str(exc))
+    if record is not None:
+        for rel, entry in sorted(record.files.items()):
+            path = base / rel
+            if not path.is_file():
+                invalid.append(f"{rel}: recorded at install but missing now")
+            elif path.stat().st_size != entry.size:
+                invalid.append(f"{rel}: size {path.stat().st_size} differs from the installed {entry.size}")
+            elif full and sha256_file(path) != entry.sha256:
+                invalid.append(f"{rel}: content changed since install (SHA-256 differs)")
     if missing or invalid:
         detail = "; ".join([*(f"missing {m}" for m in missing), *invalid])
         return PartStatus(name, "invalid", f"{base}: {detail}", part.where_to_get)
     return PartStatus(name, "present", str(base), part.where_to_get)
 
 
-def verify_pack(models_dir: Path, names: tuple[str, ...] = RESTORATION_PARTS) -> list[PartStatus]:
-    return [check_part(models_dir, name) for name in names]
+def verify_pack(models_dir: Path, names: tuple[str, ...] = RESTORATION_PARTS,
+                full: bool = False) -> list[PartStatus]:
+    return [check_part(models_dir, name, full=full) for name in names]
