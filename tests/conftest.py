@@ -37,3 +37,63 @@ def run_cli(capsys):
         return code, captured.out, captured.err
 
     return run
+
+
+def _tiny_pack_cache_root() -> Path:
+    import tempfile
+
+    user = os.getuid() if hasattr(os, "getuid") else "user"
+    return Path(os.environ.get("FACEME_TINY_PACK_CACHE") or Path(tempfile.gettempdir()) / f"faceme-tiny-pack-{user}")
+
+
+@pytest.fixture(scope="session")
+def tiny_pack(shared) -> Path:
+    """A complete tiny model pack in the released formats (engine.testing.tiny_pack), built once.
+
+    Cached in a folder keyed by a hash of tiny_pack.py (and of the model modules it builds with), so
+    pytest-xdist workers and later sessions share one build; a lock file serialises the first build.
+    Needs ../shared for the real SCRFD detector.
+    """
+    import hashlib
+    import shutil
+    import time
+
+    from engine.testing import tiny_pack as tiny_pack_module
+
+    sources = [Path(tiny_pack_module.__file__), ROOT / "engine" / "faceme" / "mix.py",
+               ROOT / "engine" / "faceme" / "id_encoder.py"]
+    key = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
+    root = _tiny_pack_cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    pack = root / key
+    done = pack / ".complete"
+    lock = root / f"{key}.lock"
+    deadline = time.monotonic() + 600
+    while not done.exists():
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                stale = time.time() - lock.stat().st_mtime > 600
+            except FileNotFoundError:
+                continue
+            if stale or time.monotonic() > deadline:
+                lock.unlink(missing_ok=True)  # a build that died long ago
+            time.sleep(0.5)
+            continue
+        try:
+            if not done.exists():
+                building = root / f"{key}.building-{os.getpid()}"
+                shutil.rmtree(building, ignore_errors=True)
+                tiny_pack_module.write_tiny_pack(building, shared / "models" / "insightface_scrfd" / "det_500m.onnx")
+                (building / ".complete").write_text("ok\n")
+                shutil.rmtree(pack, ignore_errors=True)
+                building.rename(pack)
+                for old in root.iterdir():  # packs of earlier versions, built over a day ago
+                    marker = old / ".complete"
+                    if old != pack and marker.exists() and time.time() - marker.stat().st_mtime > 86400:
+                        shutil.rmtree(old, ignore_errors=True)
+        finally:
+            os.close(fd)
+            lock.unlink(missing_ok=True)
+    return pack

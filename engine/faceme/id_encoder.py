@@ -29,6 +29,7 @@ from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from engine.errors import ModelPackError
+from engine.models.layout import PARTS
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,10 @@ OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 CLIP_HEAD_DIM = 64
 
 _PREFIX = "vision_model."
+
+
+def _error(message: str, path: Path) -> ModelPackError:
+    return ModelPackError(message, path, part=PART, hint=f"get it: {PARTS[PART].where_to_get}")
 
 
 class CLIPIdentityEncoder(nn.Module):
@@ -96,7 +101,7 @@ def read_photomaker_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor
     """(id_encoder state dict, lora_weights state dict) from a `.bin` or `.safetensors` file."""
     path = Path(path)
     if not path.is_file():
-        raise ModelPackError("PhotoMaker checkpoint not found", path, part=PART)
+        raise _error("PhotoMaker checkpoint not found", path)
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -110,15 +115,14 @@ def read_photomaker_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor
         else:
             data = torch.load(str(path), map_location="cpu", weights_only=True)
             if not isinstance(data, dict) or "id_encoder" not in data:
-                raise ModelPackError("not a PhotoMaker checkpoint (no 'id_encoder' entry)", path, part=PART)
+                raise _error("not a PhotoMaker checkpoint (no 'id_encoder' entry)", path)
             id_encoder, lora = data["id_encoder"], data.get("lora_weights", {})
     except ModelPackError:
         raise
     except Exception as exc:  # unpickling / safetensors errors of every kind
-        raise ModelPackError(f"unreadable PhotoMaker checkpoint ({exc.__class__.__name__}: {exc})",
-                             path, part=PART) from exc
+        raise _error(f"unreadable PhotoMaker checkpoint ({exc.__class__.__name__}: {exc})", path) from exc
     if not id_encoder:
-        raise ModelPackError("no id_encoder weights in the checkpoint", path, part=PART)
+        raise _error("no id_encoder weights in the checkpoint", path)
     return dict(id_encoder), dict(lora)
 
 
@@ -165,9 +169,11 @@ def load_id_encoder(path: str | Path, device: str | torch.device = "cpu",
         config, projection_2_dim = clip_vision_config_from_state_dict(state)
         encoder = CLIPIdentityEncoder(config, projection_2_dim)
         encoder.load_state_dict(state, strict=True)
-    except (KeyError, RuntimeError, ValueError, IndexError) as exc:
-        raise ModelPackError(f"id_encoder is not a CLIP vision encoder with two projections: {exc}",
-                             path, part=PART) from exc
+    except KeyError as exc:
+        raise _error(f"id_encoder is not a CLIP vision encoder with two projections: tensor {exc} is missing",
+                     path) from exc
+    except (RuntimeError, ValueError, IndexError) as exc:
+        raise _error(f"id_encoder is not a CLIP vision encoder with two projections: {exc}", path) from exc
     log.debug("loaded CLIP id encoder (hidden %d, %d layers, %d px) from %s", config.hidden_size,
               config.num_hidden_layers, config.image_size, path)
     return encoder.to(device=device, dtype=dtype).eval().requires_grad_(False)

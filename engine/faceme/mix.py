@@ -16,10 +16,15 @@ import torch
 from torch import nn
 
 from engine.errors import ModelPackError
+from engine.models.layout import PARTS
 
 log = logging.getLogger(__name__)
 
 PART = "faceme-mix"
+
+
+def _error(message: str, path: Path) -> ModelPackError:
+    return ModelPackError(message, path, part=PART, hint=f"get it: {PARTS[PART].where_to_get}")
 
 
 class MLP(nn.Module):
@@ -102,14 +107,16 @@ def load_mix(path: str | Path, device: str | torch.device = "cpu",
     try:
         state = load_file(str(path))
     except FileNotFoundError as exc:
-        raise ModelPackError("Mix weights not found", path, part=PART) from exc
+        raise _error("Mix weights not found", path) from exc
     except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise ModelPackError(f"not a readable safetensors file ({exc})", path, part=PART) from exc
+        raise _error(f"not a readable safetensors file ({exc})", path) from exc
     try:
         widths = mix_widths_from_state_dict(state)
         mix = Mix(widths.arcface_dim, widths.id_hidden_dim, widths.clip_dim, widths.token_dim)
         mix.load_state_dict(state, strict=True)
-    except (KeyError, RuntimeError, ValueError, IndexError) as exc:
-        raise ModelPackError(f"not FaceMe Mix weights: {exc}", path, part=PART) from exc
+    except KeyError as exc:
+        raise _error(f"not FaceMe Mix weights: tensor {exc} is missing", path) from exc
+    except (RuntimeError, ValueError, IndexError) as exc:
+        raise _error(f"not FaceMe Mix weights: {exc}", path) from exc
     log.debug("loaded Mix %s from %s", widths, path)
     return mix.to(device=device, dtype=dtype).eval().requires_grad_(False)

@@ -32,6 +32,13 @@ def default_providers(preferred: Sequence[str] = DEFAULT_PROVIDER_ORDER) -> list
     return chosen or ["CPUExecutionProvider"]
 
 
+def _pack_error(message: str, path: Path, part: str) -> ModelPackError:
+    from engine.models.layout import PARTS
+
+    hint = f"get it: {PARTS[part].where_to_get}" if part in PARTS else None
+    return ModelPackError(message, path, part=part, hint=hint)
+
+
 def _bgr(image_rgb: np.ndarray) -> np.ndarray:
     image = np.asarray(image_rgb)
     if image.ndim == 2:
@@ -58,16 +65,17 @@ class InsightFaceAnalyzer:
         self.det_size = int(det_size)
         self.det_thresh = float(det_thresh)
         part = self.pack_dir.name
+        self._part = part
         files = sorted(self.pack_dir.glob("*.onnx")) if self.pack_dir.is_dir() else []
         if not files:
-            raise ModelPackError("InsightFace model pack not found (no .onnx files)", self.pack_dir, part=part)
+            raise _pack_error("InsightFace model pack not found (no .onnx files)", self.pack_dir, part=part)
         self.detector = None
         self.recognizer = None
         for onnx_file in files:
             try:
                 model = model_zoo.get_model(str(onnx_file), providers=self.providers)
             except Exception as exc:  # onnxruntime raises its own types for corrupt files
-                raise ModelPackError(f"not a loadable ONNX model ({exc.__class__.__name__}: {exc})",
+                raise _pack_error(f"not a loadable ONNX model ({exc.__class__.__name__}: {exc})",
                                      onnx_file, part=part) from exc
             task = getattr(model, "taskname", None)
             if task == "detection" and self.detector is None:
@@ -79,9 +87,9 @@ class InsightFaceAnalyzer:
             else:
                 log.debug("%s: not used (task %s)", onnx_file, task)
         if self.detector is None:
-            raise ModelPackError("no face detector (SCRFD) in the pack", self.pack_dir, part=part)
+            raise _pack_error("no face detector (SCRFD) in the pack", self.pack_dir, part=part)
         if self.recognizer is None:
-            raise ModelPackError("no ArcFace recognition model in the pack", self.pack_dir, part=part)
+            raise _pack_error("no ArcFace recognition model in the pack", self.pack_dir, part=part)
         self.detector.prepare(0, input_size=(self.det_size, self.det_size), det_thresh=self.det_thresh)
         self.embedding_model = f"insightface/{part}/{self._recognizer_file.stem}"
 
@@ -94,7 +102,7 @@ class InsightFaceAnalyzer:
         for i in range(boxes.shape[0]):
             kps = landmarks[i].astype(np.float32) if landmarks is not None else None
             if kps is None:
-                raise ModelPackError("the detector gives no landmarks (an SCRFD *_kps model is needed)",
+                raise _pack_error("the detector gives no landmarks (an SCRFD *_kps model is needed)",
                                      self._detector_file, part=self.pack_dir.name)
             embedding = self._embed_bgr(bgr, kps)
             faces.append(Face(box=tuple(float(v) for v in boxes[i, :4]), score=float(boxes[i, 4]),
