@@ -60,6 +60,8 @@ class InsightFaceAnalyzer:
                  det_thresh: float = 0.5):
         from insightface.model_zoo import model_zoo
 
+        from engine.models.integrity import check_model_file
+
         self.pack_dir = Path(pack_dir)
         self.providers = list(providers) if providers is not None else default_providers()
         self.det_size = int(det_size)
@@ -72,6 +74,8 @@ class InsightFaceAnalyzer:
         self.detector = None
         self.recognizer = None
         for onnx_file in files:
+            # Before any session exists: the file must be the one its install recorded (hash).
+            check_model_file(onnx_file)
             try:
                 model = model_zoo.get_model(str(onnx_file), providers=self.providers)
             except Exception as exc:  # onnxruntime raises its own types for corrupt files

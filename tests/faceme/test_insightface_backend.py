@@ -125,3 +125,28 @@ def test_missing_or_broken_packs_are_model_pack_errors(tmp_path, antelope):
     (only_detector / "glintr100.onnx").write_bytes(b"\x00 truncated download")
     with pytest.raises(ModelPackError, match="glintr100.onnx"):
         InsightFaceAnalyzer(only_detector)
+
+
+def test_tampered_recorded_onnx_is_refused_before_a_session_is_created(tmp_path, tiny_pack, monkeypatch):
+    """A pack installed through `faceme models import` has a hash record; a changed file must not load."""
+    from insightface.model_zoo import model_zoo
+
+    from engine.errors import ModelPackError
+    from engine.faces.insightface_backend import InsightFaceAnalyzer
+    from engine.models.install import import_part
+    from engine.models.layout import part_dir
+
+    models = tmp_path / "models"
+    import_part(models, "antelopev2", part_dir(tiny_pack, "antelopev2"), mode="copy")
+    recognizer = part_dir(models, "antelopev2") / "glintr100.onnx"
+    data = bytearray(recognizer.read_bytes())
+    data[-1] ^= 0xFF  # same size, different bytes
+    recognizer.write_bytes(bytes(data))
+
+    sessions = []
+    monkeypatch.setattr(model_zoo, "get_model", lambda *a, **k: sessions.append(a) or None)
+    with pytest.raises(ModelPackError) as err:
+        InsightFaceAnalyzer(part_dir(models, "antelopev2"), providers=["CPUExecutionProvider"])
+    assert "glintr100.onnx" in str(err.value)
+    # The detector (sorted first, untouched) may have been opened; the tampered file never was.
+    assert not any("glintr100" in str(args[0]) for args in sessions)
