@@ -14,6 +14,7 @@ noise, then each DDPM step's variance noise. A seeded run is therefore reproduci
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Sequence
@@ -142,6 +143,22 @@ def decode_latents(vae, latents: torch.Tensor) -> torch.Tensor:
 
 # ---- loading ---------------------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def _library_progress_bars_disabled():
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    previous = [(lib, lib.is_progress_bar_enabled()) for lib in (diffusers_logging, transformers_logging)]
+    for lib, _ in previous:
+        lib.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for lib, enabled in previous:
+            if enabled:
+                lib.enable_progress_bar()
+
+
 def _has_fp16_variant(folder: Path) -> bool:
     return any(folder.glob("*.fp16.safetensors")) or any(folder.glob("*.fp16.bin"))
 
@@ -182,6 +199,13 @@ class FaceMePipeline:
     def from_pack(cls, models_dir: str | Path, device: str | torch.device = "auto",
                   dtype: str | torch.dtype = "auto", providers: Sequence | None = None) -> FaceMePipeline:
         """Load the five parts from a model pack folder (layout: engine.models.layout)."""
+        # transformers and diffusers draw tqdm bars while loading; our callers report progress their own
+        # way (CLI bar, GUI signals), so the libraries' bars are off for the duration of the load.
+        with _library_progress_bars_disabled():
+            return cls._load_from_pack(models_dir, device, dtype, providers)
+
+    @classmethod
+    def _load_from_pack(cls, models_dir, device, dtype, providers) -> FaceMePipeline:
         from diffusers import AutoencoderKL, ControlNetModel, DDPMScheduler, UNet2DConditionModel
         from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 

@@ -55,3 +55,13 @@ def test_each_missing_part_is_named(tiny_pack, tmp_path):
         with pytest.raises(ModelPackError) as info:
             FaceMePipeline.from_pack(pack, device="cpu")
         assert info.value.part == part and info.value.hint and "get it" in str(info.value)
+
+
+def test_loading_draws_no_library_progress_bars(tiny_pack, capfd):
+    from transformers.utils import logging as transformers_logging
+
+    from engine.faceme.pipeline import FaceMePipeline
+
+    FaceMePipeline.from_pack(tiny_pack, device="cpu")
+    assert "Loading weights" not in capfd.readouterr().err
+    assert transformers_logging.is_progress_bar_enabled()  # restored for other users of the library
