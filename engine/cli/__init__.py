@@ -15,15 +15,19 @@ import sys
 from collections.abc import Sequence
 
 from engine import __version__
+from engine.cli import batch as batch_cmd
 from engine.cli import info as info_cmd
 from engine.cli import models as models_cmd
+from engine.cli import people as people_cmd
+from engine.cli import restore as restore_cmd
 from engine.cli import restore_face as restore_face_cmd
+from engine.cli import scan as scan_cmd
 from engine.errors import FaceMeError
 
 log = logging.getLogger("engine.cli")
 
 #: Modules that each add one subcommand (or a group) to the parser, in help order.
-SUBCOMMANDS = (info_cmd, restore_face_cmd, models_cmd)
+SUBCOMMANDS = (info_cmd, restore_cmd, restore_face_cmd, models_cmd, scan_cmd, people_cmd, batch_cmd)
 
 
 class _Parser(argparse.ArgumentParser):

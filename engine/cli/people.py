@@ -1,0 +1,205 @@
+"""`faceme people`: list people and correct them. Every correction is kept across re-scans.
+
+    faceme people list [--json] [--all]
+    faceme people rename PERSON NAME
+    faceme people merge PERSON OTHER...
+    faceme people split PERSON FACE... [--name NAME]
+    faceme people confirm PERSON FACE...
+    faceme people reject PERSON FACE...
+    faceme people hide PERSON [--undo]
+    faceme people refs PERSON [--set IMG...] [--clear]
+
+PERSON is a person's id or name. FACE is a face id (#12, as `people list` shows), a photo path (its
+faces in that person, or all its faces), or PATH#N (the photo's N-th largest face).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from engine.cli.scan import add_catalog_argument, open_catalog_from
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("people", help="list people and correct them (rename, merge, split, …)",
+                              description=__doc__.split("\n\n")[0],
+                              formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    q = sub.add_parser("list", help="people and their faces")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    q.add_argument("--all", action="store_true", help="include hidden people")
+    q.set_defaults(handler=run_list)
+
+    q = sub.add_parser("rename", help="give a person a name")
+    q.add_argument("person")
+    q.add_argument("name")
+    q.set_defaults(handler=run_rename)
+
+    q = sub.add_parser("merge", help="merge people into the first one")
+    q.add_argument("person")
+    q.add_argument("others", nargs="+")
+    q.set_defaults(handler=run_merge)
+
+    q = sub.add_parser("split", help="move the chosen faces out of a person into a new person")
+    q.add_argument("person")
+    q.add_argument("faces", nargs="+", metavar="FACE")
+    q.add_argument("--name", help="name of the new person")
+    q.set_defaults(handler=run_split)
+
+    q = sub.add_parser("confirm", help="these faces are this person (never moved again)")
+    q.add_argument("person")
+    q.add_argument("faces", nargs="+", metavar="FACE")
+    q.set_defaults(handler=run_confirm)
+
+    q = sub.add_parser("reject", help="these faces are not this person (never put back)")
+    q.add_argument("person")
+    q.add_argument("faces", nargs="+", metavar="FACE")
+    q.set_defaults(handler=run_reject)
+
+    q = sub.add_parser("hide", help="hide a person from lists (strangers in the background)")
+    q.add_argument("person")
+    q.add_argument("--undo", action="store_true", help="show the person again")
+    q.set_defaults(handler=run_hide)
+
+    q = sub.add_parser("refs", help="a person's reference photos (suggested, or your picks)")
+    q.add_argument("person")
+    q.add_argument("--set", nargs="+", metavar="IMG", dest="images", help="use these photos' faces as references")
+    q.add_argument("--clear", action="store_true", help="forget your picks, go back to suggestions")
+    q.set_defaults(handler=run_refs)
+    for parser in sub.choices.values():
+        add_catalog_argument(parser)
+
+
+def _with_session(args, work):
+    catalog = open_catalog_from(args)
+    try:
+        with catalog.transaction() as session:
+            return work(session)
+    finally:
+        catalog.close()
+
+
+def run_list(args) -> int:
+    from engine.people.listing import people_listing
+
+    def work(session):
+        return people_listing(session, include_hidden=args.all, with_ids=not args.json)
+
+    listing = _with_session(args, work)
+    if args.json:
+        print(json.dumps(listing, indent=2, ensure_ascii=False))
+        return 0
+    if not listing["people"] and not listing["unassigned"]:
+        print("no faces in the catalog yet (faceme scan FOLDER)")
+    for person in listing["people"]:
+        hidden = " (hidden)" if person.get("hidden") else ""
+        print(f"{person['id']:>5}  {person['name'] or '(unnamed)'}{hidden}: {len(person['faces'])} faces")
+        for face in person["faces"]:
+            mark = " confirmed" if face["confirmed"] else ""
+            print(f"         #{face['face_id']:<6} {face['photo']}  {face['box']}{mark}")
+    if listing["unassigned"]:
+        print(f"unknown: {len(listing['unassigned'])} faces")
+        for face in listing["unassigned"]:
+            print(f"         #{face['face_id']:<6} {face['photo']}  {face['box']}")
+    return 0
+
+
+def run_rename(args) -> int:
+    from engine.people import corrections
+
+    def work(session):
+        person = corrections.rename(session, corrections.find_person(session, args.person), args.name)
+        return f"person {person.id} is now {person.name}"
+
+    print(_with_session(args, work))
+    return 0
+
+
+def run_merge(args) -> int:
+    from engine.people import corrections
+
+    def work(session):
+        into = corrections.find_person(session, args.person)
+        others = [corrections.find_person(session, o) for o in args.others]
+        corrections.merge(session, into, others)
+        return f"merged {', '.join(o for o in args.others)} into {into.label}"
+
+    print(_with_session(args, work))
+    return 0
+
+
+def run_split(args) -> int:
+    from engine.people import corrections
+
+    def work(session):
+        person = corrections.find_person(session, args.person)
+        new = corrections.split(session, person, args.faces, name=args.name)
+        return f"split {len(args.faces)} face reference(s) out of {person.label} into {new.label}"
+
+    print(_with_session(args, work))
+    return 0
+
+
+def run_confirm(args) -> int:
+    from engine.people import corrections
+
+    def work(session):
+        person = corrections.find_person(session, args.person)
+        faces = corrections.confirm(session, person, args.faces)
+        return f"confirmed {len(faces)} face(s) as {person.label}"
+
+    print(_with_session(args, work))
+    return 0
+
+
+def run_reject(args) -> int:
+    from engine.people import corrections
+
+    def work(session):
+        person = corrections.find_person(session, args.person)
+        faces = corrections.reject(session, person, args.faces)
+        return f"{len(faces)} face(s) are not {person.label}"
+
+    print(_with_session(args, work))
+    return 0
+
+
+def run_hide(args) -> int:
+    from engine.people import corrections
+
+    def work(session):
+        person = corrections.hide(session, corrections.find_person(session, args.person), not args.undo)
+        return f"{person.label} is {'hidden' if person.hidden else 'shown'}"
+
+    print(_with_session(args, work))
+    return 0
+
+
+def run_refs(args) -> int:
+    from engine.people import corrections, references
+
+    def work(session):
+        person = corrections.find_person(session, args.person)
+        if args.clear:
+            references.set_references(session, person, [])
+        if args.images:
+            faces = []
+            for image in args.images:
+                found = corrections.find_faces(session, image, person)
+                mine = [f for f in found if (p := corrections.person_of(session, f)) and p.id == person.id]
+                faces.extend(mine or found[:1])
+            choices = references.set_references(session, person, faces)
+        else:
+            choices = references.references(session, person)
+        lines = [f"references of {person.label}:"]
+        if not choices:
+            lines.append("  none (no face of this person is large enough)")
+        for choice in choices:
+            box = [round(v) for v in choice.face.box]
+            lines.append(f"  #{choice.face.id} {choice.face.photo.path} {box}: {choice.reason}")
+        return "\n".join(lines)
+
+    print(_with_session(args, work))
+    return 0

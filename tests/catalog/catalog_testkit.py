@@ -1,0 +1,59 @@
+"""Helpers shared by tests/catalog and tests/people: real dlib analysis, memoised across tests."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from engine.faces.dlib_backend import DlibFaceAnalyzer
+
+_ANALYZER: DlibFaceAnalyzer | None = None
+_CACHE: dict[str, list] = {}
+
+
+class MemoDlibAnalyzer:
+    """The real dlib analyser; results are remembered per pixel content, so tests that scan the same
+    photos again don't pay for dlib twice. `calls` counts the photos actually analysed (decoded)."""
+
+    embedding_model = "dlib/resnet-128"
+
+    def __init__(self):
+        global _ANALYZER
+        if _ANALYZER is None:
+            _ANALYZER = DlibFaceAnalyzer()
+        self.inner = _ANALYZER
+        self.calls = 0
+
+    def detect(self, image_rgb: np.ndarray):
+        self.calls += 1
+        key = hashlib.sha1(np.ascontiguousarray(image_rgb).tobytes()).hexdigest() + str(image_rgb.shape)
+        if key not in _CACHE:
+            _CACHE[key] = self.inner.detect(image_rgb)
+        return list(_CACHE[key])
+
+    def embed(self, image_rgb, face):
+        return self.inner.embed(image_rgb, face)
+
+
+def lfw_photo(shared: Path, identity: str, number: int) -> Path:
+    return shared / "data" / "lfw_subset" / "images" / identity / f"{identity}_{number:04d}.jpg"
+
+
+def lfw_numbers(shared: Path, identity: str) -> list[int]:
+    folder = shared / "data" / "lfw_subset" / "images" / identity
+    return sorted(int(p.stem.rsplit("_", 1)[1]) for p in folder.glob("*.jpg"))
+
+
+def add_photos(shared: Path, folder: Path, identity: str, numbers: list[int]) -> list[Path]:
+    """Copy LFW photos of `identity` into `folder` (names kept); returns the new paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for n in numbers:
+        source = lfw_photo(shared, identity, n)
+        target = folder / source.name
+        shutil.copy2(source, target)
+        paths.append(target)
+    return paths

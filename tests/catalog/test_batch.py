@@ -1,0 +1,101 @@
+"""Batch restoration with the tiny model pack: mirrored output, summary, and resuming after SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from catalog_testkit import add_photos, lfw_numbers
+from sqlalchemy import func, select
+
+from engine.catalog.db import open_catalog
+from engine.catalog.models import BatchItem, ItemStatus, Restoration
+from engine.imageio import PARTIAL_SUFFIX, read_image
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_batch_killed_and_resumed(shared, tmp_path, tiny_pack, run_cli):
+    album = tmp_path / "album"
+    cheney = add_photos(shared, album / "2003" / "trip", "Dick_Cheney", lfw_numbers(shared, "Dick_Cheney")[:2])
+    ryder = add_photos(shared, album / "misc", "Winona_Ryder", lfw_numbers(shared, "Winona_Ryder")[:1])
+    inputs = {p: p.read_bytes() for p in [*cheney, *ryder]}
+    out, db = tmp_path / "out", tmp_path / "catalog.sqlite3"
+    args = ["batch", str(album), "--out", str(out), "--catalog", str(db), "--models", str(tiny_pack),
+            "--steps", "2", "--seed", "3", "--unmatched", "skip"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main())", *args],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            assert proc.poll() is None, f"the batch ended before it could be killed: {proc.stderr.read()[-2000:]!r}"
+            try:
+                with sqlite3.connect(db, timeout=5) as con:
+                    if con.execute("select count(*) from batch_items where status='done'").fetchone()[0] >= 1:
+                        break
+            except sqlite3.OperationalError:
+                pass  # not created yet
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+
+    code, stdout, stderr = run_cli(*args)
+    assert code == 0, stderr
+    assert "restored" in stdout and "skipped" in stdout
+    assert "nobody in it has reference photos" in stdout  # Ryder's single photo: no person, no refs
+
+    catalog = open_catalog(db)
+    try:
+        assert catalog.integrity_check() == "ok"
+        with catalog.session() as s:
+            items = s.scalars(select(BatchItem)).all()
+            assert len(items) == 3 and len({i.photo_id for i in items}) == 3
+            assert {i.status for i in items} <= {ItemStatus.done, ItemStatus.skipped}
+            done = [i for i in items if i.status == ItemStatus.done]
+            assert len(done) == 2
+            # each photo restored once: one restoration row per done photo, none for the others
+            per_photo = dict(s.execute(select(Restoration.photo_id, func.count(Restoration.id))
+                                       .group_by(Restoration.photo_id)).all())
+            assert per_photo == {i.photo_id: 1 for i in done}
+    finally:
+        catalog.close()
+    # the output tree mirrors the album, every output is whole, nothing partial is left
+    for path in cheney:
+        target = out / path.relative_to(album)
+        assert read_image(target).pixels.shape == read_image(path).pixels.shape
+    assert not (out / "misc").exists() or not any((out / "misc").iterdir())
+    assert list(out.rglob(f"*{PARTIAL_SUFFIX}")) == []
+    assert all(p.read_bytes() == data for p, data in inputs.items())  # inputs untouched
+    # running it again does nothing more
+    code, stdout, _ = run_cli(*args)
+    assert code == 0 and "0 restored" in stdout and "(2 done before this run)" in stdout
+
+
+def test_batch_needs_a_model_pack_and_a_separate_output(tmp_path, run_cli):
+    album = tmp_path / "album"
+    album.mkdir()
+    code, _, err = run_cli("batch", album, "--out", tmp_path / "out", "--models", tmp_path / "empty",
+                           "--catalog", tmp_path / "c.sqlite3")
+    assert code == 4 and "model pack" in err
+    assert not (tmp_path / "c.sqlite3").exists()  # refused before any scanning
+    code, _, err = run_cli("batch", tmp_path / "missing", "--out", tmp_path / "out")
+    assert code == 2 and "no such folder" in err
+
+
+def test_output_inside_the_album_is_refused(tmp_path, catalog):
+    import pytest
+
+    from engine.catalog.batch import BatchOptions, start_or_resume
+    from engine.errors import UsageError
+
+    (tmp_path / "album").mkdir()
+    with pytest.raises(UsageError, match="inside an album"):
+        start_or_resume(catalog, [tmp_path / "album"], tmp_path / "album" / "restored", BatchOptions(),
+                        scan_first=False)
