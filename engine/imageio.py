@@ -84,7 +84,8 @@ Writing (`write_image`)
 
 For the album scanner
 ---------------------
-``read_photo_info`` (header only: displayed size, orientation, format, EXIF date taken with its
+``read_photo_info`` (header only: displayed size, orientation, format, EXIF date taken (read with
+exifread) with its
 offset, camera, file size, mtime), ``content_hash`` (SHA-256 of the bytes, to recognise moved
 files), ``make_thumbnail`` (JPEGs decoded at 1/2–1/8 scale) and ``SUPPORTED_SUFFIXES``.
 """
@@ -105,7 +106,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError
@@ -127,12 +128,6 @@ SUPPORTED_SUFFIXES: frozenset[str] = frozenset({
 })
 
 _ORIENTATION_TAG = 0x0112
-_EXIF_IFD_TAG = 0x8769
-_DATE_TIME_ORIGINAL = 0x9003
-_DATE_TIME_DIGITIZED = 0x9004
-_OFFSET_TIME_ORIGINAL = 0x9011
-_SUBSEC_TIME_ORIGINAL = 0x9291
-_MAKE, _MODEL = 0x010F, 0x0110
 
 _TRANSPOSE_FOR_ORIENTATION = {
     2: (Image.Transpose.FLIP_LEFT_RIGHT,),
@@ -666,29 +661,41 @@ def _clean_text(value: Any) -> str | None:
     return value or None
 
 
+def _exif_date_and_camera(fp: BinaryIO, path: Path) -> tuple[datetime | None, str | None, str | None]:
+    """Date taken and camera from EXIF through exifread (header tags only, no thumbnail, no
+    MakerNote), for the album scanner. Damaged EXIF gives Nones: the photo is still a photo."""
+    import exifread
+
+    fp.seek(0)
+    try:
+        tags = exifread.process_file(fp, details=False, extract_thumbnail=False, builtin_types=True)
+    except Exception as exc:  # exifread raises many types on damaged blocks
+        log.debug("%s: EXIF unreadable: %s", path, exc)
+        return None, None, None
+
+    def text(key: str) -> str | None:
+        return _clean_text(tags.get(key))
+
+    date_taken = (_parse_exif_datetime(text("EXIF DateTimeOriginal"), text("EXIF OffsetTimeOriginal"),
+                                       text("EXIF SubSecTimeOriginal"))
+                  or _parse_exif_datetime(text("EXIF DateTimeDigitized")))
+    return date_taken, text("Image Make"), text("Image Model")
+
+
 def read_photo_info(path: str | Path) -> PhotoInfo:
     """Header-only facts (size after orientation, orientation, format, date taken, camera, file
     size, mtime) without decoding any pixels. Raises ImageReadError naming the file."""
     path = Path(path)
     st = _stat_for_reading(path)
     with _open_for_reading(path) as fp:
+        date_taken, make, model = _exif_date_and_camera(fp, path)
+        fp.seek(0)
         im = _open_header(fp, path)
         try:
             width, height = im.size
             orientation = _declared_orientation(im)
             # pillow-heif and Pillow's TIFF plugin report the size as displayed already.
             upright = im.format in ("HEIF", "TIFF")
-            date_taken = make = model = None
-            try:
-                exif = im.getexif()
-                make, model = _clean_text(exif.get(_MAKE)), _clean_text(exif.get(_MODEL))
-                sub = exif.get_ifd(_EXIF_IFD_TAG)
-                date_taken = (_parse_exif_datetime(sub.get(_DATE_TIME_ORIGINAL),
-                                                   sub.get(_OFFSET_TIME_ORIGINAL),
-                                                   sub.get(_SUBSEC_TIME_ORIGINAL))
-                              or _parse_exif_datetime(sub.get(_DATE_TIME_DIGITIZED)))
-            except Exception as exc:  # damaged EXIF: the photo is still a photo
-                log.debug("%s: EXIF unreadable: %s", path, exc)
             fmt, mode = im.format or "", im.mode
         finally:
             im.close()
