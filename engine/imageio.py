@@ -85,8 +85,8 @@ Writing (`write_image`)
 For the album scanner
 ---------------------
 ``read_photo_info`` (header only: displayed size, orientation, format, EXIF date taken with its
-offset and camera (both read with exifread), file size, mtime), ``content_hash`` (SHA-256 of the bytes, to recognise moved
-files), ``make_thumbnail`` (JPEGs decoded at 1/2–1/8 scale) and ``SUPPORTED_SUFFIXES``.
+offset and camera (both read with exifread), file size, mtime), ``content_hash`` (SHA-256 of the
+bytes, to recognise moved files), ``make_thumbnail`` (JPEGs decoded at 1/2–1/8 scale) and ``SUPPORTED_SUFFIXES``.
 """
 
 from __future__ import annotations
