@@ -109,6 +109,10 @@ def downsample(image: np.ndarray, factor: float) -> np.ndarray:
     return resize_bilinear(image, max(1, round(w / factor)), max(1, round(h / factor)))
 
 
+def upsample(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    return resize_bilinear(image, width, height)
+
+
 def add_gaussian_noise(image: np.ndarray, sigma_255: float, seed: int) -> np.ndarray:
     """Add per-channel Gaussian noise of std `sigma_255`/255 to a [0, 1] image, clipped to [0, 1]."""
     noise = np.random.default_rng(seed).standard_normal(image.shape).astype(np.float32)
@@ -151,7 +155,7 @@ def apply_degradation(image: np.ndarray, params: DegradationParams,
     x = add_gaussian_noise(x, params.noise_sigma, params.noise_seed)
     x = jpeg_compress(x, params.jpeg_quality)
     out_w, out_h = out_size if out_size is not None else (w, h)
-    x = resize_bilinear(x, out_w, out_h)
+    x = upsample(x, out_w, out_h)
     return np.clip(x, 0.0, 1.0)
 
 
