@@ -10,58 +10,20 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from engine.errors import ModelPackError
-from engine.models.layout import PARTS, check_part, find_file, part_dir
+from engine.faceme.pipeline import BaseModel, load_base_model, require_part
+from engine.models.layout import PARTS, find_file, part_dir
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class BaseModels:
-    """The frozen SDXL parts (RealVisXL layout) and the DDPM noise schedule used for training."""
-
-    unet: torch.nn.Module
-    vae: torch.nn.Module
-    text_encoder: torch.nn.Module
-    text_encoder_2: torch.nn.Module
-    tokenizer: object
-    tokenizer_2: object
-    noise_scheduler: object
-
-
-def _require(models_dir: Path, name: str) -> Path:
-    status = check_part(models_dir, name)
-    if not status.ok:
-        raise ModelPackError(f"{PARTS[name].title} is {status.state}: {status.detail}", part=name,
-                             hint=f"get it: {status.where_to_get}")
-    return part_dir(models_dir, name)
-
-
-def load_base_models(models_dir: str | Path) -> BaseModels:
-    """UNet, VAE, both text encoders and tokenizers, and a DDPMScheduler from the base model's config."""
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
-
-    base = _require(Path(models_dir), "realvisxl")
-    try:
-        unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet")
-        vae = AutoencoderKL.from_pretrained(base, subfolder="vae")
-        text_encoder = CLIPTextModel.from_pretrained(base, subfolder="text_encoder")
-        text_encoder_2 = CLIPTextModelWithProjection.from_pretrained(base, subfolder="text_encoder_2")
-        tokenizer = CLIPTokenizer.from_pretrained(base, subfolder="tokenizer")
-        tokenizer_2 = CLIPTokenizer.from_pretrained(base, subfolder="tokenizer_2")
-        noise_scheduler = DDPMScheduler.from_config(DDPMScheduler.load_config(base, subfolder="scheduler"))
-    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
-        raise ModelPackError(f"the base model could not be loaded ({exc.__class__.__name__}: {exc})", base,
-                             part="realvisxl") from exc
-    for module in (unet, vae, text_encoder, text_encoder_2):
-        module.eval().requires_grad_(False)
-    return BaseModels(unet, vae, text_encoder, text_encoder_2, tokenizer, tokenizer_2, noise_scheduler)
+def load_base_models(models_dir: str | Path) -> BaseModel:
+    """The frozen SDXL parts and the DDPM noise schedule, in fp32 (the engine's loader)."""
+    return load_base_model(Path(models_dir), torch.float32)
 
 
 def load_reference_models(models_dir: str | Path, device: str | torch.device = "cpu", providers=None):
@@ -70,8 +32,8 @@ def load_reference_models(models_dir: str | Path, device: str | torch.device = "
     from engine.faces.insightface_backend import InsightFaceAnalyzer
 
     models_dir = Path(models_dir)
-    antelope = _require(models_dir, "antelopev2")
-    _require(models_dir, "photomaker")
+    antelope = require_part(models_dir, "antelopev2")
+    require_part(models_dir, "photomaker")
     photomaker = find_file(models_dir, "photomaker", PARTS["photomaker"].files[0])
     if providers is None:
         from engine.faces.insightface_backend import default_providers

@@ -191,7 +191,7 @@ def train_stage(config: TrainingConfig, stage: str, resume: str | None = None, s
     # The engine's micro-conditioning (512, 512, 0, 0, 512, 512), exactly what inference passes.
     time_ids = prompt.plain.time_ids.to(device)
     del base.text_encoder, base.text_encoder_2
-    unet, vae, noise_scheduler = base.unet, base.vae, base.noise_scheduler
+    unet, vae, noise_scheduler = base.unet, base.vae, base.scheduler
     # The ControlNet copies the UNet's encoder in full precision, before the UNet is cast.
     controlnet = new_controlnet(unet, config.model.controlnet_conditioning_channels).to(device)
     vae_dtype = torch.float32 if vae.config.get("force_upcast", True) else weight_dtype

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -168,6 +169,61 @@ def _part_error(name: str, exc: Exception, path: Path) -> ModelPackError:
                           path, part=name, hint=f"get it: {PARTS[name].where_to_get}")
 
 
+def require_part(models_dir: Path, name: str) -> Path:
+    """The part's folder, or ModelPackError naming the part and where to get it."""
+    status = check_part(Path(models_dir), name)
+    if not status.ok:
+        raise ModelPackError(f"{PARTS[name].title} is {status.state}: {status.detail}",
+                             part=name, hint=f"get it: {status.where_to_get}")
+    return part_dir(Path(models_dir), name)
+
+
+@dataclass
+class BaseModel:
+    """The SDXL base (RealVisXL layout): what both inference and training take from the pack."""
+
+    unet: torch.nn.Module
+    vae: torch.nn.Module
+    text_encoder: torch.nn.Module
+    text_encoder_2: torch.nn.Module
+    tokenizer: object
+    tokenizer_2: object
+    scheduler: object  # DDPMScheduler with the base model's config
+
+
+def load_base_model(models_dir: str | Path, dtype: torch.dtype = torch.float32) -> BaseModel:
+    """Load the base model's diffusers folders (fp16-variant files when those are what is installed),
+    modules frozen and in eval mode, on the CPU. The VAE stays fp32 when its config asks for it."""
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    base = require_part(Path(models_dir), "realvisxl")
+    try:
+        def diffusers_part(model_cls, sub, load_dtype=dtype):
+            variant = "fp16" if _has_fp16_variant(base / sub) else None
+            return model_cls.from_pretrained(base, subfolder=sub, torch_dtype=load_dtype, variant=variant)
+
+        def transformers_part(model_cls, sub):
+            variant = "fp16" if _has_fp16_variant(base / sub) else None
+            return model_cls.from_pretrained(base, subfolder=sub, dtype=dtype, variant=variant)
+
+        unet = diffusers_part(UNet2DConditionModel, "unet")
+        vae_config = AutoencoderKL.load_config(base, subfolder="vae")
+        # fp16 SDXL VAEs overflow; their config asks for fp32 (force_upcast).
+        vae_dtype = torch.float32 if dtype != torch.float32 and vae_config.get("force_upcast", True) else dtype
+        vae = diffusers_part(AutoencoderKL, "vae", vae_dtype)
+        text_encoder = transformers_part(CLIPTextModel, "text_encoder")
+        text_encoder_2 = transformers_part(CLIPTextModelWithProjection, "text_encoder_2")
+        tokenizer = CLIPTokenizer.from_pretrained(base, subfolder="tokenizer")
+        tokenizer_2 = CLIPTokenizer.from_pretrained(base, subfolder="tokenizer_2")
+        scheduler = DDPMScheduler.from_config(DDPMScheduler.load_config(base, subfolder="scheduler"))
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+        raise _part_error("realvisxl", exc, base) from exc
+    for module in (unet, vae, text_encoder, text_encoder_2):
+        module.eval().requires_grad_(False)
+    return BaseModel(unet, vae, text_encoder, text_encoder_2, tokenizer, tokenizer_2, scheduler)
+
+
 class FaceMePipeline:
     """FaceMe restoration of an aligned 512×512 face crop.
 
@@ -206,8 +262,7 @@ class FaceMePipeline:
 
     @classmethod
     def _load_from_pack(cls, models_dir, device, dtype, providers) -> FaceMePipeline:
-        from diffusers import AutoencoderKL, ControlNetModel, DDPMScheduler, UNet2DConditionModel
-        from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+        from diffusers import ControlNetModel
 
         from engine.faceme.id_encoder import load_id_encoder
         from engine.faceme.mix import load_mix
@@ -217,33 +272,11 @@ class FaceMePipeline:
         device = resolve_device(device)
         dtype = resolve_dtype(dtype, device)
         for name in ("realvisxl", "photomaker", "faceme-controlnet", "faceme-mix", "antelopev2"):
-            status = check_part(models_dir, name)
-            if not status.ok:
-                raise ModelPackError(f"{PARTS[name].title} is {status.state}: {status.detail}",
-                                     part=name, hint=f"get it: {status.where_to_get}")
-
-        base = part_dir(models_dir, "realvisxl")
-        try:
-            def diffusers_part(model_cls, sub, load_dtype=dtype):
-                variant = "fp16" if _has_fp16_variant(base / sub) else None
-                return model_cls.from_pretrained(base, subfolder=sub, torch_dtype=load_dtype, variant=variant)
-
-            def transformers_part(model_cls, sub):
-                variant = "fp16" if _has_fp16_variant(base / sub) else None
-                return model_cls.from_pretrained(base, subfolder=sub, dtype=dtype, variant=variant)
-
-            unet = diffusers_part(UNet2DConditionModel, "unet")
-            vae_config = AutoencoderKL.load_config(base, subfolder="vae")
-            # fp16 SDXL VAEs overflow; their config asks for fp32 (force_upcast).
-            vae_dtype = torch.float32 if dtype != torch.float32 and vae_config.get("force_upcast", True) else dtype
-            vae = diffusers_part(AutoencoderKL, "vae", vae_dtype)
-            text_encoder = transformers_part(CLIPTextModel, "text_encoder")
-            text_encoder_2 = transformers_part(CLIPTextModelWithProjection, "text_encoder_2")
-            tokenizer = CLIPTokenizer.from_pretrained(base, subfolder="tokenizer")
-            tokenizer_2 = CLIPTokenizer.from_pretrained(base, subfolder="tokenizer_2")
-            scheduler = DDPMScheduler.from_config(DDPMScheduler.load_config(base, subfolder="scheduler"))
-        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
-            raise _part_error("realvisxl", exc, base) from exc
+            require_part(models_dir, name)
+        base_model = load_base_model(models_dir, dtype)
+        unet, vae, scheduler = base_model.unet, base_model.vae, base_model.scheduler
+        text_encoder, text_encoder_2 = base_model.text_encoder, base_model.text_encoder_2
+        tokenizer, tokenizer_2 = base_model.tokenizer, base_model.tokenizer_2
 
         controlnet_dir = part_dir(models_dir, "faceme-controlnet")
         try:
