@@ -90,5 +90,6 @@ def apply(app: QApplication) -> None:
     font = QFont(app.font())
     font.setPointSizeF(10)
     app.setFont(font)
-    app.setStyleSheet(STYLE_SHEET.read_text(encoding="utf-8"))
+    # url() in a style sheet is relative to the working directory: point it at our icons
+    app.setStyleSheet(STYLE_SHEET.read_text(encoding="utf-8").replace("@ICONS@", ICONS.as_posix()))
     app.setWindowIcon(app_icon())

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from app.messages import UserMessage, describe
 from engine.errors import CancelledError
@@ -117,8 +117,10 @@ class JobRunner(QObject):
         job.thread = thread
         job.moveToThread(thread)
         thread.started.connect(job.run)
-        job.finished.connect(thread.quit)
-        thread.finished.connect(lambda j=job: self._forget(j))
+        # direct: QThread.quit is thread-safe, and a queued call would wait for a GUI thread that may be
+        # blocked in shutdown() waiting for this very thread
+        job.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+        thread.finished.connect(self._thread_finished)
         self._jobs.append(job)
         thread.start()
         if len(self._jobs) == 1:
@@ -127,12 +129,22 @@ class JobRunner(QObject):
 
     def run(self, fn: JobFunction, doing: str, *, on_result=None, on_failed=None, on_progress=None,
             on_cancelled=None, on_finished=None) -> Job:
+        """Start `fn` as a job; the callbacks run on the GUI thread (through a relay object)."""
         job = Job(fn, doing)
-        for signal, slot in ((job.result, on_result), (job.failed, on_failed), (job.progress, on_progress),
-                             (job.cancelled, on_cancelled), (job.finished, on_finished)):
-            if slot is not None:
-                signal.connect(slot)
+        relay = _Relay(on_result, on_failed, on_progress, on_cancelled, on_finished, parent=self)
+        job.result.connect(relay.on_result)
+        job.failed.connect(relay.on_failed)
+        job.progress.connect(relay.on_progress)
+        job.cancelled.connect(relay.on_cancelled)
+        job.finished.connect(relay.on_finished)
         return self.start(job)
+
+    @Slot()
+    def _thread_finished(self) -> None:
+        thread = self.sender()
+        for job in list(self._jobs):
+            if job.thread is thread:
+                self._forget(job)
 
     def _forget(self, job: Job) -> None:
         if job in self._jobs:
@@ -162,4 +174,47 @@ class JobRunner(QObject):
             if job.thread is not None and not job.thread.wait(timeout_ms):
                 log.error("%s did not stop within %d ms", job.doing, timeout_ms)
                 stopped = False
+            else:
+                self._forget(job)
         return stopped
+
+
+class _Relay(QObject):
+    """Lives on the GUI thread so that plain Python callbacks run there, not on the worker thread.
+
+    (PySide6 calls a lambda or function connected to a worker's signal on the worker's thread; a bound
+    method of a QObject living on the GUI thread is called through the GUI thread's event queue.)
+    """
+
+    def __init__(self, on_result, on_failed, on_progress, on_cancelled, on_finished, parent: QObject):
+        super().__init__(parent)
+        self._callbacks = (on_result, on_failed, on_progress, on_cancelled, on_finished)
+
+    @Slot(object)
+    def on_result(self, value) -> None:
+        if self._callbacks[0]:
+            self._callbacks[0](value)
+
+    @Slot(object)
+    def on_failed(self, message) -> None:
+        if self._callbacks[1]:
+            self._callbacks[1](message)
+
+    @Slot(int, int, str)
+    def on_progress(self, done: int, total: int, message: str) -> None:
+        if self._callbacks[2]:
+            self._callbacks[2](done, total, message)
+
+    @Slot()
+    def on_cancelled(self) -> None:
+        if self._callbacks[3]:
+            self._callbacks[3]()
+
+    @Slot()
+    def on_finished(self) -> None:
+        try:
+            if self._callbacks[4]:
+                self._callbacks[4]()
+        finally:
+            self._callbacks = (None, None, None, None, None)
+            self.deleteLater()

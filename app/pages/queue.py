@@ -1,0 +1,460 @@
+"""Queue: batch restorations of whole albums — per-photo and overall progress with the time left,
+pause, cancel, retry failed photos, open the results. Batches live in the catalog's job table, so a
+batch stopped by closing the app carries on at the next start."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QColor, QDesktopServices
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QFrame,
+                               QHBoxLayout, QHeaderView, QLineEdit, QListWidget, QListWidgetItem, QProgressBar,
+                               QStackedWidget, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+
+from app import batch_flow, model_pack, theme
+from app.batch_flow import JobView
+from app.pages.base import Page
+from app.widgets.common import EmptyState, button, label
+
+log = logging.getLogger(__name__)
+
+_STATUS_TEXT = {"pending": "Waiting", "running": "Restoring…", "done": "Restored", "skipped": "Skipped",
+                "failed": "Failed"}
+_STATUS_COLOUR = {"done": theme.SUCCESS, "failed": theme.DANGER, "skipped": "#8a92a0", "running": theme.ACCENT}
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "estimating the time left…"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"about {seconds} s left"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"about {minutes} min {seconds:02d} s left"
+    hours, minutes = divmod(minutes, 60)
+    return f"about {hours} h {minutes:02d} min left"
+
+
+class NewBatchDialog(QDialog):
+    def __init__(self, albums: list[str], output_dir: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("New batch")
+        self.setMinimumWidth(480)
+        layout = QVBoxLayout(self)
+        layout.addWidget(label("Restore every photo of these albums whose faces belong to people with references.",
+                               wrap=True))
+        self.album_boxes = []
+        for album in albums:
+            box = QCheckBox(album)
+            box.setChecked(True)
+            self.album_boxes.append(box)
+            layout.addWidget(box)
+        form = QFormLayout()
+        self.out_dir = QLineEdit(output_dir)
+        row = QHBoxLayout()
+        row.addWidget(self.out_dir, 1)
+        browse = button("Browse…", "folder")
+        browse.clicked.connect(self._browse)
+        row.addWidget(browse)
+        form.addRow("Save results in", row)
+        self.unmatched = QComboBox()
+        self.unmatched.addItem("Restore them without identity", "blind")
+        self.unmatched.addItem("Leave them as they are", "skip")
+        form.addRow("Faces of unknown people", self.unmatched)
+        layout.addLayout(form)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        start = buttons.addButton("Start", QDialogButtonBox.ButtonRole.AcceptRole)
+        start.setProperty("primary", True)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Save results in", self.out_dir.text())
+        if folder:
+            self.out_dir.setText(folder)
+
+    def roots(self) -> list[str]:
+        return [b.text() for b in self.album_boxes if b.isChecked()]
+
+
+class QueuePage(Page):
+    key = "queue"
+    title = "Queue"
+    subtitle = "Restore whole albums in the background. Closing the app pauses a batch; it carries on at the next start."
+    icon_name = "queue"
+
+    def __init__(self, context, parent=None):
+        super().__init__(context, parent)
+        self.jobs: list[JobView] = []
+        self.job_id: int | None = None
+        self.running_job = None  # the worker Job
+        self.running_id: int | None = None
+        self._started_at = 0.0
+        self._done_at_start = 0
+        self._last_done = 0
+        self._cancel_requested: int | None = None
+        self.new_button = self.header.add_action(button("New batch…", "add", primary=True))
+        self.new_button.clicked.connect(self.choose_new_batch)
+
+        body = QHBoxLayout()
+        body.setSpacing(16)
+        left = QFrame()
+        left.setObjectName("Panel")
+        left.setFixedWidth(250)
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(12, 12, 12, 12)
+        left_layout.addWidget(label("Batches", "SectionTitle"))
+        self.job_list = QListWidget()
+        self.job_list.setStyleSheet("QListWidget { border: none; }")
+        self.job_list.currentRowChanged.connect(self._job_changed)
+        left_layout.addWidget(self.job_list, 1)
+        body.addWidget(left)
+
+        self.stack = QStackedWidget()
+        self.empty = EmptyState("queue", "No batches yet",
+                                "A batch restores every photo of your albums in which a person with reference photos "
+                                "appears, into a separate folder that mirrors the album. Your originals stay as "
+                                "they are.")
+        self.empty.add_button(button("New batch…", "add", primary=True)).clicked.connect(self.choose_new_batch)
+        self.stack.addWidget(self.empty)
+
+        detail = QFrame()
+        detail_layout = QVBoxLayout(detail)
+        detail_layout.setContentsMargins(0, 0, 0, 0)
+        detail_layout.setSpacing(10)
+        status_card = QFrame()
+        status_card.setObjectName("Panel")
+        card = QVBoxLayout(status_card)
+        card.setContentsMargins(18, 14, 18, 14)
+        top = QHBoxLayout()
+        titles = QVBoxLayout()
+        titles.setSpacing(0)
+        self.job_title = label("", "SectionTitle")
+        self.job_folder = label("", "Muted")
+        titles.addWidget(self.job_title)
+        titles.addWidget(self.job_folder)
+        top.addLayout(titles, 1)
+        self.pause_button = button("Pause", "pause")
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.cancel_button = button("Cancel", "stop", danger=True)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.resume_button = button("Resume", "play", primary=True)
+        self.resume_button.clicked.connect(lambda: self.start(self.job_id))
+        self.retry_button = button("Retry failed", "retry")
+        self.retry_button.clicked.connect(self.retry_failed)
+        self.open_button = button("Open results", "folder")
+        self.open_button.clicked.connect(self.open_results)
+        for b in (self.resume_button, self.pause_button, self.cancel_button, self.retry_button, self.open_button):
+            top.addWidget(b)
+        card.addLayout(top)
+        self.overall_text = label("", "Muted")
+        card.addWidget(self.overall_text)
+        self.overall = QProgressBar()
+        card.addWidget(self.overall)
+        self.photo_text = label("", "Muted")
+        card.addWidget(self.photo_text)
+        self.photo_bar = QProgressBar()
+        card.addWidget(self.photo_bar)
+        detail_layout.addWidget(status_card)
+        self.items = QTreeWidget()
+        self.items.setHeaderLabels(["Photo", "Status", "Details"])
+        self.items.setRootIsDecorated(False)
+        self.items.setUniformRowHeights(True)
+        self.items.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        self.items.header().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.items.header().setStretchLastSection(True)
+        self.items.itemDoubleClicked.connect(self._open_item)
+        detail_layout.addWidget(self.items, 1)
+        self.stack.addWidget(detail)
+        body.addWidget(self.stack, 1)
+        self.layout_.addLayout(body, 1)
+        self._update_actions()
+
+    # --- loading -------------------------------------------------------------------------------
+    def activated(self) -> None:
+        self.reload()
+
+    def reload(self) -> None:
+        context = self.context
+        context.runner.run(lambda progress, cancel: batch_flow.list_jobs(context.catalog()), "Loading batches",
+                           on_result=self._show_jobs, on_failed=context.report)
+
+    def _show_jobs(self, jobs: list[JobView]) -> None:
+        self.jobs = jobs
+        self.job_list.blockSignals(True)
+        self.job_list.clear()
+        for job in jobs:
+            counts = job.counts()
+            item = QListWidgetItem(theme.icon("queue"), f"{job.title}\n{counts.get('done', 0)} of {len(job.items)} "
+                                                       f"restored · {job.state_text(self.running_id == job.id)}")
+            item.setData(Qt.ItemDataRole.UserRole, job.id)
+            self.job_list.addItem(item)
+        self.job_list.blockSignals(False)
+        self.stack.setCurrentIndex(1 if jobs else 0)
+        ids = [j.id for j in jobs]
+        wanted = self.running_id if self.running_id in ids else self.job_id if self.job_id in ids else \
+            (ids[0] if ids else None)
+        if wanted is not None:
+            self.job_list.setCurrentRow(ids.index(wanted))
+            self._show_job(self.job(wanted))
+        self._update_actions()
+
+    def job(self, job_id: int | None) -> JobView | None:
+        return next((j for j in self.jobs if j.id == job_id), None)
+
+    def _job_changed(self, row: int) -> None:
+        if row >= 0:
+            self._show_job(self.job(self.job_list.item(row).data(Qt.ItemDataRole.UserRole)))
+
+    def _show_job(self, job: JobView | None) -> None:
+        self.job_id = job.id if job else None
+        if job is None:
+            return
+        self.job_title.setText(job.title)
+        folder = f"Results in {job.out_dir}"
+        self.job_folder.setToolTip(folder)
+        self.job_folder.setText(self.job_folder.fontMetrics().elidedText(folder, Qt.TextElideMode.ElideMiddle, 420))
+        self.items.clear()
+        rows = []
+        for entry in job.items:
+            row = QTreeWidgetItem([entry.photo.name, _STATUS_TEXT.get(entry.status, entry.status),
+                                   self._details(entry.status, entry.reason, entry.output)])
+            row.setToolTip(0, str(entry.photo))
+            row.setData(0, Qt.ItemDataRole.UserRole, entry.id)
+            colour = _STATUS_COLOUR.get(entry.status)
+            if colour:
+                row.setForeground(1, QColor(colour))
+            rows.append(row)
+        self.items.addTopLevelItems(rows)
+        self._show_counts(job)
+        self._update_actions()
+
+    @staticmethod
+    def _details(status: str, reason: str | None, output: Path | None) -> str:
+        if reason:
+            return reason
+        return f"saved as {output.name}" if status == "done" and output is not None else ""
+
+    def _refresh_job_item(self, job: JobView) -> None:
+        for row in range(self.job_list.count()):
+            item = self.job_list.item(row)
+            if item.data(Qt.ItemDataRole.UserRole) == job.id:
+                counts = job.counts()
+                item.setText(f"{job.title}\n{counts.get('done', 0)} of {len(job.items)} restored · "
+                             f"{job.state_text(self.running_id == job.id)}")
+
+    def _show_counts(self, job: JobView) -> None:
+        counts = job.counts()
+        finished = sum(counts.get(s, 0) for s in ("done", "skipped", "failed"))
+        self.overall.setRange(0, max(1, len(job.items)))
+        self.overall.setValue(finished)
+        parts = [f"{finished} of {len(job.items)} photos finished"]
+        for status in ("done", "skipped", "failed"):
+            if counts.get(status):
+                parts.append(f"{counts[status]} {_STATUS_TEXT[status].lower()}")
+        if self.running_id == job.id:
+            parts.append(format_eta(self._eta(finished, len(job.items))))
+        self.overall_text.setText(" · ".join(parts))
+        if self.running_id != job.id:
+            self.photo_text.setText("")
+            self.photo_bar.setValue(0)
+
+    def _eta(self, finished: int, total: int) -> float | None:
+        done_here = finished - self._done_at_start
+        if done_here <= 0:
+            return None
+        rate = (time.monotonic() - self._started_at) / done_here
+        return rate * (total - finished)
+
+    def _update_actions(self) -> None:
+        job = self.job(self.job_id)
+        running_this = job is not None and self.running_id == job.id
+        counts = job.counts() if job else {}
+        unfinished = bool(counts.get("pending"))
+        self.pause_button.setVisible(running_this)
+        self.cancel_button.setVisible(running_this or (job is not None and unfinished))
+        self.resume_button.setVisible(job is not None and not running_this and unfinished)
+        self.resume_button.setEnabled(self.running_job is None)
+        self.retry_button.setEnabled(job is not None and bool(counts.get("failed")) and self.running_job is None)
+        self.open_button.setEnabled(job is not None)
+        if running_this and self.running_job is not None:
+            self.pause_button.setText("Resume" if self.running_job.is_paused else "Pause")
+            self.pause_button.setIcon(theme.icon("play" if self.running_job.is_paused else "pause"))
+        self.photo_bar.setVisible(running_this)
+        self.photo_text.setVisible(running_this)
+
+    # --- starting, running, stopping -----------------------------------------------------------
+    def choose_new_batch(self) -> None:
+        albums = list(self.context.preferences.albums)
+        if not albums:
+            self.context.navigate.emit("library")
+            self.window().statusBar().showMessage("Add an album first: batches restore albums.", 6000)
+            return
+        default_out = self.context.preferences.output_dir or str(Path(albums[0]).parent / "FaceMe restored")
+        dialog = NewBatchDialog(albums, default_out, self)
+        if dialog.exec() == QDialog.DialogCode.Accepted and dialog.roots() and dialog.out_dir.text().strip():
+            self.new_batch(dialog.roots(), Path(dialog.out_dir.text().strip()), dialog.unmatched.currentData())
+
+    def _options(self, unmatched: str = "blind") -> dict:
+        prefs = self.context.preferences
+        return {"steps": prefs.steps, "guidance_scale": prefs.guidance, "unmatched": unmatched,
+                "models_dir": prefs.models_dir}
+
+    def new_batch(self, roots: list[str], out_dir: Path, unmatched: str = "blind") -> None:
+        """Create the batch in the catalog (scanning albums not yet scanned) and start it."""
+        context, options, models_dir = self.context, self._options(unmatched), self.context.settings.models_dir
+
+        def work(progress, cancel):
+            ready, missing = model_pack.restoration_ready(models_dir)
+            if not ready:
+                return model_pack.PackMissing(missing)
+            return batch_flow.create_job(context.catalog(), roots, out_dir, options, progress, cancel)
+
+        context.runner.run(work, "Preparing the batch", on_result=self.start, on_failed=context.report)
+
+    def _lead_to_models(self, missing: list[str]) -> None:
+        self.context.navigate.emit("models")
+        window = self.window()
+        if hasattr(window, "models"):
+            window.models.explain_missing(missing)
+
+    def start(self, job_id) -> None:
+        if isinstance(job_id, model_pack.PackMissing):
+            self._lead_to_models(job_id.parts)
+            return
+        if job_id is None or self.running_job is not None:
+            return
+        context, settings, model = self.context, self.context.settings, self.context.model
+        color_fix = context.preferences.color_fix
+        self.running_id = job_id
+        self.job_id = job_id
+        self._started_at = time.monotonic()
+        job = self.job(job_id)
+        self._done_at_start = sum(job.counts().get(s, 0) for s in ("done", "skipped", "failed")) if job else 0
+
+        def work(progress, cancel):
+            return batch_flow.run_job(context.catalog(), job_id, settings, model, progress, cancel,
+                                      on_item=item_done.emit_item, on_photo=item_done.emit_photo,
+                                      color_fix=color_fix)
+
+        item_done = batch_flow.ItemRelay(self)
+        item_done.item_finished.connect(self._item_finished)
+        item_done.photo_progress.connect(self._photo_progress)
+        self.running_job = context.runner.run(work, "Restoring a batch", on_result=self._batch_finished,
+                                              on_failed=context.report, on_cancelled=self._batch_stopped,
+                                              on_finished=self._batch_ended)
+        self.running_job.paused_changed.connect(lambda _p: self._update_actions())
+        self.reload()
+
+    def _item_finished(self, item_id: int, status: str, reason: str) -> None:
+        job = self.job(self.running_id)
+        if job is None:
+            return
+        job.update_item(item_id, status, reason)
+        for n in range(self.items.topLevelItemCount()):
+            row = self.items.topLevelItem(n)
+            if row.data(0, Qt.ItemDataRole.UserRole) == item_id and self.job_id == job.id:
+                row.setText(1, _STATUS_TEXT.get(status, status))
+                entry = job.item(item_id)
+                row.setText(2, self._details(status, reason, entry.output if entry else None))
+                colour = _STATUS_COLOUR.get(status)
+                if colour:
+                    row.setForeground(1, QColor(colour))
+                break
+        self._refresh_job_item(job)
+        if self.job_id == job.id:
+            self._show_counts(job)
+
+    def _photo_progress(self, item_id: int, name: str, done: int, total: int, message: str) -> None:
+        self.photo_text.setText(f"{name}: {message}" if message else name)
+        self.photo_bar.setRange(0, max(1, total))
+        self.photo_bar.setValue(min(done, total))
+        job = self.job(self.running_id)
+        if job is not None:
+            job.update_item(item_id, "running", "")
+            for n in range(self.items.topLevelItemCount()):
+                row = self.items.topLevelItem(n)
+                if row.data(0, Qt.ItemDataRole.UserRole) == item_id:
+                    if row.text(1) != _STATUS_TEXT["running"]:
+                        row.setText(1, _STATUS_TEXT["running"])
+                        row.setForeground(1, QColor(theme.ACCENT))
+                    break
+
+    def _batch_finished(self, summary) -> None:
+        self.window().statusBar().showMessage(f"Batch finished: {summary}", 10000)
+
+    def _batch_stopped(self) -> None:
+        self.window().statusBar().showMessage("Batch stopped; press Resume to carry on.", 8000)
+
+    def _batch_ended(self) -> None:
+        stopped_id = self._cancel_requested
+        self._cancel_requested = None
+        self.running_job = None
+        self.running_id = None
+        if stopped_id is not None:
+            context = self.context
+            context.runner.run(lambda progress, cancel: batch_flow.cancel_job(context.catalog(), stopped_id),
+                               "Cancelling the batch", on_result=lambda _: self.reload(), on_failed=context.report)
+        else:
+            self.reload()
+
+    def toggle_pause(self) -> None:
+        if self.running_job is None:
+            return
+        if self.running_job.is_paused:
+            self.running_job.resume()
+        else:
+            self.running_job.pause()
+        self._update_actions()
+
+    def cancel(self) -> None:
+        """Stop the batch (it is not resumed by itself at the next start; Resume carries on)."""
+        if self.running_job is not None and self.running_id == self.job_id:
+            self._cancel_requested = self.running_id
+            self.running_job.cancel()
+            self.photo_text.setText("Stopping after the current step…")
+            return
+        job_id, context = self.job_id, self.context
+        if job_id is not None:
+            context.runner.run(lambda progress, cancel: batch_flow.cancel_job(context.catalog(), job_id),
+                               "Cancelling the batch", on_result=lambda _: self.reload(), on_failed=context.report)
+
+    def retry_failed(self) -> None:
+        job_id, context = self.job_id, self.context
+        if job_id is None or self.running_job is not None:
+            return
+        context.runner.run(lambda progress, cancel: batch_flow.retry_failed(context.catalog(), job_id),
+                           "Retrying failed photos", on_result=lambda _: self.start(job_id), on_failed=context.report)
+
+    def open_results(self) -> None:
+        job = self.job(self.job_id)
+        if job is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(job.out_dir)))
+
+    def _open_item(self, row: QTreeWidgetItem, _column: int) -> None:
+        job = self.job(self.job_id)
+        entry = job.item(row.data(0, Qt.ItemDataRole.UserRole)) if job else None
+        if entry is not None and entry.status == "done":
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(entry.output)))
+
+    def resume_unfinished(self) -> None:
+        """At start: carry on with a batch that was running when the app last closed."""
+        context = self.context
+
+        def found(job_id):
+            if job_id is not None:
+                log.info("resuming batch %s", job_id)
+                self.context.navigate.emit("queue")
+                self.start(job_id)
+
+        context.runner.run(lambda progress, cancel: batch_flow.unfinished_job(context.catalog()),
+                           "Looking for an unfinished batch", on_result=found, on_failed=context.report)
+
+    def shutdown(self) -> None:
+        if self.running_job is not None:
+            self.running_job.cancel()

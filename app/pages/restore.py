@@ -1,0 +1,399 @@
+"""Restore: the photo with its faces outlined and labelled, the options, the before/after comparison."""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QDesktopServices, QImage
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QHBoxLayout,
+                               QListWidget, QListWidgetItem, QPushButton, QSlider, QSpinBox, QStackedWidget,
+                               QVBoxLayout)
+
+from app import model_pack, restore_flow, theme
+from app.pages.base import Page
+from app.restore_flow import PhotoAnalysis, RestoreOutcome, RestoreRequest
+from app.widgets.canvas import CompareView, FaceMark, FacesView
+from app.widgets.common import EmptyState, ProgressRow, button, label, tool_button
+
+log = logging.getLogger(__name__)
+
+
+class RestorePage(Page):
+    key = "restore"
+    title = "Restore"
+    subtitle = "Restore the faces in a photo so they still look like the person. Drop a photo anywhere to start."
+    icon_name = "restore"
+
+    def __init__(self, context, parent=None):
+        super().__init__(context, parent)
+        self.analysis: PhotoAnalysis | None = None
+        self.outcome: RestoreOutcome | None = None
+        self.saved_path: Path | None = None
+        self._before: QImage | None = None
+        self._after: QImage | None = None
+        self._job = None
+
+        open_button = self.header.add_action(button("Open photo…", "open"))
+        open_button.clicked.connect(self._choose_photo)
+
+        body = QHBoxLayout()
+        body.setSpacing(16)
+        self.layout_.addLayout(body, 1)
+
+        # --- left: the picture ---------------------------------------------------------------
+        left = QVBoxLayout()
+        left.setSpacing(8)
+        bar = QHBoxLayout()
+        self.file_label = label("", "SectionTitle")
+        bar.addWidget(self.file_label, 1)
+        self.view_faces = QPushButton("Faces")
+        self.view_compare = QPushButton("Before / after")
+        self.view_compare.setIcon(theme.icon("compare"))
+        group = QButtonGroup(self)
+        for b in (self.view_faces, self.view_compare):
+            b.setCheckable(True)
+            group.addButton(b)
+            bar.addWidget(b)
+        self.view_faces.setChecked(True)
+        self.view_faces.clicked.connect(lambda: self._show_view("faces"))
+        self.view_compare.clicked.connect(lambda: self._show_view("compare"))
+        self.zoom_in = tool_button("zoom-in", "Zoom in")
+        self.zoom_out = tool_button("zoom-out", "Zoom out")
+        self.zoom_fit = tool_button("zoom-fit", "Fit to window (double-click the picture)")
+        for b in (self.zoom_out, self.zoom_in, self.zoom_fit):
+            bar.addWidget(b)
+        left.addLayout(bar)
+
+        self.canvas_stack = QStackedWidget()
+        self.empty = EmptyState("restore", "No photo open",
+                                "Drop a photo here, or open one. Faces are found and matched to the people "
+                                "you know; you choose which ones to restore.")
+        self.empty.add_button(button("Open photo…", "open", primary=True)).clicked.connect(self._choose_photo)
+        self.faces_view = FacesView()
+        self.faces_view.placeholder = "Reading the photo…"
+        self.faces_view.face_toggled.connect(self._face_toggled_on_photo)
+        self.compare = CompareView()
+        self.compare.placeholder = "Restore to see the result"
+        self.canvas_stack.addWidget(self.empty)
+        self.canvas_stack.addWidget(self.faces_view)
+        self.canvas_stack.addWidget(self.compare)
+        left.addWidget(self.canvas_stack, 1)
+        self.zoom_in.clicked.connect(lambda: self._canvas().zoom_by(1.25))
+        self.zoom_out.clicked.connect(lambda: self._canvas().zoom_by(0.8))
+        self.zoom_fit.clicked.connect(lambda: self._canvas().fit())
+        body.addLayout(left, 1)
+
+        # --- right: faces, options, actions --------------------------------------------------
+        panel = QFrame()
+        panel.setObjectName("Panel")
+        panel.setFixedWidth(330)
+        side = QVBoxLayout(panel)
+        side.setContentsMargins(16, 14, 16, 14)
+        side.setSpacing(8)
+        side.addWidget(label("Faces in this photo", "SectionTitle"))
+        self.faces_hint = label("Tick the faces to restore. Faces are matched to people by their reference photos.",
+                                "Muted", wrap=True)
+        side.addWidget(self.faces_hint)
+        self.face_list = QListWidget()
+        self.face_list.setObjectName("FaceList")
+        self.face_list.setMinimumHeight(110)
+        self.face_list.setWordWrap(True)
+        self.face_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.face_list.itemChanged.connect(self._face_item_changed)
+        side.addWidget(self.face_list, 1)
+
+        side.addWidget(label("Options", "SectionTitle"))
+        form = QFormLayout()
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft)
+        form.setHorizontalSpacing(10)
+        form.setVerticalSpacing(8)
+        prefs = context.preferences
+        strength_row = QHBoxLayout()
+        self.guidance_slider = QSlider(Qt.Orientation.Horizontal)
+        self.guidance_slider.setRange(0, 100)
+        self.guidance = QDoubleSpinBox()
+        self.guidance.setRange(0.0, 10.0)
+        self.guidance.setSingleStep(0.5)
+        self.guidance.setDecimals(1)
+        self.guidance.setFixedWidth(64)
+        self.guidance.valueChanged.connect(lambda v: self.guidance_slider.setValue(round(v * 10)))
+        self.guidance_slider.valueChanged.connect(lambda v: self.guidance.setValue(v / 10))
+        self.guidance.setValue(prefs.guidance)
+        self.guidance_slider.setToolTip("How strongly the reference photos steer the face (guidance scale). "
+                                        "0: ignore them; 5: the FaceMe default.")
+        strength_row.addWidget(self.guidance_slider, 1)
+        strength_row.addWidget(self.guidance)
+        form.addRow("Identity strength", strength_row)
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 200)
+        self.steps.setValue(prefs.steps)
+        self.steps.setToolTip("Denoising steps: 50 is the FaceMe default; fewer is faster and rougher.")
+        form.addRow("Steps", self.steps)
+        seed_row = QHBoxLayout()
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2_147_483_647)
+        self.seed.setValue(random.randrange(1_000_000))
+        self.seed.setToolTip("The same seed and settings give the same result.")
+        shuffle = tool_button("retry", "A new random seed")
+        shuffle.clicked.connect(lambda: self.seed.setValue(random.randrange(1_000_000)))
+        seed_row.addWidget(self.seed, 1)
+        seed_row.addWidget(shuffle)
+        form.addRow("Seed", seed_row)
+        self.color_fix = QCheckBox("Keep the photo's colours")
+        self.color_fix.setChecked(prefs.color_fix)
+        self.color_fix.setToolTip("Colour fix: the restored face takes the original's colours (wavelet colour fix).")
+        form.addRow(self.color_fix)
+        side.addLayout(form)
+
+        self.restore_button = button("Restore faces", "restore", primary=True)
+        self.restore_button.clicked.connect(self.start_restore)
+        side.addWidget(self.restore_button)
+        self.progress = ProgressRow()
+        self.progress.cancel_clicked.connect(self.cancel)
+        side.addWidget(self.progress)
+        self.status = label("", "Muted", wrap=True)
+        side.addWidget(self.status)
+        save_row = QHBoxLayout()
+        self.save_button = button("Save", "save", tooltip="Save next to the photo (see Settings → Output)")
+        self.save_as_button = button("Save as…", "save-as")
+        self.open_folder_button = button("", "folder", tooltip="Open the folder of the saved photo")
+        self.save_button.clicked.connect(lambda: self.save())
+        self.save_as_button.clicked.connect(self._save_as)
+        self.open_folder_button.clicked.connect(self.open_folder)
+        save_row.addWidget(self.save_button, 1)
+        save_row.addWidget(self.save_as_button, 1)
+        save_row.addWidget(self.open_folder_button)
+        side.addLayout(save_row)
+        body.addWidget(panel)
+        self._update_actions()
+
+    # --- views ---------------------------------------------------------------------------------
+    def _canvas(self):
+        return self.canvas_stack.currentWidget() if self.canvas_stack.currentWidget() is not self.empty \
+            else self.faces_view
+
+    def _show_view(self, which: str) -> None:
+        if self.analysis is None and self._before is None:
+            self.canvas_stack.setCurrentWidget(self.empty)
+            return
+        if which == "compare":
+            self.canvas_stack.setCurrentWidget(self.compare)
+            self.view_compare.setChecked(True)
+        else:
+            self.canvas_stack.setCurrentWidget(self.faces_view)
+            self.view_faces.setChecked(True)
+
+    def _update_actions(self) -> None:
+        running = self._job is not None
+        have_photo = self.analysis is not None
+        self.restore_button.setEnabled(have_photo and not running and any(f.restore for f in self._faces()))
+        self.save_button.setEnabled(self.outcome is not None and not running)
+        self.save_as_button.setEnabled(self.outcome is not None and not running)
+        self.open_folder_button.setEnabled(self.saved_path is not None)
+        self.view_compare.setEnabled(self.outcome is not None)
+        for b in (self.zoom_in, self.zoom_out, self.zoom_fit, self.view_faces):
+            b.setEnabled(self._before is not None)
+
+    def _faces(self):
+        return self.analysis.faces if self.analysis is not None else []
+
+    # --- opening and analysing -----------------------------------------------------------------
+    def _choose_photo(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a photo to restore", "",
+                                              "Photos (*.jpg *.jpeg *.png *.tif *.tiff *.webp *.heic *.heif *.bmp)")
+        if path:
+            self.open_photo(Path(path))
+
+    def open_photo(self, path: Path) -> None:
+        """Read the photo and find its faces in a worker; the page shows them when done."""
+        if self._job is not None:
+            self._job.cancel()
+        self.analysis = None
+        self.outcome = None
+        self.saved_path = None
+        self._before = None
+        self._after = None
+        self.face_list.clear()
+        self.file_label.setText(path.name)
+        self.faces_view.set_image(None)
+        self.faces_view.set_faces([])
+        self.compare.set_images(None, None)
+        self.canvas_stack.setCurrentWidget(self.faces_view)
+        self.view_faces.setChecked(True)
+        self.status.setText("")
+        settings = self.context.settings
+        context = self.context
+        self.progress.start("Reading the photo and finding faces…")
+        self._job = self.context.runner.run(
+            lambda progress, cancel: restore_flow.analyse_photo(path, settings, context.catalog, progress, cancel),
+            f"Opening {path.name}", on_result=self._show_analysis, on_failed=self._failed,
+            on_progress=self.progress.update_progress, on_finished=self._job_finished)
+        self._update_actions()
+
+    def _show_analysis(self, analysis: PhotoAnalysis) -> None:
+        self.analysis = analysis
+        self._before = analysis.preview
+        self.faces_view.set_image(self._before)
+        self.compare.set_images(self._before, None)
+        self._fill_faces()
+        self._preload_model()
+        n = len(analysis.faces)
+        if n == 0:
+            self.status.setText("No face was found in this photo, so there is nothing to restore.")
+        else:
+            known = sum(1 for f in analysis.faces if f.person_id is not None)
+            self.status.setText(f"{n} face{'s' if n != 1 else ''} found, {known} matched to people you know.")
+
+    def _fill_faces(self) -> None:
+        self.face_list.blockSignals(True)
+        self.face_list.clear()
+        marks = []
+        for face in self._faces():
+            text = face.label + (f"\n{face.short_note}" if face.short_note else "")
+            item = QListWidgetItem(theme.icon("person" if face.person_id is not None else "unknown",
+                                              theme.person_colour(face.person_id).name()), text)
+            item.setToolTip(face.note)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if face.restore else Qt.CheckState.Unchecked)
+            if not face.restorable:
+                item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
+            self.face_list.addItem(item)
+            marks.append(FaceMark(face.box, face.label, face.person_id, face.restore, face.note))
+        self.faces_view.set_faces(marks)
+        self.face_list.blockSignals(False)
+        self._update_actions()
+
+    def set_face_checked(self, index: int, checked: bool) -> None:
+        faces = self._faces()
+        if 0 <= index < len(faces) and faces[index].restorable:
+            faces[index].restore = checked
+            item = self.face_list.item(index)
+            self.face_list.blockSignals(True)
+            item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
+            self.face_list.blockSignals(False)
+            self.faces_view.set_checked(index, checked)
+            self._update_actions()
+
+    def _face_item_changed(self, item: QListWidgetItem) -> None:
+        self.set_face_checked(self.face_list.row(item), item.checkState() == Qt.CheckState.Checked)
+
+    def _face_toggled_on_photo(self, index: int, checked: bool) -> None:
+        if not self._faces()[index].restorable:
+            self.faces_view.set_checked(index, False)
+            return
+        self.set_face_checked(index, checked)
+
+    # --- restoring -----------------------------------------------------------------------------
+    def request(self) -> RestoreRequest:
+        return RestoreRequest(faces=[i for i, f in enumerate(self._faces()) if f.restore],
+                              guidance=self.guidance.value(), steps=self.steps.value(), seed=self.seed.value(),
+                              color_fix=self.color_fix.isChecked())
+
+    def start_restore(self) -> None:
+        if self.analysis is None or self._job is not None:
+            return
+        settings = self.context.settings
+        analysis, request, model = self.analysis, self.request(), self.context.model
+
+        def work(progress, cancel):
+            # checked here, not on the GUI thread: verifying the pack reads its files
+            if not model.is_loaded_for(settings):
+                ready, missing = model_pack.restoration_ready(settings.models_dir)
+                if not ready:
+                    return model_pack.PackMissing(missing)
+            with model.use(settings, progress) as pipeline:
+                return restore_flow.restore(analysis, request, pipeline, progress, cancel)
+
+        self.progress.start("Restoring…")
+        self.status.setText("")
+        self._job = self.context.runner.run(work, f"Restoring {analysis.path.name}", on_result=self._show_outcome,
+                                            on_failed=self._failed, on_progress=self.progress.update_progress,
+                                            on_cancelled=lambda: self.status.setText("Restoration cancelled."),
+                                            on_finished=self._job_finished)
+        self._update_actions()
+
+    def _preload_model(self) -> None:
+        """Load the model in the background while the user looks at the faces, so that pressing Restore
+        starts restoring at once (loading takes seconds to minutes)."""
+        settings, model = self.context.settings, self.context.model
+        if model.is_loaded_for(settings):
+            return
+
+        def work(progress, cancel):
+            if model_pack.restoration_ready(settings.models_dir)[0]:
+                model.preload(settings)
+
+        self.context.runner.run(work, "Loading the FaceMe model", on_failed=lambda m: log.info("preload: %s", m.what))
+
+    def _lead_to_models(self, missing: list[str]) -> None:
+        """First run without a model pack: explain on the Models page instead of failing."""
+        self.context.navigate.emit("models")
+        window = self.window()
+        if hasattr(window, "models"):
+            window.models.explain_missing(missing)
+        self.status.setText("Restoring needs the model pack: the Models page says what is missing and why.")
+
+    def cancel(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+            self.progress.text.setText("Stopping…")
+            self.progress.cancel.setEnabled(False)
+
+    def _show_outcome(self, outcome) -> None:
+        if isinstance(outcome, model_pack.PackMissing):
+            self._lead_to_models(outcome.parts)
+            return
+        self.outcome = outcome
+        self.saved_path = None
+        self._after = outcome.preview
+        self.compare.set_images(self._before, self._after)
+        self._show_view("compare")
+        self.status.setText(outcome.summary)
+
+    def _failed(self, message) -> None:
+        self.status.setText(message.what)
+        self.context.report(message)
+
+    def _job_finished(self) -> None:
+        self._job = None
+        self.progress.stop()
+        self._update_actions()
+
+    # --- saving --------------------------------------------------------------------------------
+    def default_output(self) -> Path | None:
+        if self.analysis is None:
+            return None
+        return self.context.preferences.output_path_for(self.analysis.path)
+
+    def save(self, path: Path | None = None) -> None:
+        if self.outcome is None:
+            return
+        target = Path(path) if path is not None else self.default_output()
+        outcome = self.outcome
+        self.progress.start(f"Saving {target.name}…")
+        self._job = self.context.runner.run(lambda progress, cancel: restore_flow.save(outcome, target),
+                                            f"Saving {target.name}", on_result=self._saved, on_failed=self._failed,
+                                            on_finished=self._job_finished)
+        self._update_actions()
+
+    def _saved(self, path: Path) -> None:
+        self.saved_path = Path(path)
+        self.status.setText(f"Saved as {path}")
+
+    def _save_as(self) -> None:
+        start = str(self.default_output() or "")
+        path, _ = QFileDialog.getSaveFileName(self, "Save the restored photo", start,
+                                              "Photos (*.jpg *.jpeg *.png *.tif *.tiff *.webp)")
+        if path:
+            self.save(Path(path))
+
+    def open_folder(self) -> None:
+        if self.saved_path is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.saved_path.parent)))
+
+    def shutdown(self) -> None:
+        if self._job is not None:
+            self._job.cancel()

@@ -1,0 +1,137 @@
+"""Settings: device, model folder, catalog location, where restored photos go and how they are named."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QFrame, QHBoxLayout, QLineEdit, QVBoxLayout,
+                               QWidget)
+
+from app.pages.base import Page
+from app.preferences import NAMING_HELP
+from app.widgets.common import button, label
+
+log = logging.getLogger(__name__)
+
+DEVICES = [("Automatic (GPU when available)", "auto"), ("GPU (CUDA)", "cuda"), ("CPU (slow, always works)", "cpu")]
+
+
+def _path_row(edit: QLineEdit, choose) -> QWidget:
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(edit, 1)
+    browse = button("Browse…", "folder")
+    browse.clicked.connect(choose)
+    layout.addWidget(browse)
+    return row
+
+
+class SettingsPage(Page):
+    key = "settings"
+    title = "Settings"
+    subtitle = "Where things are kept and how the model runs. Changes apply when you press Save."
+    icon_name = "settings"
+
+    def __init__(self, context, parent=None):
+        super().__init__(context, parent)
+        panel = QFrame()
+        panel.setObjectName("Panel")
+        outer = QVBoxLayout(panel)
+        outer.setContentsMargins(20, 16, 20, 16)
+        # one form for every section, so that labels and fields line up down the page
+        form = QFormLayout()
+        form.setHorizontalSpacing(16)
+        form.setVerticalSpacing(10)
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+
+        form.addRow(label("Processing", "SectionTitle"))
+        self.device = QComboBox()
+        for text, value in DEVICES:
+            self.device.addItem(text, value)
+        form.addRow("Device", self.device)
+        form.addRow("", label("Switching the device reloads the model before the next restoration.", "Muted",
+                              wrap=True))
+        self.models_dir = QLineEdit()
+        form.addRow("Model folder", _path_row(self.models_dir, lambda: self._choose_dir(self.models_dir)))
+
+        form.addRow(label("Library", "SectionTitle"))
+        self.catalog = QLineEdit()
+        self.catalog.setToolTip("A file (SQLite) or a database URL such as postgresql://user@nas/photos")
+        form.addRow("Catalog", _path_row(self.catalog, self._choose_catalog))
+
+        form.addRow(label("Restored photos", "SectionTitle"))
+        self.output_dir = QLineEdit()
+        self.output_dir.setPlaceholderText("A “restored” folder beside each photo")
+        form.addRow("Output folder", _path_row(self.output_dir, lambda: self._choose_dir(self.output_dir)))
+        self.naming = QLineEdit()
+        self.naming.setToolTip(NAMING_HELP)
+        form.addRow("File name", self.naming)
+        self.example = label("", "Muted")
+        form.addRow("", self.example)
+        self.naming.textChanged.connect(self._show_example)
+        self.output_dir.textChanged.connect(self._show_example)
+        outer.addLayout(form)
+
+        actions = QHBoxLayout()
+        actions.addStretch(1)
+        self.revert = button("Revert")
+        self.revert.clicked.connect(self.load)
+        self.save_button = button("Save", "check", primary=True)
+        self.save_button.clicked.connect(self.save)
+        actions.addWidget(self.revert)
+        actions.addWidget(self.save_button)
+        outer.addSpacing(8)
+        outer.addLayout(actions)
+        self.layout_.addWidget(panel)
+        self.layout_.addStretch(1)
+        self.load()
+
+    def activated(self) -> None:
+        self.load()
+
+    def load(self) -> None:
+        prefs = self.context.preferences
+        index = max(0, self.device.findData(prefs.device if prefs.device in ("auto", "cpu") else
+                                            ("cuda" if prefs.device.startswith("cuda") else "auto")))
+        self.device.setCurrentIndex(index)
+        self.models_dir.setText(prefs.models_dir)
+        self.catalog.setText(prefs.catalog_url.removeprefix("sqlite:///"))
+        self.output_dir.setText(prefs.output_dir)
+        self.naming.setText(prefs.naming)
+        self._show_example()
+
+    def _show_example(self) -> None:
+        from app.preferences import Preferences
+
+        probe = Preferences(output_dir=self.output_dir.text().strip(), naming=self.naming.text().strip() or "{stem}")
+        self.example.setText(f"Example: /photos/grandma.jpg → {probe.output_path_for(Path('/photos/grandma.jpg'))}")
+
+    def save(self) -> None:
+        prefs = self.context.preferences
+        device = self.device.currentData()
+        catalog = self.catalog.text().strip()
+        changed_model = device != prefs.device or self.models_dir.text().strip() != prefs.models_dir
+        prefs.device = device
+        prefs.models_dir = self.models_dir.text().strip() or prefs.models_dir
+        prefs.catalog_url = catalog if "://" in catalog else f"sqlite:///{Path(catalog).expanduser()}"
+        prefs.output_dir = self.output_dir.text().strip()
+        prefs.naming = self.naming.text().strip() or "{stem}_restored"
+        if changed_model:
+            # The next job loads the model for the new device; a running one finishes with the old.
+            self.context.runner.run(lambda progress, cancel: self.context.model.release(), "Releasing the model")
+        self.context.save_preferences()
+        self.context.catalog_changed.emit()
+        self.window().statusBar().showMessage("Settings saved", 4000)
+
+    def _choose_dir(self, edit: QLineEdit) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a folder", edit.text())
+        if folder:
+            edit.setText(folder)
+
+    def _choose_catalog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Catalog file", self.catalog.text(), "Catalog (*.sqlite3)")
+        if path:
+            self.catalog.setText(path)

@@ -1,0 +1,64 @@
+"""What the user chose in Settings, kept in a small JSON file (Qt-free, so tests can read it)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import platformdirs
+
+from engine.settings import APP_NAME, Settings, default_catalog_url, default_models_dir
+
+log = logging.getLogger(__name__)
+
+NAMING_HELP = "{stem} is the photo's name without extension; the extension is kept"
+
+
+def default_config_path() -> Path:
+    env = os.environ.get("FACEME_CONFIG_DIR")
+    folder = Path(env) if env else Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+    return folder / "studio.json"
+
+
+@dataclass
+class Preferences:
+    device: str = "auto"
+    models_dir: str = field(default_factory=lambda: str(default_models_dir()))
+    catalog_url: str = field(default_factory=default_catalog_url)
+    #: empty: a "restored" folder beside each photo
+    output_dir: str = ""
+    naming: str = "{stem}_restored"
+    guidance: float = 5.0
+    steps: int = 50
+    color_fix: bool = True
+    #: album folders the user added (scanned into the catalog)
+    albums: list[str] = field(default_factory=list)
+
+    def engine_settings(self) -> Settings:
+        return Settings(models_dir=Path(self.models_dir), catalog_url=self.catalog_url, device=self.device)
+
+    def output_path_for(self, photo: Path) -> Path:
+        folder = Path(self.output_dir) if self.output_dir else photo.parent / "restored"
+        stem = self.naming.format(stem=photo.stem) if "{stem}" in self.naming else f"{photo.stem}{self.naming}"
+        return folder / f"{stem}{photo.suffix}"
+
+    @classmethod
+    def load(cls, path: Path) -> Preferences:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cls()
+        except (OSError, ValueError) as exc:
+            log.warning("settings file %s unreadable (%s); using defaults", path, exc)
+            return cls()
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
+        tmp.replace(path)

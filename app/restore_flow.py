@@ -1,0 +1,260 @@
+"""The Restore page's work, as plain functions run in workers: read + find faces, restore, save.
+
+The page never touches pixels itself: it receives small dataclasses with QImages made here (building a
+QImage is allowed off the GUI thread; QPixmaps are not).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtGui import QImage
+
+from app.qimage import to_qimage
+from engine.errors import FaceMeError
+from engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
+from engine.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: the longest side of the picture shown on screen (the full photo stays in the worker's data)
+PREVIEW_SIZE = 2048
+
+
+@dataclass
+class FaceChoice:
+    box: tuple[float, float, float, float]
+    person_id: int | None
+    person_name: str | None
+    similarity: float | None
+    restore: bool
+    restorable: bool = True
+    note: str = ""
+    detected: Any = None  # the engine's Face
+
+    @property
+    def label(self) -> str:
+        return self.person_name or "Unknown person"
+
+    @property
+    def short_note(self) -> str:
+        """One line for the list; `note` keeps the engine's full reason (shown as a tooltip)."""
+        if not self.restorable:
+            return "too small to restore"
+        if self.person_name and self.similarity is not None:
+            return f"matched by references (similarity {self.similarity:.2f})"
+        return "nobody known: restored without identity"
+
+
+@dataclass
+class PhotoAnalysis:
+    path: Path
+    image: Any  # engine.imageio.LoadedImage
+    preview: QImage
+    preview_scale: float  # preview pixels per photo pixel
+    faces: list[FaceChoice]
+    people: list[Any] = field(default_factory=list)  # engine.restore.PersonReferences of matched people
+
+
+@dataclass
+class RestoreRequest:
+    faces: list[int]
+    guidance: float = 5.0
+    steps: int = 50
+    seed: int | None = None
+    color_fix: bool = True
+
+
+@dataclass
+class RestoreOutcome:
+    path: Path
+    pixels: np.ndarray
+    image: Any  # the LoadedImage the result is written "like" (EXIF, ICC, format)
+    preview: QImage
+    summary: str
+    seed: int | None
+    details: list[str] = field(default_factory=list)
+
+
+def _preview(pixels: np.ndarray) -> tuple[QImage, float]:
+    h, w = pixels.shape[:2]
+    image = to_qimage(pixels)
+    scale = 1.0
+    if max(h, w) > PREVIEW_SIZE:
+        from PySide6.QtCore import Qt
+
+        scale = PREVIEW_SIZE / max(h, w)
+        image = image.scaled(round(w * scale), round(h * scale), Qt.AspectRatioMode.KeepAspectRatio,
+                             Qt.TransformationMode.SmoothTransformation)
+    return image, scale
+
+
+def face_analyzer(settings: Settings):
+    """The analyser restoration uses: InsightFace antelopev2 from the pack (FaceMe needs its ArcFace),
+    or, when the pack is not installed yet, the embedded dlib one (for showing faces only)."""
+    from engine.models.layout import check_part, part_dir
+
+    if check_part(settings.models_dir, "antelopev2").ok:
+        from engine.faces.insightface_backend import InsightFaceAnalyzer, default_providers
+
+        providers = ["CPUExecutionProvider"] if settings.device == "cpu" else default_providers()
+        return InsightFaceAnalyzer(part_dir(settings.models_dir, "antelopev2"), providers=providers)
+    from engine.faces.dlib_backend import DlibFaceAnalyzer
+
+    return DlibFaceAnalyzer()
+
+
+#: how far around a reference face its crop reaches (in face sizes), so its largest face is that face
+_REFERENCE_MARGIN = 0.8
+
+
+def reference_crop(photo: Path, box: tuple[float, float, float, float]) -> np.ndarray:
+    """The region of `photo` around one face: a reference image in which that face is the largest."""
+    from engine.imageio import read_image
+
+    pixels = read_image(photo).pixels
+    h, w = pixels.shape[:2]
+    x1, y1, x2, y2 = box
+    size = max(x2 - x1, y2 - y1)
+    left, top = int(max(0, x1 - _REFERENCE_MARGIN * size)), int(max(0, y1 - _REFERENCE_MARGIN * size))
+    right, bottom = int(min(w, x2 + _REFERENCE_MARGIN * size)), int(min(h, y2 + _REFERENCE_MARGIN * size))
+    return np.ascontiguousarray(pixels[top:bottom, left:right])
+
+
+@dataclass(frozen=True)
+class KnownPerson:
+    id: int
+    name: str  # unique among the people passed to the engine
+    references: list[tuple[Path, tuple[float, float, float, float]]]
+
+
+def known_people(catalog) -> list[KnownPerson]:
+    """Every visible person with references (the user's picks, else the stored or fresh suggestions)."""
+    from sqlalchemy import select
+
+    from engine.catalog.models import Person
+    from engine.people.references import references, suggest
+
+    people: list[KnownPerson] = []
+    with catalog.session() as session:
+        used: set[str] = set()
+        for person in session.scalars(select(Person).where(Person.hidden.is_(False)).order_by(Person.id)):
+            chosen = references(session, person, refresh=False) or suggest(session, person)
+            if not chosen:
+                continue
+            name = person.label if person.label not in used else f"{person.label} ({person.id})"
+            used.add(name)
+            people.append(KnownPerson(person.id, name, [(Path(c.face.photo.path), c.face.box) for c in chosen]))
+    return people
+
+
+def analyse_photo(path: Path, settings: Settings, catalog: Callable[[], Any] | None = None,
+                  progress: ProgressCallback | None = None, cancel: CancelCheck | None = None) -> PhotoAnalysis:
+    """Read `path`, find its faces and match each one to a known person (worker thread)."""
+    from engine.imageio import read_image
+    from engine.restore.matching import embed_references
+    from engine.restore.photo import PersonReferences, RestoreOptions, plan_faces
+
+    report(progress, 0, 4, "Reading the photo…")
+    image = read_image(path)
+    check_cancelled(cancel, "opening the photo")
+    preview, scale = _preview(image.pixels)
+    report(progress, 1, 4, "Finding faces…")
+    analyzer = face_analyzer(settings)
+    faces = analyzer.detect(np.ascontiguousarray(image.pixels[..., :3]))
+    check_cancelled(cancel, "opening the photo")
+
+    report(progress, 2, 4, "Reading the reference photos of the people you know…")
+    people: list[PersonReferences] = []
+    embedded = []
+    ids: dict[str, int] = {}
+    if faces and catalog is not None:
+        try:
+            known = known_people(catalog())
+        except FaceMeError as exc:
+            log.warning("people unavailable for matching: %s", exc)
+            known = []
+        for person in known:
+            check_cancelled(cancel, "opening the photo")
+            try:
+                crops = [reference_crop(p, box) for p, box in person.references]
+                embedded.append(embed_references(analyzer, person.name, crops))
+            except FaceMeError as exc:  # one unreadable reference must not hide the photo's faces
+                log.warning("references of %s skipped: %s", person.name, exc)
+                continue
+            people.append(PersonReferences(person.name, crops))
+            ids[person.name] = person.id
+    report(progress, 3, 4, "Matching faces to people…")
+    outcomes = plan_faces(faces, embedded, RestoreOptions())
+    choices = []
+    for outcome in outcomes:
+        restorable = not outcome.reason.startswith("too small")
+        choices.append(FaceChoice(box=tuple(float(v) for v in outcome.face.box),
+                                  person_id=ids.get(outcome.person) if outcome.person else None,
+                                  person_name=outcome.person, similarity=outcome.similarity,
+                                  restore=restorable, restorable=restorable, note=outcome.reason,
+                                  detected=outcome.face))
+    choices.sort(key=lambda c: c.box[0])
+    report(progress, 4, 4, "")
+    return PhotoAnalysis(path=Path(path), image=image, preview=preview, preview_scale=scale, faces=choices,
+                         people=people)
+
+
+class _ChosenFaces:
+    """A face analyser that "finds" exactly the faces the user ticked in the photo being restored, and
+    analyses every other picture (the references) with the real analyser."""
+
+    def __init__(self, analyzer, photo: np.ndarray, faces: list):
+        self._analyzer = analyzer
+        self._photo = photo
+        self._faces = faces
+        self.embedding_model = analyzer.embedding_model
+
+    def detect(self, image_rgb: np.ndarray, *args, **kwargs):
+        if image_rgb.shape[:2] == self._photo.shape[:2] and np.shares_memory(image_rgb, self._photo):
+            return list(self._faces)
+        return self._analyzer.detect(image_rgb, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._analyzer, name)
+
+
+def restore(analysis: PhotoAnalysis, request: RestoreRequest, pipeline: Any,
+            progress: ProgressCallback | None = None, cancel: CancelCheck | None = None) -> RestoreOutcome:
+    """Restore the ticked faces of the analysed photo with the loaded FaceMe pipeline (worker thread)."""
+    from engine.restore.photo import RestoreOptions, restore_photo
+
+    chosen = [analysis.faces[i] for i in request.faces]
+    if not chosen:
+        raise FaceMeError("no face is ticked, so there is nothing to restore", analysis.path)
+    names = {c.person_name for c in chosen if c.person_name}
+    people = [p for p in analysis.people if p.name in names]
+    analyzer = pipeline.face_analyzer
+    if analyzer is None:
+        raise FaceMeError("the loaded model has no face analyser")
+    options = RestoreOptions(steps=request.steps, guidance_scale=request.guidance, seed=request.seed,
+                             color_fix=request.color_fix, unmatched="blind", min_face_size=0)
+    wrapper = _ChosenFaces(analyzer, analysis.image.pixels, [c.detected for c in chosen])
+    result = restore_photo(analysis.image, people, pipeline, analyzer=wrapper, options=options,
+                           progress=progress, cancel=cancel)
+    check_cancelled(cancel, "restoration")
+    preview, _ = _preview(result.pixels)
+    n = result.restored_count
+    summary = f"{n} face{'s' if n != 1 else ''} restored (seed {request.seed}). Drag the divider to compare."
+    details = [f"{o.person or 'unknown'}: {o.action} — {o.reason}" for o in result.faces]
+    for line in details:
+        log.info("%s: %s", analysis.path.name, line)
+    return RestoreOutcome(analysis.path, result.pixels, analysis.image, preview, summary, request.seed, details)
+
+
+def save(outcome: RestoreOutcome, target: Path) -> Path:
+    """Write the result atomically beside or instead of nothing: the original is never overwritten."""
+    from engine.imageio import write_image
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return write_image(target, outcome.pixels, like=outcome.image)
