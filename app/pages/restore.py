@@ -261,7 +261,9 @@ class RestorePage(Page):
             if not face.restorable:
                 item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
             self.face_list.addItem(item)
-            marks.append(FaceMark(face.box, face.label, face.person_id, face.restore, face.note))
+            # Boxes are in photo pixels; the canvas shows the (possibly smaller) preview.
+            box = tuple(v * self.analysis.preview_scale for v in face.box)
+            marks.append(FaceMark(box, face.label, face.person_id, face.restore, face.note))
         self.faces_view.set_faces(marks)
         self.face_list.blockSignals(False)
         self._update_actions()
