@@ -10,7 +10,24 @@ from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPalette, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QApplication
 
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+
+def find_resources() -> Path:
+    """The `resources/` folder: inside the package in an installed wheel (the build copies it to
+    app/resources, see installers/build_hooks.py), next to the package folders in a checkout or an
+    editable install. The style sheet marks the right folder, so an unrelated `resources/` beside an
+    installed package is never taken for ours."""
+    package = Path(__file__).resolve().parent
+    candidates = (package / "resources", package.parent / "resources")
+    for candidate in candidates:
+        if (candidate / "styles" / "studio.qss").is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"FaceMe Studio's resources (icons, style sheet) are missing: looked in {candidates[0]} and "
+        f"{candidates[1]}; reinstall the app"
+    )
+
+
+RESOURCES = find_resources()
 ICONS = RESOURCES / "icons"
 STYLE_SHEET = RESOURCES / "styles" / "studio.qss"
 
