@@ -40,13 +40,6 @@ def add_parser(subparsers) -> None:
     p.set_defaults(handler=run)
 
 
-def _quiet_loading_bars() -> None:
-    """transformers draws a bar per loaded model; our own bar on stderr is the one that matters."""
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()
-
-
 def run(args: argparse.Namespace) -> int:
     from engine.faceme.pipeline import FaceMePipeline
     from engine.faceme.references import read_rgb
@@ -57,7 +50,6 @@ def run(args: argparse.Namespace) -> int:
     if args.output.resolve() == args.lq.resolve():
         raise UsageError("the output would overwrite the input", args.output)
     settings = Settings().with_overrides(models_dir=args.models, device=args.device)
-    _quiet_loading_bars()
     lq = read_rgb(args.lq)
     started = time.monotonic()
     pipeline = FaceMePipeline.from_pack(settings.models_dir, device=settings.device, dtype=settings.dtype)

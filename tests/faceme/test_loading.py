@@ -62,6 +62,7 @@ def test_loading_draws_no_library_progress_bars(tiny_pack, capfd):
 
     from engine.faceme.pipeline import FaceMePipeline
 
+    transformers_logging.enable_progress_bar()
     FaceMePipeline.from_pack(tiny_pack, device="cpu")
     assert "Loading weights" not in capfd.readouterr().err
     assert transformers_logging.is_progress_bar_enabled()  # restored for other users of the library
