@@ -9,8 +9,6 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from engine.errors import FaceMeError
-
 log = logging.getLogger(__name__)
 
 
@@ -69,13 +67,6 @@ class ItemRelay(QObject):
         self.photo_progress.emit(int(item_id), str(name), int(done), int(total), str(message))
 
 
-class _Interrupted(BaseException):
-    """Raised through engine.catalog.batch.run_job when the user stops a batch mid-photo.
-
-    run_job turns any Exception of one photo into a "failed" item so that an album goes on; a stop is not
-    a failure, so it travels as a BaseException (the item stays pending and is done on resume)."""
-
-
 class StudioRestorer:
     """engine.catalog.batch's PhotoRestorer on the app's one shared model, with per-photo progress."""
 
@@ -89,7 +80,6 @@ class StudioRestorer:
         self.color_fix = color_fix
 
     def restore(self, input_path: Path, output_path: Path, people: list, options) -> dict:
-        from engine.errors import CancelledError
         from engine.restore.photo import RestoreOptions, restore_photo_file
 
         item_id = self.item_ids.get(str(input_path), -1)
@@ -100,51 +90,33 @@ class StudioRestorer:
                 self.on_photo(item_id, name, done, total, message)
 
         photo_progress(0, 0, "starting")
-        try:
-            with self.model.use(self.settings) as pipeline:
-                result = restore_photo_file(
-                    input_path, output_path, people, pipeline,
-                    options=RestoreOptions(steps=options.steps, guidance_scale=options.guidance_scale,
-                                           seed=options.seed, unmatched=options.unmatched,
-                                           color_fix=self.color_fix),
-                    progress=photo_progress, cancel=self.cancel)
-        except CancelledError:
-            raise _Interrupted() from None
+        # a stop inside the photo raises CancelledError: engine.catalog.batch.run_job keeps it pending
+        with self.model.use(self.settings) as pipeline:
+            result = restore_photo_file(
+                input_path, output_path, people, pipeline,
+                options=RestoreOptions(steps=options.steps, guidance_scale=options.guidance_scale,
+                                       seed=options.seed, unmatched=options.unmatched, color_fix=self.color_fix),
+                progress=photo_progress, cancel=self.cancel)
         return {"faces": [{"person": f.person, "action": f.action, "reason": f.reason} for f in result.faces],
                 "models_dir": str(self.settings.models_dir)}
 
 
-def _status(value) -> str:
-    return value.value if hasattr(value, "value") else str(value)
+def _job_view(job) -> JobView:
+    return JobView(job.id, job.out_dir, list(job.roots), job.status,
+                   [ItemView(i.id, i.photo, i.output, i.status, i.reason) for i in job.items])
 
 
 def list_jobs(catalog) -> list[JobView]:
-    from sqlalchemy import select
+    from engine.catalog import batch
 
-    from engine.catalog.models import BatchItem, BatchJob, Photo
-
-    with catalog.session() as session:
-        jobs = session.scalars(select(BatchJob).order_by(BatchJob.id.desc())).all()
-        views = []
-        for job in jobs:
-            rows = session.execute(select(BatchItem, Photo.path).join(Photo, BatchItem.photo_id == Photo.id)
-                                   .where(BatchItem.job_id == job.id).order_by(BatchItem.id)).all()
-            items = [ItemView(item.id, Path(path), Path(job.out_dir) / item.relative_output, _status(item.status),
-                              item.reason) for item, path in rows]
-            views.append(JobView(job.id, Path(job.out_dir), list(job.roots), _status(job.status), items))
-    return views
+    return [_job_view(job) for job in batch.list_jobs(catalog)]
 
 
 def unfinished_job(catalog) -> int | None:
     """The newest batch that was still running when the app last closed (or crashed), if any."""
-    from sqlalchemy import select
+    from engine.catalog import batch
 
-    from engine.catalog.models import BatchItem, BatchJob, ItemStatus, JobStatus
-
-    with catalog.session() as session:
-        return session.scalar(select(BatchJob.id).where(BatchJob.status == JobStatus.running)
-                              .where(BatchJob.items.any(BatchItem.status == ItemStatus.pending))
-                              .order_by(BatchJob.id.desc()).limit(1))
+    return batch.unfinished_job(catalog)
 
 
 def create_job(catalog, roots, out_dir, options: dict, progress=None, cancel=None) -> int:
@@ -158,66 +130,26 @@ def create_job(catalog, roots, out_dir, options: dict, progress=None, cancel=Non
 
 
 def run_job(catalog, job_id: int, settings, model, progress=None, cancel=None, on_item=None, on_photo=None,
-            color_fix: bool = True):
-    """Run the batch's pending photos; `on_item(item_id, status, reason)` after each one."""
-    from sqlalchemy import select
-
+            color_fix: bool = True) -> str:
+    """Run the batch's pending photos; `on_item(item_id, status, reason)` after each one. A stop raises
+    CancelledError (the photo in flight stays pending: Resume or the next start redoes it)."""
     from engine.catalog import batch
-    from engine.catalog.models import BatchItem, BatchJob, JobStatus, Photo
-    from engine.errors import CancelledError
 
-    with catalog.transaction() as session:
-        job = session.get(BatchJob, job_id)
-        if job is None:
-            raise FaceMeError(f"batch {job_id} no longer exists")
-        job.status = JobStatus.running  # resuming a cancelled batch
-        rows = session.execute(select(BatchItem.id, Photo.path, BatchItem.status)
-                               .join(Photo, BatchItem.photo_id == Photo.id).where(BatchItem.job_id == job_id)).all()
-    item_ids = {path: item_id for item_id, path, _ in rows}
-    reported = {item_id for item_id, _, status in rows if _status(status) != "pending"}
-
-    def report_items(done: int, total: int, message: str) -> None:
-        if progress is not None:
-            progress(done, total, message)
-        if on_item is None:
-            return
-        with catalog.session() as session:
-            finished = session.execute(select(BatchItem.id, BatchItem.status, BatchItem.reason).where(
-                BatchItem.job_id == job_id, BatchItem.finished_at.is_not(None))).all()
-        for item_id, status, reason in finished:
-            if item_id not in reported:
-                reported.add(item_id)
-                on_item(item_id, _status(status), reason)
-
+    item_ids = {str(item.photo): item.id for item in batch.get_job(catalog, job_id).items}
     restorer = StudioRestorer(settings, model, item_ids, cancel=cancel, on_photo=on_photo, color_fix=color_fix)
-    try:
-        summary = batch.run_job(catalog, job_id, restorer, progress=report_items, cancel=cancel)
-    except _Interrupted:
-        raise CancelledError("batch stopped; its remaining photos are kept for later") from None
+    summary = batch.run_job(catalog, job_id, restorer, progress=progress, cancel=cancel, on_item=on_item)
     return f"{summary.restored} restored, {len(summary.skipped)} skipped, {len(summary.failed)} failed"
 
 
 def cancel_job(catalog, job_id: int) -> None:
     """The user cancelled: the batch is not resumed automatically at the next start (Resume still can)."""
-    from engine.catalog.models import BatchJob, JobStatus
+    from engine.catalog import batch
 
-    with catalog.transaction() as session:
-        job = session.get(BatchJob, job_id)
-        if job is not None and job.status == JobStatus.running:
-            job.status = JobStatus.cancelled
+    batch.cancel_job(catalog, job_id)
 
 
 def retry_failed(catalog, job_id: int) -> int:
     """Put the batch's failed photos back in line; returns how many."""
-    from sqlalchemy import update
+    from engine.catalog import batch
 
-    from engine.catalog.models import BatchItem, BatchJob, ItemStatus, JobStatus
-
-    with catalog.transaction() as session:
-        count = session.execute(update(BatchItem).where(BatchItem.job_id == job_id,
-                                                        BatchItem.status == ItemStatus.failed)
-                                .values(status=ItemStatus.pending, reason=None, finished_at=None)).rowcount
-        job = session.get(BatchJob, job_id)
-        if job is not None:
-            job.status = JobStatus.running
-    return count
+    return batch.retry_failed(catalog, job_id)

@@ -17,6 +17,8 @@ from PySide6.QtGui import QImage
 
 from app.qimage import to_qimage
 from engine.errors import FaceMeError
+from engine.people.listing import KnownPerson
+from engine.people.listing import known_people as engine_known_people
 from engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
 from engine.settings import Settings
 
@@ -109,48 +111,18 @@ def face_analyzer(settings: Settings):
     return DlibFaceAnalyzer()
 
 
-#: how far around a reference face its crop reaches (in face sizes), so its largest face is that face
-_REFERENCE_MARGIN = 0.8
-
-
 def reference_crop(photo: Path, box: tuple[float, float, float, float]) -> np.ndarray:
     """The region of `photo` around one face: a reference image in which that face is the largest."""
     from engine.imageio import read_image
+    from engine.restore.photo import crop_around_face
 
-    pixels = read_image(photo).pixels
-    h, w = pixels.shape[:2]
-    x1, y1, x2, y2 = box
-    size = max(x2 - x1, y2 - y1)
-    left, top = int(max(0, x1 - _REFERENCE_MARGIN * size)), int(max(0, y1 - _REFERENCE_MARGIN * size))
-    right, bottom = int(min(w, x2 + _REFERENCE_MARGIN * size)), int(min(h, y2 + _REFERENCE_MARGIN * size))
-    return np.ascontiguousarray(pixels[top:bottom, left:right])
-
-
-@dataclass(frozen=True)
-class KnownPerson:
-    id: int
-    name: str  # unique among the people passed to the engine
-    references: list[tuple[Path, tuple[float, float, float, float]]]
+    return crop_around_face(read_image(photo).pixels, box)
 
 
 def known_people(catalog) -> list[KnownPerson]:
     """Every visible person with references (the user's picks, else the stored or fresh suggestions)."""
-    from sqlalchemy import select
-
-    from engine.catalog.models import Person
-    from engine.people.references import references, suggest
-
-    people: list[KnownPerson] = []
     with catalog.session() as session:
-        used: set[str] = set()
-        for person in session.scalars(select(Person).where(Person.hidden.is_(False)).order_by(Person.id)):
-            chosen = references(session, person, refresh=False) or suggest(session, person)
-            if not chosen:
-                continue
-            name = person.label if person.label not in used else f"{person.label} ({person.id})"
-            used.add(name)
-            people.append(KnownPerson(person.id, name, [(Path(c.face.photo.path), c.face.box) for c in chosen]))
-    return people
+        return engine_known_people(session)
 
 
 def analyse_photo(path: Path, settings: Settings, catalog: Callable[[], Any] | None = None,
@@ -205,25 +177,6 @@ def analyse_photo(path: Path, settings: Settings, catalog: Callable[[], Any] | N
                          people=people)
 
 
-class _ChosenFaces:
-    """A face analyser that "finds" exactly the faces the user ticked in the photo being restored, and
-    analyses every other picture (the references) with the real analyser."""
-
-    def __init__(self, analyzer, photo: np.ndarray, faces: list):
-        self._analyzer = analyzer
-        self._photo = photo
-        self._faces = faces
-        self.embedding_model = analyzer.embedding_model
-
-    def detect(self, image_rgb: np.ndarray, *args, **kwargs):
-        if image_rgb.shape[:2] == self._photo.shape[:2] and np.shares_memory(image_rgb, self._photo):
-            return list(self._faces)
-        return self._analyzer.detect(image_rgb, *args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._analyzer, name)
-
-
 def restore(analysis: PhotoAnalysis, request: RestoreRequest, pipeline: Any,
             progress: ProgressCallback | None = None, cancel: CancelCheck | None = None) -> RestoreOutcome:
     """Restore the ticked faces of the analysed photo with the loaded FaceMe pipeline (worker thread)."""
@@ -234,14 +187,11 @@ def restore(analysis: PhotoAnalysis, request: RestoreRequest, pipeline: Any,
         raise FaceMeError("no face is ticked, so there is nothing to restore", analysis.path)
     names = {c.person_name for c in chosen if c.person_name}
     people = [p for p in analysis.people if p.name in names]
-    analyzer = pipeline.face_analyzer
-    if analyzer is None:
-        raise FaceMeError("the loaded model has no face analyser")
     options = RestoreOptions(steps=request.steps, guidance_scale=request.guidance, seed=request.seed,
                              color_fix=request.color_fix, unmatched="blind", min_face_size=0)
-    wrapper = _ChosenFaces(analyzer, analysis.image.pixels, [c.detected for c in chosen])
-    result = restore_photo(analysis.image, people, pipeline, analyzer=wrapper, options=options,
-                           progress=progress, cancel=cancel)
+    # only the ticked faces; the pipeline's analyser reads the people's references
+    result = restore_photo(analysis.image, people, pipeline, options=options, progress=progress, cancel=cancel,
+                           faces=[c.detected for c in chosen])
     check_cancelled(cancel, "restoration")
     preview, _ = _preview(result.pixels)
     n = result.restored_count

@@ -2,7 +2,8 @@
 
 `open_catalog(url)` opens SQLite (default, in the user data folder) or any SQLAlchemy URL and runs
 the Alembic migrations; `engine.catalog.scanner.scan` fills it from album folders;
-`engine.catalog.batch` restores albums from it.
+`engine.catalog.batch` restores albums from it (and lists, cancels and retries its jobs);
+`engine.catalog.views` lists its photos as plain rows for a photo grid.
 """
 
 from engine.catalog.db import Catalog, open_catalog

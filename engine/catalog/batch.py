@@ -2,6 +2,8 @@
 
     job = start_or_resume(catalog, roots, out_dir, options)   (scans roots not yet in the catalog)
     run_job(catalog, job_id, restorer, progress, cancel)       → BatchSummary
+    list_jobs / get_job / unfinished_job                       (the jobs as plain rows, for the GUI)
+    cancel_job / retry_failed                                  (the user's word on a job)
 
 Which photos: every catalogued photo under the roots. A photo with a face of a person who has
 references is restored with those people's references (other faces per `unmatched`); a photo with
@@ -15,6 +17,11 @@ restoration. A resumed job first deletes temporary files that a killed write lef
 an item whose output already exists (written, then killed before the commit) as done instead of
 restoring it again. So no photo is restored twice and no half-written output remains.
 
+Cancelling (`cancel` returns True) stops run_job with CancelledError, between photos or inside one:
+the photo in flight is not marked at all (it stays pending and is restored on the next run), and the
+job stays "running", so it is resumed by `unfinished_job`'s caller at the next start; `cancel_job`
+marks it "cancelled" when the user means to stop it for good (running it again re-opens it).
+
 The restoration itself is behind `PhotoRestorer` (`restore(input, output, people, options)`); the
 default, `FaceMeRestorer`, loads the FaceMe pipeline from a model pack once and calls
 engine.restore.photo.restore_photo_file.
@@ -25,17 +32,17 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from engine.catalog.db import Catalog
 from engine.catalog.models import (Assignment, AssignmentOrigin, BatchItem, BatchJob, Face, ItemStatus, JobStatus,
                                    Person, Photo, PhotoStatus, Restoration, utcnow)
-from engine.errors import FaceMeError, NoFaceError, UsageError
+from engine.errors import CancelledError, FaceMeError, NoFaceError, UsageError
 from engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
 
 log = logging.getLogger(__name__)
@@ -84,6 +91,10 @@ class FaceMeRestorer:
                                                            seed=options.seed, unmatched=options.unmatched))
         return {"faces": [{"person": f.person, "action": f.action, "reason": f.reason} for f in result.faces],
                 "models_dir": str(self.models_dir)}
+
+
+#: called with (item id, "done" | "skipped" | "failed", reason or None) after each photo
+ItemCallback = Callable[[int, str, "str | None"], None]
 
 
 @dataclass
@@ -211,12 +222,21 @@ def people_for_photo(catalog: Catalog, session, photo: Photo) -> tuple[list, lis
 
 
 def run_job(catalog: Catalog, job_id: int, restorer: PhotoRestorer, progress: ProgressCallback | None = None,
-            cancel: CancelCheck | None = None) -> BatchSummary:
+            cancel: CancelCheck | None = None, on_item: ItemCallback | None = None) -> BatchSummary:
+    """Restore the job's pending photos, recording each outcome as it happens.
+
+    A job that was cancelled is re-opened ("running") first. `on_item(item_id, status, reason)` is
+    called after each photo's outcome is committed. Raises CancelledError when `cancel` asks to stop
+    (the photo in flight stays pending), ModelPackError when the pack is broken (every photo would
+    fail alike), UsageError when the job no longer exists; any other error of one photo marks only
+    that photo failed.
+    """
     from engine.imageio import remove_partial_writes
 
     start = time.monotonic()
-    with catalog.session() as session:
-        job = session.get(BatchJob, job_id)
+    with catalog.transaction() as session:
+        job = _job(session, job_id)
+        job.status, job.finished_at = JobStatus.running, None
         options = BatchOptions(**job.options)
         out_dir = Path(job.out_dir)
         items = [(i.id, i.photo_id, i.relative_output, i.status) for i in job.items]
@@ -257,6 +277,8 @@ def run_job(catalog: Catalog, job_id: int, restorer: PhotoRestorer, progress: Pr
                 output.parent.mkdir(parents=True, exist_ok=True)
                 facts = restorer.restore(Path(path), output, people, options)
                 outcome = (ItemStatus.done, None, facts)
+            except CancelledError:
+                raise  # not a failure: the item stays pending and is restored on the next run
             except NoFaceError as exc:
                 outcome = (ItemStatus.skipped, f"the restorer found no face ({exc.message})", None)
             except FaceMeError as exc:
@@ -274,6 +296,8 @@ def run_job(catalog: Catalog, job_id: int, restorer: PhotoRestorer, progress: Pr
                 session.add(Restoration(photo_id=photo_id, output_path=str(output),
                                         settings={**asdict(options), "batch_job": job_id},
                                         model_versions=facts or {"note": reason}))
+        if on_item is not None:
+            on_item(item_id, status.value, reason)
         if status == ItemStatus.done and facts is None:
             summary.already_done += 1  # its output was already there (an interrupted or earlier run)
         elif status == ItemStatus.done:
@@ -297,3 +321,82 @@ def run_job(catalog: Catalog, job_id: int, restorer: PhotoRestorer, progress: Pr
                 summary.failed.append((item.photo.path, item.reason or ""))
     summary.seconds = time.monotonic() - start
     return summary
+
+
+# --- the jobs as the GUI shows them, and the user's word on them ---------------------------------
+
+@dataclass(frozen=True)
+class BatchItemRow:
+    id: int
+    photo: Path
+    output: Path
+    status: str  # pending | done | skipped | failed
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class BatchJobRow:
+    id: int
+    out_dir: Path
+    roots: list[str]
+    status: str  # running | done | cancelled
+    items: list[BatchItemRow]
+
+
+def _job(session, job_id: int) -> BatchJob:
+    job = session.get(BatchJob, job_id)
+    if job is None:
+        raise UsageError(f"batch {job_id} no longer exists")
+    return job
+
+
+def _job_row(session, job: BatchJob) -> BatchJobRow:
+    rows = session.execute(select(BatchItem, Photo.path).join(Photo, BatchItem.photo_id == Photo.id)
+                           .where(BatchItem.job_id == job.id).order_by(BatchItem.id)).all()
+    items = [BatchItemRow(item.id, Path(path), Path(job.out_dir) / item.relative_output,
+                          ItemStatus(item.status).value, item.reason) for item, path in rows]
+    return BatchJobRow(job.id, Path(job.out_dir), list(job.roots), JobStatus(job.status).value, items)
+
+
+def list_jobs(catalog: Catalog) -> list[BatchJobRow]:
+    """Every batch job with its items, newest first."""
+    with catalog.session() as session:
+        return [_job_row(session, job) for job in session.scalars(select(BatchJob).order_by(BatchJob.id.desc()))]
+
+
+def get_job(catalog: Catalog, job_id: int) -> BatchJobRow:
+    """One job with its items; UsageError when it no longer exists."""
+    with catalog.session() as session:
+        return _job_row(session, _job(session, job_id))
+
+
+def unfinished_job(catalog: Catalog) -> int | None:
+    """The newest job still "running" with photos left (the app or a batch was closed or killed mid-way)."""
+    with catalog.session() as session:
+        return session.scalar(select(BatchJob.id).where(BatchJob.status == JobStatus.running)
+                              .where(BatchJob.items.any(BatchItem.status == ItemStatus.pending))
+                              .order_by(BatchJob.id.desc()).limit(1))
+
+
+def cancel_job(catalog: Catalog, job_id: int) -> bool:
+    """The user stopped the job for good: it is no longer resumed by itself (run_job re-opens it).
+    False when it was not running (finished, already cancelled, or gone)."""
+    with catalog.transaction() as session:
+        job = session.get(BatchJob, job_id)
+        if job is None or job.status != JobStatus.running:
+            return False
+        job.status = JobStatus.cancelled
+        return True
+
+
+def retry_failed(catalog: Catalog, job_id: int) -> int:
+    """Put the job's failed photos back in line (pending, reason cleared) and re-open the job; returns
+    how many. run_job then restores them."""
+    with catalog.transaction() as session:
+        job = _job(session, job_id)
+        count = session.execute(update(BatchItem).where(BatchItem.job_id == job_id,
+                                                        BatchItem.status == ItemStatus.failed)
+                                .values(status=ItemStatus.pending, reason=None, finished_at=None)).rowcount
+        if count:
+            job.status, job.finished_at = JobStatus.running, None
+        return count

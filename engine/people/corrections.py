@@ -42,6 +42,20 @@ def find_person(session: Session, ref: str | int) -> Person:
     raise UsageError(f"no person {text_ref!r} in the catalog (see `faceme people list`)")
 
 
+def person_by_id(session: Session, person_id: int) -> Person:
+    """The person with this id; a clear error when they are gone (e.g. merged since a view was drawn)."""
+    person = session.get(Person, int(person_id))
+    if person is None:
+        raise UsageError(f"person {person_id} no longer exists (merged or removed since the list was read)")
+    return person
+
+
+def faces_by_id(session: Session, face_ids: Iterable[int]) -> list[Face]:
+    """The faces with these ids that still exist, in the given order (a re-scan may have removed some)."""
+    faces = (session.get(Face, int(i)) for i in face_ids)
+    return [f for f in faces if f is not None]
+
+
 def person_of(session: Session, face: Face) -> Person | None:
     assignment = session.scalar(select(Assignment).where(Assignment.face_id == face.id,
                                                          Assignment.origin.in_(POSITIVE)))

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from engine.catalog.models import Assignment, AssignmentOrigin, Face, Person, Photo, PhotoStatus, Reference
-from engine.errors import UsageError
+from engine.errors import NoFaceError, UsageError
 
 DEFAULT_COUNT = 4
 #: faces smaller than this (larger side, pixels) make poor references and are not suggested
@@ -131,3 +132,15 @@ def set_references(session: Session, person: Person, faces: Iterable[Face]) -> l
                               reason="picked by you"))
     session.flush()
     return references(session, person)
+
+
+def face_for_reference(session: Session, person: Person, photo_path: str | Path) -> Face:
+    """The face of the catalogued photo at `photo_path` that can be a reference of `person`: its
+    largest face analysed with the person's embedding model. NoFaceError when it has none (or the
+    photo is not in the catalog)."""
+    path = str(photo_path)
+    photo = session.scalar(select(Photo).where(Photo.path == path))
+    faces = [f for f in (photo.faces if photo else []) if f.embedding_model == person.embedding_model]
+    if not faces:
+        raise NoFaceError("no face was found in this photo, so it can't be a reference", path)
+    return max(faces, key=lambda f: (f.x2 - f.x1) * (f.y2 - f.y1))

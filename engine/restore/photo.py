@@ -41,6 +41,22 @@ Action = Literal["restored", "blind", "skipped"]
 FaceParser = Callable[[np.ndarray], np.ndarray]
 
 
+#: how far around a reference face its crop reaches (in face sizes beyond the box on each side)
+REFERENCE_MARGIN = 0.8
+
+
+def crop_around_face(pixels: np.ndarray, box: tuple[float, float, float, float],
+                     margin: float = REFERENCE_MARGIN) -> np.ndarray:
+    """The region of `pixels` around one face: a reference image cut from a photo of several people,
+    in which that face is the largest (references are read by their largest face)."""
+    h, w = pixels.shape[:2]
+    x1, y1, x2, y2 = box
+    reach = margin * max(x2 - x1, y2 - y1)
+    left, top = int(max(0, x1 - reach)), int(max(0, y1 - reach))
+    right, bottom = int(min(w, x2 + reach)), int(min(h, y2 + reach))
+    return np.ascontiguousarray(pixels[top:bottom, left:right])
+
+
 @dataclass(frozen=True)
 class PersonReferences:
     """A person and their reference photos: paths to image files (or RGB uint8 arrays, e.g. crops
@@ -152,25 +168,35 @@ def plan_faces(faces: Sequence[Face], people: Sequence[PersonEmbeddings],
 
 def restore_photo(image, people: Sequence[PersonReferences], pipeline, analyzer=None,
                   options: RestoreOptions = RestoreOptions(), progress: ProgressCallback | None = None,
-                  cancel: CancelCheck | None = None, face_parser: FaceParser | None = None) -> PhotoRestoration:
+                  cancel: CancelCheck | None = None, face_parser: FaceParser | None = None,
+                  faces: Sequence[Face] | None = None) -> PhotoRestoration:
     """Restore every eligible face of `image` (an `engine.imageio.LoadedImage`, or RGB uint8 pixels).
 
     `pipeline`: a loaded `FaceMePipeline`; `analyzer`: the face analyzer used for detection and
-    person matching (default: the pipeline's InsightFace analyzer). Raises NoFaceError when the photo
-    has no face at all, CancelledError when `cancel` asks to stop (nothing is returned then).
+    person matching (default: the pipeline's InsightFace analyzer). `faces`: faces already found in
+    this image (e.g. the ones a user ticked): only these are decided and restored, and the photo is
+    not analysed again (the analyzer is then needed only to read the people's references; the faces'
+    embeddings must come from the same embedding model to be matched). Raises NoFaceError when the
+    photo has no face at all (UsageError when `faces` is empty), CancelledError when `cancel` asks to
+    stop (nothing is returned then).
     """
     pixels = image.pixels if hasattr(image, "pixels") else np.asarray(image)
     source = getattr(image, "path", None)
     grayscale = bool(getattr(image, "is_grayscale", False)) or _is_gray(pixels)
     analyzer = analyzer if analyzer is not None else getattr(pipeline, "face_analyzer", None)
-    if analyzer is None:
+    if analyzer is None and (faces is None or people):
         raise UsageError("no face analyzer: pass one or use a pipeline loaded from a model pack")
 
     check_cancelled(cancel, "restoration")
-    report(progress, 0, 0, "finding faces")
-    faces = analyzer.detect(np.ascontiguousarray(pixels[..., :3]))
-    if not faces:
-        raise NoFaceError("no face found in the photo; nothing was restored", source)
+    if faces is None:
+        report(progress, 0, 0, "finding faces")
+        faces = analyzer.detect(np.ascontiguousarray(pixels[..., :3]))
+        if not faces:
+            raise NoFaceError("no face found in the photo; nothing was restored", source)
+    elif not faces:
+        raise UsageError("no face was chosen, so there is nothing to restore", source)
+    else:
+        faces = list(faces)
     names = [p.name for p in people]
     if len(set(names)) != len(names):
         raise UsageError(f"each person may be given once (got {', '.join(names)})")

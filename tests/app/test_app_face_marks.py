@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QPointF
 
-from conftest import make_window, wait_idle
+from app_testkit import make_window, wait_idle
 
 
 def test_face_marks_are_drawn_in_preview_coordinates(qtbot, env, shared):

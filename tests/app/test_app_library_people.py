@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 
-from conftest import make_window, wait_idle
+from app_testkit import make_window, wait_idle
 
 
 def _listing(window):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from conftest import make_window, wait_idle
+from app_testkit import make_window, wait_idle
 
 
 def _partial_files(folder: Path) -> list[Path]:

@@ -7,7 +7,7 @@ import time
 import pytest
 from PySide6.QtCore import QPoint, QTimer, Qt
 
-from conftest import make_window, wait_idle
+from app_testkit import make_window, wait_idle
 
 
 def _photo(shared):

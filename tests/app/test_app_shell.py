@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import wait_idle
+from app_testkit import wait_idle
 
 
 def test_every_page_is_reachable_from_the_side_bar(qtbot, window):
@@ -169,7 +169,7 @@ def test_output_naming(naming, expected):
 
 def test_switching_the_device_in_settings_reloads_the_model_cleanly(qtbot, env):
     """Settings → Device → Save drops the loaded model; the next job loads it for the new device."""
-    from conftest import make_window
+    from app_testkit import make_window
 
     loaded = []
     window = make_window(qtbot, env, model_loader=lambda settings, progress: loaded.append(settings.device) or object())

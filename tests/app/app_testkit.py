@@ -1,0 +1,41 @@
+"""Helpers for the app's tests: a window like the app's own, and waiting until its jobs are done.
+
+A module of its own (not conftest) so that tests import it by a unique name when tests/app runs in one
+pytest call with the other test folders, each of which has its own conftest.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+
+def make_window(qtbot, tmp: Path, **options):
+    from app import theme
+    from app.__main__ import build_window
+    from app.logs import setup_logging
+    from PySide6.QtWidgets import QApplication
+
+    theme.apply(QApplication.instance())
+    log_path = setup_logging(tmp / "log")
+    window = build_window(tmp / "config" / "studio.json", log_path, **options)
+    window.context.preferences.device = "cpu"
+    qtbot.addWidget(window, before_close_func=lambda w: None)
+    window.resize(1280, 820)
+    window.show()
+    return window
+
+
+def wait_idle(qtbot, window, timeout: float = 60.0) -> None:
+    """Until no job runs and the queued results have been delivered."""
+    deadline = time.monotonic() + timeout
+    quiet_since = None
+    while time.monotonic() < deadline:
+        qtbot.wait(20)
+        if window.context.runner.is_busy():
+            quiet_since = None
+            continue
+        quiet_since = quiet_since or time.monotonic()
+        if time.monotonic() - quiet_since > 0.1:
+            return
+    raise AssertionError(f"jobs still running after {timeout} s: {[j.doing for j in window.context.runner.jobs]}")

@@ -1,0 +1,112 @@
+"""Batch jobs as the GUI drives them: cancel inside a photo, resume, cancel for good, retry failures.
+
+The restorer is a stand-in behind engine.catalog.batch's PhotoRestorer protocol (the job bookkeeping is
+what is tested; test_batch.py runs the real FaceMe restorer on the tiny pack). It writes real outputs
+through engine.imageio and checks cancellation through engine.progress like restore_photo does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from catalog_testkit import add_photos, lfw_numbers
+from sqlalchemy import func, select
+
+from engine.catalog import batch
+from engine.catalog.batch import BatchOptions
+from engine.catalog.models import Restoration
+from engine.errors import CancelledError, UsageError
+from engine.imageio import read_image, write_image
+from engine.progress import check_cancelled
+
+
+class CopyRestorer:
+    """Writes the photo unchanged as its output; stops (as restore_photo does) when `cancel` says so,
+    and fails on the photos named in `broken`."""
+
+    def __init__(self, cancel=None, stop_at: int | None = None, broken: tuple[str, ...] = ()):
+        self.cancel = cancel
+        self.stop_at = stop_at
+        self.broken = broken
+        self.calls: list[str] = []
+
+    def restore(self, input_path: Path, output_path: Path, people: list, options: BatchOptions) -> dict:
+        self.calls.append(input_path.name)
+        if self.stop_at is not None and len(self.calls) == self.stop_at:
+            self.stop_requested = True  # the user presses Stop while this photo is being restored
+        check_cancelled(self.cancel, "restoration")
+        if input_path.name in self.broken:
+            raise RuntimeError("the GPU fell over")
+        write_image(output_path, read_image(input_path).pixels)
+        return {"copied": True}
+
+
+@pytest.fixture
+def job(shared, tmp_path, catalog, analyzer):
+    album = tmp_path / "album"
+    photos = add_photos(shared, album, "Dick_Cheney", lfw_numbers(shared, "Dick_Cheney")[:3])
+    job_id = batch.start_or_resume(catalog, [album], tmp_path / "out", BatchOptions(steps=1), analyzer=analyzer)
+    return job_id, [p.name for p in photos]
+
+
+def _statuses(catalog, job_id) -> dict[str, str]:
+    return {item.photo.name: item.status for item in batch.get_job(catalog, job_id).items}
+
+
+def test_a_stop_inside_a_photo_keeps_it_pending_and_resume_redoes_it(catalog, job, tmp_path):
+    job_id, names = job
+    restorer = CopyRestorer(stop_at=2)
+    restorer.cancel = lambda: getattr(restorer, "stop_requested", False)
+    reported = []
+    with pytest.raises(CancelledError):
+        batch.run_job(catalog, job_id, restorer, cancel=restorer.cancel,
+                      on_item=lambda *event: reported.append(event))
+    statuses = _statuses(catalog, job_id)
+    assert statuses == {names[0]: "done", names[1]: "pending", names[2]: "pending"}  # not "failed"
+    assert [status for _, status, _ in reported] == ["done"]
+    row = batch.get_job(catalog, job_id)
+    assert row.status == "running" and all(i.reason is None for i in row.items if i.status == "pending")
+    assert batch.unfinished_job(catalog) == job_id  # the next start carries on by itself
+    assert not (tmp_path / "out" / names[1]).exists()
+
+    # the user cancels it for good: not resumed by itself any more, but Resume (run_job) re-opens it
+    assert batch.cancel_job(catalog, job_id) is True
+    assert batch.get_job(catalog, job_id).status == "cancelled" and batch.unfinished_job(catalog) is None
+    again = CopyRestorer()
+    summary = batch.run_job(catalog, job_id, again, on_item=lambda *event: reported.append(event))
+    assert again.calls == names[1:]  # the interrupted photo is redone, the finished one is not
+    assert summary.restored == 2 and summary.already_done == 1
+    assert _statuses(catalog, job_id) == dict.fromkeys(names, "done")
+    assert [status for _, status, _ in reported] == ["done"] * 3
+    jobs = batch.list_jobs(catalog)
+    assert [(j.id, j.status) for j in jobs] == [(job_id, "done")]
+    assert all(i.output.exists() and i.output == tmp_path / "out" / i.photo.name for i in jobs[0].items)
+    assert batch.cancel_job(catalog, job_id) is False  # a finished job stays finished
+    with catalog.session() as session:
+        assert session.scalar(select(func.count(Restoration.id))) == 3
+
+
+def test_failed_photos_are_retried(catalog, job):
+    job_id, names = job
+    summary = batch.run_job(catalog, job_id, CopyRestorer(broken=(names[1],)))
+    assert [reason for _, reason in summary.failed] == ["RuntimeError: the GPU fell over"]
+    row = batch.get_job(catalog, job_id)
+    assert row.status == "done" and [i.status for i in row.items] == ["done", "failed", "done"]
+
+    assert batch.retry_failed(catalog, job_id) == 1
+    row = batch.get_job(catalog, job_id)
+    assert row.status == "running" and row.items[1].status == "pending" and row.items[1].reason is None
+    retry = CopyRestorer()
+    summary = batch.run_job(catalog, job_id, retry)
+    assert retry.calls == [names[1]] and summary.restored == 1 and not summary.failed
+    assert batch.retry_failed(catalog, job_id) == 0
+
+
+def test_a_job_that_is_gone_is_a_usage_error(catalog):
+    for call in (lambda: batch.get_job(catalog, 99), lambda: batch.retry_failed(catalog, 99),
+                 lambda: batch.run_job(catalog, 99, CopyRestorer())):
+        with pytest.raises(UsageError, match="batch 99 no longer exists"):
+            call()
+    assert batch.cancel_job(catalog, 99) is False and batch.list_jobs(catalog) == []
+    assert batch.unfinished_job(catalog) is None
