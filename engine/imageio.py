@@ -660,11 +660,21 @@ def _clean_text(value: Any) -> str | None:
     return value or None
 
 
+@functools.cache
+def _quiet_exifread_missing_exif() -> None:
+    """exifread logs a WARNING for every photo that simply has no EXIF (most PNGs, many WebPs); in an
+    album scan that is noise, not a problem. Only that record is dropped; real EXIF damage still logs."""
+    from exifread.core.exceptions import ExifNotFound
+
+    logging.getLogger("exifread").addFilter(lambda record: not isinstance(record.msg, ExifNotFound))
+
+
 def _exif_date_and_camera(fp: BinaryIO, path: Path) -> tuple[datetime | None, str | None, str | None]:
     """Date taken and camera from EXIF through exifread (header tags only, no thumbnail, no
     MakerNote), for the album scanner. Damaged EXIF gives Nones: the photo is still a photo."""
     import exifread
 
+    _quiet_exifread_missing_exif()
     fp.seek(0)
     try:
         tags = exifread.process_file(fp, details=False, extract_thumbnail=False, builtin_types=True)

@@ -117,3 +117,14 @@ def test_supported_suffixes_are_lower_case_and_cover_the_formats():
     assert all(s == s.lower() and s.startswith(".") for s in SUPPORTED_SUFFIXES)
     assert {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".heic", ".heif", ".avif", ".bmp",
             ".gif"} <= SUPPORTED_SUFFIXES
+
+
+def test_photos_without_exif_log_no_warning(tmp_path, caplog):
+    from PIL import Image
+
+    path = tmp_path / "plain.webp"
+    Image.new("RGB", (32, 24), (10, 20, 30)).save(path)
+    with caplog.at_level("WARNING"):
+        info = read_photo_info(path)
+    assert info.date_taken is None and info.width == 32
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
