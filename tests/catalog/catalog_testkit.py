@@ -7,7 +7,9 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from engine.catalog.db import open_catalog
 from engine.faces.dlib_backend import DlibFaceAnalyzer
 
 _ANALYZER: DlibFaceAnalyzer | None = None
@@ -57,3 +59,16 @@ def add_photos(shared: Path, folder: Path, identity: str, numbers: list[int]) ->
         shutil.copy2(source, target)
         paths.append(target)
     return paths
+
+
+# Fixtures shared by tests/catalog and tests/people (each conftest imports them).
+@pytest.fixture
+def analyzer():
+    return MemoDlibAnalyzer()
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    cat = open_catalog(tmp_path / "catalog.sqlite3")
+    yield cat
+    cat.close()

@@ -11,21 +11,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from catalog_testkit import MemoDlibAnalyzer  # noqa: E402
-
-from engine.catalog.db import open_catalog  # noqa: E402
+from catalog_testkit import analyzer, catalog  # noqa: E402,F401 (shared fixtures)
 
 
-@pytest.fixture
-def analyzer():
-    return MemoDlibAnalyzer()
-
-
-@pytest.fixture
-def catalog(tmp_path):
-    cat = open_catalog(tmp_path / "catalog.sqlite3")
-    yield cat
-    cat.close()
 
 
 def _postgres_bin() -> Path | None:
