@@ -97,3 +97,57 @@ def tiny_pack(shared) -> Path:
             os.close(fd)
             lock.unlink(missing_ok=True)
     return pack
+
+
+@pytest.fixture(scope="session")
+def interface_pack(shared) -> Path:
+    """A pack at the released tensor interfaces with shallow layers (engine.testing.tiny_pack preset
+    `interface`, about 500 MB), built once only when a test asks for it.
+
+    Cached beside the tiny pack under `interface-<hash of the builder sources>`, with the same lock-file
+    protocol; interface packs of other versions are removed an hour after they were built.
+    """
+    import hashlib
+    import shutil
+    import time
+
+    from engine.testing import tiny_pack as tiny_pack_module
+
+    sources = [Path(tiny_pack_module.__file__), ROOT / "engine" / "faceme" / "mix.py",
+               ROOT / "engine" / "faceme" / "id_encoder.py"]
+    key = "interface-" + hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
+    root = _tiny_pack_cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    pack = root / key
+    done = pack / ".complete"
+    lock = root / f"{key}.lock"
+    deadline = time.monotonic() + 600
+    while not done.exists():
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                stale = time.time() - lock.stat().st_mtime > 600
+            except FileNotFoundError:
+                continue
+            if stale or time.monotonic() > deadline:
+                lock.unlink(missing_ok=True)  # a build that died long ago
+            time.sleep(0.5)
+            continue
+        try:
+            if not done.exists():
+                building = root / f"{key}.building-{os.getpid()}"
+                shutil.rmtree(building, ignore_errors=True)
+                tiny_pack_module.write_tiny_pack(building, shared / "models" / "insightface_scrfd" / "det_500m.onnx",
+                                                 tiny_pack_module.INTERFACE)
+                (building / ".complete").write_text("ok\n")
+                shutil.rmtree(pack, ignore_errors=True)
+                building.rename(pack)
+                for old in root.glob("interface-*"):
+                    marker = old / ".complete"
+                    if old != pack and marker.exists() and time.time() - marker.stat().st_mtime > 3600:
+                        shutil.rmtree(old, ignore_errors=True)
+        finally:
+            os.close(fd)
+            lock.unlink(missing_ok=True)
+    return pack
