@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 from pathlib import Path
 
@@ -46,13 +44,13 @@ def _tiny_pack_cache_root() -> Path:
     return Path(os.environ.get("FACEME_TINY_PACK_CACHE") or Path(tempfile.gettempdir()) / f"faceme-tiny-pack-{user}")
 
 
-@pytest.fixture(scope="session")
-def tiny_pack(shared) -> Path:
-    """A complete tiny model pack in the released formats (engine.testing.tiny_pack), built once.
+def _cached_pack(shared: Path, preset: str, keep_others_for: float) -> Path:
+    """Build a pack of `engine.testing.tiny_pack` preset `preset` once into a shared cache folder.
 
-    Cached in a folder keyed by a hash of tiny_pack.py (and of the model modules it builds with), so
+    The folder is keyed by a hash of the builder and the model modules it builds with, so
     pytest-xdist workers and later sessions share one build; a lock file serialises the first build.
-    Needs ../shared for the real SCRFD detector.
+    Packs of the same preset built from other sources are removed `keep_others_for` seconds after
+    they were built. Needs ../shared for the real SCRFD detector.
     """
     import hashlib
     import shutil
@@ -62,60 +60,7 @@ def tiny_pack(shared) -> Path:
 
     sources = [Path(tiny_pack_module.__file__), ROOT / "engine" / "faceme" / "mix.py",
                ROOT / "engine" / "faceme" / "id_encoder.py"]
-    key = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
-    root = _tiny_pack_cache_root()
-    root.mkdir(parents=True, exist_ok=True)
-    pack = root / key
-    done = pack / ".complete"
-    lock = root / f"{key}.lock"
-    deadline = time.monotonic() + 600
-    while not done.exists():
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                stale = time.time() - lock.stat().st_mtime > 600
-            except FileNotFoundError:
-                continue
-            if stale or time.monotonic() > deadline:
-                lock.unlink(missing_ok=True)  # a build that died long ago
-            time.sleep(0.5)
-            continue
-        try:
-            if not done.exists():
-                building = root / f"{key}.building-{os.getpid()}"
-                shutil.rmtree(building, ignore_errors=True)
-                tiny_pack_module.write_tiny_pack(building, shared / "models" / "insightface_scrfd" / "det_500m.onnx")
-                (building / ".complete").write_text("ok\n")
-                shutil.rmtree(pack, ignore_errors=True)
-                building.rename(pack)
-                for old in root.iterdir():  # packs of earlier versions, built over a day ago
-                    marker = old / ".complete"
-                    if old != pack and marker.exists() and time.time() - marker.stat().st_mtime > 86400:
-                        shutil.rmtree(old, ignore_errors=True)
-        finally:
-            os.close(fd)
-            lock.unlink(missing_ok=True)
-    return pack
-
-
-@pytest.fixture(scope="session")
-def interface_pack(shared) -> Path:
-    """A pack at the released tensor interfaces with shallow layers (engine.testing.tiny_pack preset
-    `interface`, about 500 MB), built once only when a test asks for it.
-
-    Cached beside the tiny pack under `interface-<hash of the builder sources>`, with the same lock-file
-    protocol; interface packs of other versions are removed an hour after they were built.
-    """
-    import hashlib
-    import shutil
-    import time
-
-    from engine.testing import tiny_pack as tiny_pack_module
-
-    sources = [Path(tiny_pack_module.__file__), ROOT / "engine" / "faceme" / "mix.py",
-               ROOT / "engine" / "faceme" / "id_encoder.py"]
-    key = "interface-" + hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
+    key = f"{preset}-" + hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
     root = _tiny_pack_cache_root()
     root.mkdir(parents=True, exist_ok=True)
     pack = root / key
@@ -139,15 +84,28 @@ def interface_pack(shared) -> Path:
                 building = root / f"{key}.building-{os.getpid()}"
                 shutil.rmtree(building, ignore_errors=True)
                 tiny_pack_module.write_tiny_pack(building, shared / "models" / "insightface_scrfd" / "det_500m.onnx",
-                                                 tiny_pack_module.INTERFACE)
+                                                 preset)
                 (building / ".complete").write_text("ok\n")
                 shutil.rmtree(pack, ignore_errors=True)
                 building.rename(pack)
-                for old in root.glob("interface-*"):
+                for old in root.glob(f"{preset}-*"):
                     marker = old / ".complete"
-                    if old != pack and marker.exists() and time.time() - marker.stat().st_mtime > 3600:
+                    if old != pack and marker.exists() and time.time() - marker.stat().st_mtime > keep_others_for:
                         shutil.rmtree(old, ignore_errors=True)
         finally:
             os.close(fd)
             lock.unlink(missing_ok=True)
     return pack
+
+
+@pytest.fixture(scope="session")
+def tiny_pack(shared) -> Path:
+    """A complete tiny model pack in the released formats (engine.testing.tiny_pack), built once."""
+    return _cached_pack(shared, "tiny", keep_others_for=86400)
+
+
+@pytest.fixture(scope="session")
+def interface_pack(shared) -> Path:
+    """A pack at the released tensor interfaces with shallow layers (preset `interface`, about 500 MB),
+    built once, and only when a test asks for it."""
+    return _cached_pack(shared, "interface", keep_others_for=3600)
