@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from engine.cli.options import add_models_option, add_restoration_options
 from engine.cli.progress_bar import ProgressBar
 from engine.cli.scan import add_catalog_argument, open_catalog_from
 from engine.errors import UsageError
@@ -28,11 +29,8 @@ def add_parser(subparsers) -> None:
     add_catalog_argument(p)
     p.add_argument("--unmatched", choices=("blind", "skip"), default="blind",
                    help="photos/faces of nobody with references: restore blind (default) or skip")
-    p.add_argument("--models", type=Path, help="model pack folder (default: $FACEME_MODELS or the user data folder)")
-    p.add_argument("--steps", type=int, default=50, help="denoising steps (default 50, as released)")
-    p.add_argument("--guidance", type=float, default=5.0, help="identity guidance scale (default 5.0)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (same seed → same result)")
-    p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1, …")
+    add_models_option(p)
+    add_restoration_options(p, color_fix=False)
     p.set_defaults(handler=run)
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from engine import __version__
+from engine.cli.options import add_models_option
 from engine.errors import FaceMeError
 from engine.models.layout import PARTS, verify_pack
 from engine.settings import Settings
@@ -13,7 +13,7 @@ from engine.settings import Settings
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("info", help="show the installation, the model pack and how to restore")
-    p.add_argument("--models", type=Path, help="model pack folder (default: $FACEME_MODELS or the user data folder)")
+    add_models_option(p)
     p.set_defaults(handler=run)
 
 

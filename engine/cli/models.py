@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from engine.cli.options import add_models_option
 from engine.errors import LicenseNotAcceptedError
 from engine.models.fetch import human_bytes
 from engine.models.install import (download_parts, import_part, list_parts, parts_to_fetch, remove_part,
@@ -15,7 +16,6 @@ from engine.models.licenses import license_text, missing_acceptances, record_acc
 from engine.models.manifest import load_manifest
 from engine.settings import Settings
 
-_MODELS_HELP = "model pack folder (default: $FACEME_MODELS or the user data folder)"
 _MANIFEST_HELP = "use this manifest instead of the packaged one (mirrors, tests)"
 
 
@@ -24,7 +24,7 @@ def add_parser(subparsers) -> None:
     sub = p.add_subparsers(dest="models_command", metavar="ACTION")
 
     ls = sub.add_parser("list", help="what is installed: state, size, licence, how it got there")
-    ls.add_argument("--models", type=Path, help=_MODELS_HELP)
+    add_models_option(ls)
     ls.add_argument("--manifest", type=Path, help=_MANIFEST_HELP)
     ls.set_defaults(handler=list_command)
 
@@ -34,7 +34,7 @@ def add_parser(subparsers) -> None:
     d.add_argument("--accept-licenses", action="store_true",
                    help="accept the licences of the parts downloaded (for scripts; they are printed and recorded)")
     d.add_argument("--force", action="store_true", help="download again even if the part is installed and valid")
-    d.add_argument("--models", type=Path, help=_MODELS_HELP)
+    add_models_option(d)
     d.add_argument("--manifest", type=Path, help=_MANIFEST_HELP)
     d.set_defaults(handler=download_command)
 
@@ -43,12 +43,12 @@ def add_parser(subparsers) -> None:
     im.add_argument("part", choices=list(PARTS), metavar="PART", help=f"one of: {', '.join(PARTS)}")
     im.add_argument("path", type=Path, help="the folder (or zip) holding the part's files")
     im.add_argument("--copy", action="store_true", help="copy the files instead of linking them")
-    im.add_argument("--models", type=Path, help=_MODELS_HELP)
+    add_models_option(im)
     im.add_argument("--manifest", type=Path, help=_MANIFEST_HELP)
     im.set_defaults(handler=import_command)
 
     v = sub.add_parser("verify", help="check each part of the model pack: present, missing or wrong")
-    v.add_argument("--models", type=Path, help=_MODELS_HELP)
+    add_models_option(v)
     v.add_argument("--full", action="store_true",
                    help="also recompute every file's SHA-256 against the installed record (slow for big files)")
     v.add_argument("parts", nargs="*", choices=[*PARTS, []], metavar="PART",
@@ -57,7 +57,7 @@ def add_parser(subparsers) -> None:
 
     rm = sub.add_parser("remove", help="remove an installed part")
     rm.add_argument("part", choices=list(PARTS), metavar="PART", help=f"one of: {', '.join(PARTS)}")
-    rm.add_argument("--models", type=Path, help=_MODELS_HELP)
+    add_models_option(rm)
     rm.set_defaults(handler=remove_command)
 
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])

@@ -20,6 +20,7 @@ import logging
 import time
 from pathlib import Path
 
+from engine.cli.options import add_models_option, add_restoration_options
 from engine.cli.progress_bar import ProgressBar
 from engine.errors import UsageError
 from engine.settings import Settings
@@ -39,19 +40,14 @@ def add_parser(subparsers) -> None:
                    help="where to write the restored photo (must not be PHOTO)")
     p.add_argument("--unmatched", choices=("blind", "skip"), default="blind",
                    help="faces of nobody given: restore without identity (blind, default) or leave alone")
-    p.add_argument("--models", type=Path, help="model pack folder (default: $FACEME_MODELS or the user data folder)")
-    p.add_argument("--steps", type=int, default=50, help="denoising steps (default 50, as released)")
-    p.add_argument("--guidance", type=float, default=5.0, help="identity guidance scale (default 5.0)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (same seed → same result)")
+    add_models_option(p)
     p.add_argument("--min-face-size", type=float, default=DEFAULT_MIN_FACE_SIZE, metavar="PX",
                    help=f"leave faces smaller than this alone (default {DEFAULT_MIN_FACE_SIZE} px)")
     p.add_argument("--max-faces", type=int, default=None, metavar="N",
                    help="restore at most the N largest faces (default: all)")
     p.add_argument("--match-threshold", type=float, default=None, metavar="T",
                    help="similarity needed to match a person (default: the face model's documented value)")
-    p.add_argument("--no-color-fix", dest="color_fix", action="store_false",
-                   help="skip the wavelet colour correction against the input")
-    p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1, …")
+    add_restoration_options(p)
     p.set_defaults(handler=run)
 
 

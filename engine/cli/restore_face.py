@@ -14,6 +14,7 @@ import logging
 import time
 from pathlib import Path
 
+from engine.cli.options import add_models_option, add_restoration_options
 from engine.cli.progress_bar import ProgressBar
 from engine.errors import UsageError
 from engine.settings import Settings
@@ -30,13 +31,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--ref", type=Path, action="append", default=[], metavar="IMAGE",
                    help="a reference photo of the same person (repeat for several; none: blind restoration)")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="where to write the result")
-    p.add_argument("--models", type=Path, help="model pack folder (default: $FACEME_MODELS or the user data folder)")
-    p.add_argument("--steps", type=int, default=50, help="denoising steps (default 50, as released)")
-    p.add_argument("--guidance", type=float, default=5.0, help="identity guidance scale (default 5.0)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (same seed → same result)")
-    p.add_argument("--no-color-fix", dest="color_fix", action="store_false",
-                   help="skip the wavelet colour correction against the input")
-    p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1, …")
+    add_models_option(p)
+    add_restoration_options(p)
     p.set_defaults(handler=run)
 
 

@@ -1,0 +1,23 @@
+"""Command-line options that several `faceme` commands share, declared once so they read the same."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+MODELS_HELP = "model pack folder (default: $FACEME_MODELS or the user data folder)"
+
+
+def add_models_option(parser: argparse.ArgumentParser, help: str = MODELS_HELP) -> None:
+    parser.add_argument("--models", type=Path, help=help)
+
+
+def add_restoration_options(parser: argparse.ArgumentParser, color_fix: bool = True) -> None:
+    """--steps, --guidance, --seed, [--no-color-fix], --device: how FaceMe restores each face."""
+    parser.add_argument("--steps", type=int, default=50, help="denoising steps (default 50, as released)")
+    parser.add_argument("--guidance", type=float, default=5.0, help="identity guidance scale (default 5.0)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (same seed → same result)")
+    if color_fix:
+        parser.add_argument("--no-color-fix", dest="color_fix", action="store_false",
+                            help="skip the wavelet colour correction against the input")
+    parser.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1, …")
