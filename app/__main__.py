@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -26,6 +27,14 @@ def build_window(preferences_path: Path | None = None, log_path: Path | None = N
     return window
 
 
+def has_display(environ=os.environ, platform: str = sys.platform) -> bool:
+    """Whether Qt can open a window: always on Windows and macOS; on Linux/BSD a display server (X11
+    or Wayland) or an explicit QT_QPA_PLATFORM (e.g. offscreen) is needed."""
+    if platform.startswith(("win", "darwin")):
+        return True
+    return any(environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="faceme-studio", description="FaceMe Studio: restore faces in family photos.")
     parser.add_argument("paths", nargs="*", type=Path, help="photos to open in Restore, or folders to add as albums")
@@ -44,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     from app import theme
 
+    if not QApplication.instance() and not has_display():
+        # Qt would abort with a misleading "reinstall the application" message.
+        print("FaceMe Studio needs a graphical desktop, and this session has none (no DISPLAY or "
+              "WAYLAND_DISPLAY).\nEverything it does is also on the command line: run `faceme info` "
+              "(in the project's .venv/bin/) to see what is installed and how to restore.", file=sys.stderr)
+        return 1
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("FaceMe Studio")
     app.setOrganizationName("FaceMe Studio")

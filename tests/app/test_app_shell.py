@@ -187,3 +187,21 @@ def test_switching_the_device_in_settings_reloads_the_model_cleanly(qtbot, env):
     model.preload(window.context.settings)
     assert loaded == ["cpu", "auto"]
     window.close()
+
+
+def test_no_display_gives_a_plain_message_instead_of_a_qt_abort():
+    import os
+    import subprocess
+    import sys
+
+    from app.__main__ import has_display
+
+    assert not has_display({}, "linux")
+    assert has_display({"DISPLAY": ":0"}, "linux") and has_display({"WAYLAND_DISPLAY": "w"}, "linux")
+    assert has_display({"QT_QPA_PLATFORM": "offscreen"}, "linux") and has_display({}, "win32")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    if not sys.platform.startswith("linux"):
+        return
+    out = subprocess.run([sys.executable, "-m", "app"], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 1
+    assert "needs a graphical desktop" in out.stderr and "faceme info" in out.stderr
