@@ -142,6 +142,20 @@ def baseline(descriptors: dict[str, list], truth: dict[str, str]) -> tuple[float
     return bcubed(truth, predicted)
 
 
+def _listing(rows, owner: dict) -> dict:
+    """Face rows + who owns each face id → the `faceme people list --json` shape that score_listing reads."""
+    groups = defaultdict(list)
+    listing = {"people": [], "unassigned": []}
+    for r in rows:
+        entry = {"photo": r.path, "box": [r.x1, r.y1, r.x2, r.y2]}
+        if r.id in owner:
+            groups[owner[r.id]].append({**entry, "confirmed": False})
+        else:
+            listing["unassigned"].append(entry)
+    listing["people"] = [{"id": str(k), "name": None, "faces": v} for k, v in groups.items()]
+    return listing
+
+
 def tune(db: Path, truth: dict[str, str]) -> dict:
     """Choose link_threshold on half A of the identities, report on half B."""
     from sqlalchemy import select
@@ -168,15 +182,7 @@ def tune(db: Path, truth: dict[str, str]) -> dict:
         for i, members in enumerate(out.new_people):
             owner.update({m: ("new", i) for m in members})
         owner.update(out.joined)
-        listing = {"people": [], "unassigned": []}
-        groups = defaultdict(list)
-        for r in chosen:
-            entry = {"photo": r.path, "box": [r.x1, r.y1, r.x2, r.y2]}
-            if r.id in owner:
-                groups[owner[r.id]].append({**entry, "confirmed": False})
-            else:
-                listing["unassigned"].append(entry)
-        listing["people"] = [{"id": str(k), "name": None, "faces": v} for k, v in groups.items()]
+        listing = _listing(chosen, owner)
         part_truth = {p: n for p, n in truth.items() if half[n] == part}
         return score_listing(listing, part_truth)
 
@@ -221,16 +227,7 @@ def incremental(db: Path, truth: dict[str, str], seeds=(0, 1, 2)) -> list[tuple[
                 owner.update({m: (run, k) for m in members})
             owner.update(out.joined)
             unknown = list(out.unknown)
-        groups = defaultdict(list)
-        listing = {"people": [], "unassigned": []}
-        for r in rows:
-            entry = {"photo": r.path, "box": [r.x1, r.y1, r.x2, r.y2]}
-            if r.id in owner:
-                groups[owner[r.id]].append({**entry, "confirmed": False})
-            else:
-                listing["unassigned"].append(entry)
-        listing["people"] = [{"id": str(k), "name": None, "faces": v} for k, v in groups.items()]
-        results.append((fraction, score_listing(listing, truth)))
+        results.append((fraction, score_listing(_listing(rows, owner), truth)))
     return results
 
 
