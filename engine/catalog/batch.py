@@ -185,19 +185,15 @@ def _reference_crop(catalog: Catalog, face: Face) -> Path:
     """The reference face cut out of its photo with a wide margin, cached (so the restorer's detector
     finds this face, not another person's in the same photo)."""
     from engine.imageio import read_image, write_image
+    from engine.restore.photo import crop_around_face
 
     folder = Path(catalog.thumbnails_dir or ".") / "reference-crops"
     target = folder / f"{face.photo.content_hash or face.photo_id}-{face.id}.png"
     if target.exists():
         return target
     pixels = read_image(face.photo.path).pixels
-    h, w = pixels.shape[:2]
-    size = max(face.x2 - face.x1, face.y2 - face.y1)
-    cx, cy = (face.x1 + face.x2) / 2, (face.y1 + face.y2) / 2
-    x1, y1 = int(max(cx - size, 0)), int(max(cy - size, 0))
-    x2, y2 = int(min(cx + size, w)), int(min(cy + size, h))
     folder.mkdir(parents=True, exist_ok=True)
-    write_image(target, pixels[y1:y2, x1:x2])
+    write_image(target, crop_around_face(pixels, (face.x1, face.y1, face.x2, face.y2), margin=0.5))
     return target
 
 
