@@ -31,10 +31,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
     """An image file as oriented RGB uint8 (H, W, 3); ImageReadError naming the file otherwise."""
     from engine.imageio import read_image
 
-    pixels = np.asarray(read_image(path).pixels)
-    if pixels.ndim == 2:
-        pixels = np.stack([pixels] * 3, axis=-1)
-    return np.ascontiguousarray(pixels[..., :3])
+    return read_image(path).pixels
 
 
 @dataclass(frozen=True)
