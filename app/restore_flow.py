@@ -102,9 +102,9 @@ def face_analyzer(settings: Settings):
     from engine.models.layout import check_part, part_dir
 
     if check_part(settings.models_dir, "antelopev2").ok:
-        from engine.faces.insightface_backend import InsightFaceAnalyzer, default_providers
+        from engine.faces.insightface_backend import InsightFaceAnalyzer, providers_for_device
 
-        providers = ["CPUExecutionProvider"] if settings.device == "cpu" else default_providers()
+        providers = providers_for_device(settings.device)
         return InsightFaceAnalyzer(part_dir(settings.models_dir, "antelopev2"), providers=providers)
     from engine.faces.dlib_backend import DlibFaceAnalyzer
 

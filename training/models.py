@@ -29,16 +29,14 @@ def load_base_models(models_dir: str | Path) -> BaseModel:
 def load_reference_models(models_dir: str | Path, device: str | torch.device = "cpu", providers=None):
     """(InsightFace analyzer of antelopev2, CLIP image encoder of PhotoMaker) for `precompute`."""
     from engine.faceme.id_encoder import load_id_encoder
-    from engine.faces.insightface_backend import InsightFaceAnalyzer
+    from engine.faces.insightface_backend import InsightFaceAnalyzer, providers_for_device
 
     models_dir = Path(models_dir)
     antelope = require_part(models_dir, "antelopev2")
     require_part(models_dir, "photomaker")
     photomaker = find_file(models_dir, "photomaker", PARTS["photomaker"].files[0])
     if providers is None:
-        from engine.faces.insightface_backend import default_providers
-
-        providers = default_providers() if str(device).startswith("cuda") else ["CPUExecutionProvider"]
+        providers = providers_for_device(device)
     analyzer = InsightFaceAnalyzer(antelope, providers=providers)
     return analyzer, load_id_encoder(photomaker, device=device)
 

@@ -266,7 +266,7 @@ class FaceMePipeline:
 
         from engine.faceme.id_encoder import load_id_encoder
         from engine.faceme.mix import load_mix
-        from engine.faces.insightface_backend import InsightFaceAnalyzer, default_providers
+        from engine.faces.insightface_backend import InsightFaceAnalyzer, providers_for_device
 
         models_dir = Path(models_dir)
         device = resolve_device(device)
@@ -288,7 +288,7 @@ class FaceMePipeline:
         id_encoder = load_id_encoder(photomaker, device=device, dtype=dtype)
         mix = load_mix(find_file(models_dir, "faceme-mix", ("mix.safetensors",)), device=device, dtype=dtype)
         if providers is None:
-            providers = default_providers() if device.type == "cuda" else ["CPUExecutionProvider"]
+            providers = providers_for_device(device)
         analyzer = InsightFaceAnalyzer(part_dir(models_dir, "antelopev2"), providers=providers)
 
         for module in (unet, vae, text_encoder, text_encoder_2, controlnet):

@@ -32,6 +32,15 @@ def default_providers(preferred: Sequence[str] = DEFAULT_PROVIDER_ORDER) -> list
     return chosen or ["CPUExecutionProvider"]
 
 
+def providers_for_device(device) -> list[str]:
+    """onnxruntime providers for models that go with a torch model on `device` ("auto", "cpu", "cuda",
+    "cuda:1" or a torch.device): CUDA first only where the model may run on CUDA, else the CPU alone."""
+    name = str(device)
+    if name == "auto" or name.startswith("cuda"):
+        return default_providers()
+    return ["CPUExecutionProvider"]
+
+
 def _pack_error(message: str, path: Path, part: str) -> ModelPackError:
     from engine.models.layout import PARTS
 

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import onnxruntime
 import pytest
+import torch
 from PIL import Image
 
 from engine.errors import ModelPackError, NoFaceError
@@ -150,3 +151,16 @@ def test_tampered_recorded_onnx_is_refused_before_a_session_is_created(tmp_path,
     assert "glintr100.onnx" in str(err.value)
     # The detector (sorted first, untouched) may have been opened; the tampered file never was.
     assert not any("glintr100" in str(args[0]) for args in sessions)
+
+
+def test_providers_follow_the_device_the_model_runs_on(monkeypatch):
+    from engine.faces import insightface_backend
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    cuda_first = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert insightface_backend.providers_for_device("auto") == cuda_first
+    assert insightface_backend.providers_for_device("cuda:1") == cuda_first
+    assert insightface_backend.providers_for_device(torch.device("cuda")) == cuda_first
+    assert insightface_backend.providers_for_device("cpu") == ["CPUExecutionProvider"]
+    assert insightface_backend.providers_for_device(torch.device("cpu")) == ["CPUExecutionProvider"]
