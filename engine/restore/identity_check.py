@@ -121,6 +121,35 @@ class IdentityVerdict:
         return self.similarity_restored - self.similarity_unrestored
 
 
+
+def _whom(verdict: IdentityVerdict) -> str:
+    return verdict.person if verdict.compared_with == "references" and verdict.person else "the original face"
+
+
+def describe(verdict: IdentityVerdict) -> str:
+    """One line for people: "looks like Ann", "may not look like Ann (0.901 < 0.907)", "does not look
+    like Ann (0.850 < 0.895)"; blind restorations are compared with "the original face"."""
+    whom = _whom(verdict)
+    similarity = verdict.similarity_restored
+    if verdict.verdict == "kept":
+        return f"looks like {whom}"
+    if verdict.verdict == "uncertain":
+        return f"may not look like {whom} ({similarity:.3f} < {verdict.thresholds.kept:.3f})"
+    return f"does not look like {whom} ({similarity:.3f} < {verdict.thresholds.drifted:.3f})"
+
+
+def describe_numbers(verdict: IdentityVerdict) -> str:
+    """The figures behind a verdict (a tooltip, a log line, a CLI detail)."""
+    t = verdict.thresholds
+    if verdict.compared_with == "references":
+        whose = f"{verdict.person}'s references" if verdict.person else "the references"
+        figures = f"similarity to {whose}: restored {verdict.similarity_restored:.3f}"
+        if verdict.similarity_unrestored is not None:
+            figures += f", before restoration {verdict.similarity_unrestored:.3f}"
+    else:
+        figures = f"similarity of the restored face to the original: {verdict.similarity_restored:.3f}"
+    return f"{figures} ({verdict.model}; looks alike from {t.kept:.3f}, unlike below {t.drifted:.3f})"
+
 def decide(similarity: float, thresholds: IdentityThresholds) -> Verdict:
     """The verdict for one similarity (see the module docstring)."""
     if similarity >= thresholds.kept:

@@ -145,3 +145,22 @@ def test_bad_inputs_are_refused(check, same_person_crop, references):
     arcface_refs = PersonEmbeddings("Ann", "insightface/antelopev2/glintr100", references.embeddings)
     with pytest.raises(UsageError, match="embedded with"):
         check.check(same_person_crop, same_person_crop, arcface_refs)
+
+
+def test_verdicts_read_as_plain_words(check, references, same_person_crop, other_person_crop):
+    from engine.restore.identity_check import describe, describe_numbers
+
+    kept = check.check(same_person_crop, blurred(same_person_crop), references)
+    assert describe(kept) == "looks like Ann"
+    numbers = describe_numbers(kept)
+    assert f"restored {kept.similarity_restored:.3f}" in numbers
+    assert f"before restoration {kept.similarity_unrestored:.3f}" in numbers and "dlib/resnet-128" in numbers
+    drifted = check.check(other_person_crop, same_person_crop, references)
+    assert describe(drifted) == (f"does not look like Ann ({drifted.similarity_restored:.3f} < "
+                                 f"{drifted.thresholds.drifted:.3f})")
+    uncertain = check.verdict((check.thresholds.kept + check.thresholds.drifted) / 2, 0.5, "references", "Ann")
+    assert uncertain.verdict == "uncertain"
+    assert describe(uncertain).startswith("may not look like Ann (") and f"< {check.thresholds.kept:.3f})" in describe(uncertain)
+    blind = check.check(other_person_crop, same_person_crop)
+    assert describe(blind).startswith("does not look like the original face (")
+    assert describe_numbers(blind).startswith("similarity of the restored face to the original:")
