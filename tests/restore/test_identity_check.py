@@ -164,3 +164,34 @@ def test_verdicts_read_as_plain_words(check, references, same_person_crop, other
     blind = check.check(other_person_crop, same_person_crop)
     assert describe(blind).startswith("does not look like the original face (")
     assert describe_numbers(blind).startswith("similarity of the restored face to the original:")
+
+
+def test_independent_check_prefers_buffalo_l_and_falls_back_to_dlib(tmp_path, shared, tiny_pack, same_person_crop,
+                                                                    caplog):
+    """buffalo_l built from real files: the real SCRFD det_500m as det_10g.onnx and the tiny pack's
+    ArcFace-signature model as w600k_r50.onnx (its embeddings mean nothing; the path is what is tested)."""
+    import logging
+    import shutil
+
+    from engine.faces.insightface_backend import InsightFaceAnalyzer
+    from engine.models.layout import part_dir
+    from engine.restore.identity_check import independent_check
+
+    assert independent_check(None).model == "dlib/resnet-128"
+    assert independent_check(tmp_path).model == "dlib/resnet-128"  # no buffalo_l installed
+    buffalo = part_dir(tmp_path, "buffalo_l")
+    buffalo.mkdir(parents=True)
+    shutil.copyfile(shared / "models" / "insightface_scrfd" / "det_500m.onnx", buffalo / "det_10g.onnx")
+    shutil.copyfile(part_dir(tiny_pack, "antelopev2") / "glintr100.onnx", buffalo / "w600k_r50.onnx")
+
+    arcface = independent_check(tmp_path, providers=["CPUExecutionProvider"])
+    assert arcface.model == "insightface/buffalo_l/w600k_r50"
+    assert (arcface.thresholds.kept, arcface.thresholds.drifted) == (0.28, 0.20)
+    embedding = arcface.embed_crop(same_person_crop)
+    assert embedding.shape == (512,) and abs(float(embedding @ embedding) - 1) < 1e-5
+    verdict = arcface.check(same_person_crop, same_person_crop)
+    assert verdict.similarity_restored == pytest.approx(1.0, abs=1e-5) and verdict.verdict == "kept"
+
+    with caplog.at_level(logging.WARNING, logger="engine.restore.identity_check"):
+        IdentityCheck(InsightFaceAnalyzer(part_dir(tiny_pack, "antelopev2"), providers=["CPUExecutionProvider"]))
+    assert "conditioned the restoration" in caplog.text
