@@ -197,8 +197,53 @@ def time_check(shared: Path, arcface_pack: Path | None, repeats: int = 20) -> li
         arcface = IdentityCheck(InsightFaceAnalyzer(arcface_pack, providers=["CPUExecutionProvider"]))
         results.append((f"ArcFace ({arcface.model}): crop embedded without detection",
                         median_time(arcface.embed_crop)))
+    results.append(("ArcFace IResNet-50 (w600k_r50's layout, random weights), onnxruntime CPU: one 112 px face",
+                    time_arcface_r50()))
     return results
 
+
+
+def time_arcface_r50(repeats: int = 10) -> float:
+    """Median seconds for one 112 px face through an ArcFace IResNet-50 (the layout of buffalo_l's
+    w600k_r50: 3-4-14-3 blocks, 64-512 channels, 512-d output) with random weights, exported to ONNX
+    and run on onnxruntime's CPU provider, as InsightFace runs it. Weights do not change the cost."""
+    import tempfile
+
+    import onnxruntime
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self, inplanes, planes, stride):
+            super().__init__()
+            self.body = nn.Sequential(nn.BatchNorm2d(inplanes), nn.Conv2d(inplanes, planes, 3, 1, 1, bias=False),
+                                      nn.BatchNorm2d(planes), nn.PReLU(planes),
+                                      nn.Conv2d(planes, planes, 3, stride, 1, bias=False), nn.BatchNorm2d(planes))
+            self.down = (nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+                         if stride != 1 or inplanes != planes else nn.Identity())
+
+        def forward(self, x):
+            return self.body(x) + self.down(x)
+
+    layers, widths, inplanes = [], (64, 128, 256, 512), 64
+    for planes, blocks in zip(widths, (3, 4, 14, 3)):
+        layers += [Block(inplanes, planes, 2)] + [Block(planes, planes, 1) for _ in range(blocks - 1)]
+        inplanes = planes
+    model = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.PReLU(64), *layers,
+                          nn.BatchNorm2d(512), nn.Flatten(), nn.Linear(512 * 7 * 7, 512), nn.BatchNorm1d(512)).eval()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "r50.onnx"
+        torch.onnx.export(model, (torch.zeros(1, 3, 112, 112),), str(path), input_names=["input"],
+                          output_names=["embedding"], dynamo=False)
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    face = np.random.default_rng(0).standard_normal((1, 3, 112, 112)).astype(np.float32)
+    session.run(None, {"input": face})
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        session.run(None, {"input": face})
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
 
 # ---- the plot, drawn with PIL (matplotlib is not part of the environment) ------------------------
 

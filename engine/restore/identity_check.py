@@ -237,9 +237,7 @@ class IdentityCheck:
         unrestored_embedding = self.embed_crop(unrestored)
         if references is None:
             return self.verdict(float(restored_embedding @ unrestored_embedding), None, "unrestored")
-        if references.embedding_model != self.model:
-            raise UsageError(f"{references.name!r}'s references were embedded with "
-                             f"{references.embedding_model}, the check runs on {self.model}")
+        self._same_model(references)
         return self.verdict(similarity_to_references(restored_embedding, references.embeddings),
                             similarity_to_references(unrestored_embedding, references.embeddings),
                             "references", references.name)
@@ -248,6 +246,20 @@ class IdentityCheck:
               references: PersonEmbeddings | None = None) -> float:
         """`similarity_restored` alone: the score best-of-N keeps the highest of."""
         return self.check(restored, unrestored, references).similarity_restored
+
+    def scorer(self, unrestored: np.ndarray, references: PersonEmbeddings | None = None) -> Callable[[np.ndarray], float]:
+        """`score` for many restorations of one face (best of N): the unrestored face is embedded once
+        (and only when blind, the one case where the score needs it)."""
+        if references is None:
+            target = self.embed_crop(unrestored)
+            return lambda restored: float(self.embed_crop(restored) @ target)
+        self._same_model(references)
+        return lambda restored: similarity_to_references(self.embed_crop(restored), references.embeddings)
+
+    def _same_model(self, references: PersonEmbeddings) -> None:
+        if references.embedding_model != self.model:
+            raise UsageError(f"{references.name!r}'s references were embedded with "
+                             f"{references.embedding_model}, the check runs on {self.model}")
 
 
 def independent_check(models_dir: str | Path | None = None, providers: Sequence | None = None) -> IdentityCheck:

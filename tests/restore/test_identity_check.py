@@ -195,3 +195,11 @@ def test_independent_check_prefers_buffalo_l_and_falls_back_to_dlib(tmp_path, sh
     with caplog.at_level(logging.WARNING, logger="engine.restore.identity_check"):
         IdentityCheck(InsightFaceAnalyzer(part_dir(tiny_pack, "antelopev2"), providers=["CPUExecutionProvider"]))
     assert "conditioned the restoration" in caplog.text
+
+
+def test_scorer_gives_the_checks_similarity(check, references, same_person_crop, other_person_crop):
+    lq = blurred(same_person_crop)
+    for refs in (references, None):
+        score = check.scorer(lq, refs)
+        for crop in (same_person_crop, other_person_crop):
+            assert score(crop) == pytest.approx(check.check(crop, lq, refs).similarity_restored, abs=1e-6)
