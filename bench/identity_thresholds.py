@@ -208,6 +208,7 @@ def time_arcface_r50(repeats: int = 10) -> float:
     w600k_r50: 3-4-14-3 blocks, 64-512 channels, 512-d output) with random weights, exported to ONNX
     and run on onnxruntime's CPU provider, as InsightFace runs it. Weights do not change the cost."""
     import tempfile
+    import warnings
 
     import onnxruntime
     import torch
@@ -233,8 +234,10 @@ def time_arcface_r50(repeats: int = 10) -> float:
                           nn.BatchNorm2d(512), nn.Flatten(), nn.Linear(512 * 7 * 7, 512), nn.BatchNorm1d(512)).eval()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "r50.onnx"
-        torch.onnx.export(model, (torch.zeros(1, 3, 112, 112),), str(path), input_names=["input"],
-                          output_names=["embedding"], dynamo=False)
+        with warnings.catch_warnings():  # the one-file TorchScript exporter is deprecated, still works
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(model, (torch.zeros(1, 3, 112, 112),), str(path), input_names=["input"],
+                              output_names=["embedding"], dynamo=False)
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     face = np.random.default_rng(0).standard_normal((1, 3, 112, 112)).astype(np.float32)
     session.run(None, {"input": face})
