@@ -11,10 +11,10 @@ dlib, embedded from the whole photo (the reference side) and cut out as an FFHQ-
 the check embeds (the probe side). Pairs: probe i vs reference j, i != j; same person = genuine,
 different people = impostor. Reported: both distributions, the ROC, TAR at fixed false-accept rates,
 and the thresholds chosen for `kept` (similarity at 1 % false accepts: a different person passes
-once in a hundred) and `drifted` (the similarity 99 % of genuine pairs exceed: a face that still looks
-like the person is flagged once in a hundred). In the same run, for comparison: the same pairs with a degraded probe
-(the crop reduced to 64 px and enlarged back: the size of the smallest face the restorer accepts, a 40 px box), the 3-reference
-protocol the check uses (mean, and max as the alternative), and the cost of one check (one crop
+once in a hundred) and `drifted` (the similarity 99 % of genuine pairs exceed: a face that still
+looks like the person is flagged once in a hundred). In the same run, for comparison: the same pairs
+with a degraded probe (the crop reduced to 64 px and enlarged back: the size of the smallest face the
+restorer accepts, a 40 px box), the 3-reference protocol the check uses (mean, and max as the alternative), and the cost of one check (one crop
 embedded without detection; baseline: the crop re-detected then embedded). `--arcface-pack` times the
 crop embedding with an InsightFace pack folder too (e.g. a tiny pack's insightface/antelopev2).
 """
@@ -374,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:
           f"load average {os.getloadavg()[0]:.1f}; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     print(f"photos: {len(identity)} embedded ({int(data['missed'])} without a face found by dlib), "
           f"{len(np.unique(identity))} people; embedding took {embed_seconds:.0f} s\n")
-    print("| pairs | genuine | impostor | genuine median (5th pct) | impostor median (99th pct) | EER | TAR @ FAR 0.1 % | TAR @ FAR 1 % | TAR @ FAR 5 % |")
+    print("| pairs | genuine | impostor | genuine median (5th pct) | impostor median (99th pct) | EER | "
+          "TAR @ FAR 0.1 % | TAR @ FAR 1 % | TAR @ FAR 5 % |")
     print("|---|---|---|---|---|---|---|---|---|")
     for label, gen, imp in (("aligned crop vs references (the check)", genuine, impostor),
                             (f"crop degraded to {DEGRADED_SIZE} px vs references", degraded, degraded_impostor),

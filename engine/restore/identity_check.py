@@ -247,7 +247,8 @@ class IdentityCheck:
         """`similarity_restored` alone: the score best-of-N keeps the highest of."""
         return self.check(restored, unrestored, references).similarity_restored
 
-    def scorer(self, unrestored: np.ndarray, references: PersonEmbeddings | None = None) -> Callable[[np.ndarray], float]:
+    def scorer(self, unrestored: np.ndarray,
+               references: PersonEmbeddings | None = None) -> Callable[[np.ndarray], float]:
         """`score` for many restorations of one face (best of N): the unrestored face is embedded once
         (and only when blind, the one case where the score needs it)."""
         if references is None:
