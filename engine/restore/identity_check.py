@@ -113,6 +113,16 @@ class IdentityVerdict:
     compared_with: Comparison
     person: str | None = None
 
+    def as_dict(self) -> dict:
+        """Plain values for `--json` output and the catalog's per-face record (`check_model` is the
+        column name there)."""
+        return {"verdict": self.verdict, "person": self.person, "compared_with": self.compared_with,
+                "similarity_restored": round(self.similarity_restored, 4),
+                "similarity_unrestored": (None if self.similarity_unrestored is None
+                                          else round(self.similarity_unrestored, 4)),
+                "check_model": self.model, "kept_threshold": self.thresholds.kept,
+                "drifted_threshold": self.thresholds.drifted}
+
     @property
     def change(self) -> float | None:
         """How much the restoration moved the face towards (+) or away from (-) the references."""

@@ -204,3 +204,15 @@ def test_scorer_gives_the_checks_similarity(check, references, same_person_crop,
         score = check.scorer(lq, refs)
         for crop in (same_person_crop, other_person_crop):
             assert score(crop) == pytest.approx(check.check(crop, lq, refs).similarity_restored, abs=1e-6)
+
+
+def test_verdict_as_plain_values(check, references, same_person_crop):
+    import json
+
+    verdict = check.check(same_person_crop, blurred(same_person_crop), references)
+    values = json.loads(json.dumps(verdict.as_dict()))
+    assert values["verdict"] == "kept" and values["person"] == "Ann" and values["check_model"] == "dlib/resnet-128"
+    assert values["similarity_restored"] == pytest.approx(verdict.similarity_restored, abs=1e-4)
+    assert values["similarity_unrestored"] == pytest.approx(verdict.similarity_unrestored, abs=1e-4)
+    assert (values["kept_threshold"], values["drifted_threshold"]) == (check.thresholds.kept, check.thresholds.drifted)
+    assert check.check(same_person_crop, same_person_crop).as_dict()["similarity_unrestored"] is None
