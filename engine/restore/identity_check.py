@@ -9,6 +9,10 @@ from the thresholds of the recogniser that measured it:
     similarity <  thresholds.drifted  -> drifted     (most genuine pairs lie above this)
     otherwise                         -> uncertain
 
+A blind verdict uses the same thresholds, set on two different photos of a person; a restoration and
+its own unrestored face are one photo and should score higher, so the blind check is lenient: a blind
+face that is not `kept` has clearly changed.
+
 The recogniser must not be the one that steered the restoration (FaceMe is conditioned on
 antelopev2's glintr100 ArcFace; a check by the same network is easier to fool). `independent_check`
 picks InsightFace's buffalo_l pack (w600k_r50, another ArcFace trained on other data) when it is
@@ -129,7 +133,6 @@ class IdentityVerdict:
         if self.similarity_unrestored is None:
             return None
         return self.similarity_restored - self.similarity_unrestored
-
 
 
 def _whom(verdict: IdentityVerdict) -> str:
