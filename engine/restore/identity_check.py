@@ -10,8 +10,8 @@ from the thresholds of the recogniser that measured it:
     otherwise                         -> uncertain
 
 A blind verdict uses the same thresholds, set on two different photos of a person; a restoration and
-its own unrestored face are one photo and should score higher, so the blind check is lenient: a blind
-face that is not `kept` has clearly changed.
+its own unrestored face are one photo and should score higher, so the blind check is lenient: it
+catches a face that became somebody else, not a subtle change.
 
 The recogniser must not be the one that steered the restoration (FaceMe is conditioned on
 antelopev2's glintr100 ArcFace; a check by the same network is easier to fool). `independent_check`
