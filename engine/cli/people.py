@@ -19,6 +19,7 @@ import argparse
 import json
 
 from engine.cli.scan import add_catalog_argument, open_catalog_from
+from engine.errors import UsageError
 
 
 def add_parser(subparsers) -> None:
@@ -123,6 +124,9 @@ def run_merge(args) -> int:
     def work(session):
         into = corrections.find_person(session, args.person)
         others = [corrections.find_person(session, o) for o in args.others]
+        same = [o for o, person in zip(args.others, others) if person.id == into.id]
+        if same:  # merging a person into itself would report a merge that changed nothing
+            raise UsageError(f"{', '.join(same)} is {into.label} itself; name two different people to merge")
         corrections.merge(session, into, others)
         return f"merged {', '.join(o for o in args.others)} into {into.label}"
 
