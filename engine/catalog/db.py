@@ -211,6 +211,35 @@ def _refuse_damaged(path: Path) -> None:
     raise CatalogError(f"{_WHAT_TO_DO[reason]} ({problem})", path, reason=reason)
 
 
+def _refuse_foreign(path: Path) -> None:
+    """CatalogError for a database that holds something other than a catalog, found on a read-only
+    connection before anything (even switching on WAL) writes to it."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    from engine.catalog.models import Base
+
+    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "alembic_version" in tables and connection.execute("SELECT 1 FROM alembic_version").fetchone():
+            return
+        tables -= {"alembic_version"}
+        foreign = tables - set(Base.metadata.tables) - {t for t in tables if t.startswith("sqlite_")}
+        filled = [t for t in sorted(tables - foreign)
+                  if connection.execute(f'SELECT 1 FROM "{t}" LIMIT 1').fetchone() is not None]
+    except sqlite3.Error as exc:
+        error = catalog_error_from(exc, path)
+        if error is not None:
+            raise error from exc
+        raise
+    finally:
+        connection.close()
+    if foreign or filled:
+        raise CatalogError(f"this database has tables but no FaceMe schema revision "
+                           f"({', '.join(sorted(foreign or filled))}); it was not changed. Choose another "
+                           f"catalog file", path, reason="unknown-schema")
+
+
 def _alembic_config(connection):
     from alembic.config import Config
 
@@ -376,6 +405,7 @@ def open_catalog(url: str | Path | None = None, thumbnails_dir: Path | None = No
     try:
         if path is not None:
             _refuse_damaged(path)
+            _refuse_foreign(path)
         if migrate:
             upgrade(engine)
         elif "photos" not in inspect(engine).get_table_names():
