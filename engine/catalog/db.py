@@ -110,8 +110,8 @@ _WHAT_TO_DO = {
                 "`faceme catalog check`; restore a copy made with `faceme catalog backup`, or move the "
                 "file away to start a new catalog (scanning the albums again rebuilds it, without your "
                 "corrections)"),
-    "locked": (f"another process kept the catalog locked for more than {BUSY_TIMEOUT_MS // 1000} s "
-               "(a scan or batch running elsewhere?); try again when it has finished"),
+    "locked": ("another process kept the catalog locked for more than {seconds:g} s (a scan or batch "
+               "running elsewhere?); nothing was changed. Try again when it has finished"),
     "read-only": "the catalog file or its folder is read-only; make it writable or choose another catalog",
     "cannot-open": "the catalog file cannot be opened (missing folder, or no permission)",
     "io-error": ("the disk reported an error while using the catalog (full, removed, or failing); "
@@ -152,7 +152,8 @@ def catalog_error_from(exc: BaseException, where: str | Path) -> CatalogError | 
     reason = _reason_for(orig)
     if reason is None:
         return None
-    return CatalogError(f"{_WHAT_TO_DO[reason]} ({orig})", where, reason=reason)
+    what_to_do = _WHAT_TO_DO[reason].format(seconds=BUSY_TIMEOUT_MS / 1000)
+    return CatalogError(f"{what_to_do} ({orig})", where, reason=reason)
 
 
 def check_sqlite_file(path: Path, full: bool = False) -> str:
@@ -208,7 +209,8 @@ def _refuse_damaged(path: Path) -> None:
     reason = "not-a-database" if problem.startswith("not an SQLite") else "damaged"
     if "database is locked" in problem:
         reason = "locked"
-    raise CatalogError(f"{_WHAT_TO_DO[reason]} ({problem})", path, reason=reason)
+    raise CatalogError(f"{_WHAT_TO_DO[reason].format(seconds=BUSY_TIMEOUT_MS / 1000)} ({problem})", path,
+                       reason=reason)
 
 
 def _refuse_foreign(path: Path) -> None:

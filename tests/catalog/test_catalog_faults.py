@@ -260,3 +260,38 @@ def test_backup_copies_a_catalog_in_use(tmp_path):
     done = _faceme("catalog", "backup", tmp_path / "cli-copy.sqlite3", "--catalog", path)
     assert done.returncode == 0 and (tmp_path / "cli-copy.sqlite3").is_file(), done.stderr
     assert _faceme("catalog", "check", "--catalog", tmp_path / "cli-copy.sqlite3").returncode == 0
+
+
+_LOCK = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+db.execute("UPDATE people SET name = 'held' WHERE 0")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+db.execute("ROLLBACK")
+"""
+
+
+def test_a_catalog_locked_too_long_by_another_process_is_a_catalog_error(tmp_path, monkeypatch):
+    import engine.catalog.db as db
+
+    path = _filled_catalog(tmp_path / "c.sqlite3", photos=2)
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 500)
+    catalog = open_catalog(path)
+    holder = subprocess.Popen([sys.executable, "-c", _LOCK, str(path), "20"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        with pytest.raises(CatalogError) as caught:
+            with catalog.transaction() as session:
+                session.add(Person(name="Cy", embedding_model="dlib/resnet-128"))
+        assert 0.4 < time.monotonic() - started < 10  # it waited for the lock, then gave up
+        assert caught.value.reason == "locked" and caught.value.path == path
+        assert "locked for more than 0.5 s" in str(caught.value)
+    finally:
+        holder.kill()
+        holder.wait()
+    with catalog.transaction() as session:  # the lock is gone: the same write goes through
+        session.add(Person(name="Cy", embedding_model="dlib/resnet-128"))
+    catalog.close()
