@@ -13,6 +13,7 @@ by an older version (tables without a recorded revision, all empty) is rebuilt o
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -152,8 +153,18 @@ def catalog_error_from(exc: BaseException, where: str | Path) -> CatalogError | 
     reason = _reason_for(orig)
     if reason is None:
         return None
+    if reason == "io-error" and _nearly_full(where):  # SQLite reports a full disk as I/O error at times
+        reason = "disk-full"
     what_to_do = _WHAT_TO_DO[reason].format(seconds=BUSY_TIMEOUT_MS / 1000)
     return CatalogError(f"{what_to_do} ({orig})", where, reason=reason)
+
+
+def _nearly_full(where: str | Path, margin: int = 1 << 20) -> bool:
+    try:
+        st = os.statvfs(Path(where).parent)
+    except (OSError, AttributeError, ValueError):  # not a path, or no statvfs (Windows)
+        return False
+    return st.f_bavail * st.f_frsize < margin
 
 
 def check_sqlite_file(path: Path, full: bool = False) -> str:
@@ -187,15 +198,17 @@ def check_sqlite_file(path: Path, full: bool = False) -> str:
     try:
         connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
                                      timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            pragma = "integrity_check" if full else "quick_check"
+            rows = [row[0] for row in connection.execute(f"PRAGMA {pragma}(20)")]
+        finally:
+            connection.close()
     except sqlite3.Error as exc:
-        return f"cannot open it ({exc})"
-    try:
-        pragma = "integrity_check" if full else "quick_check"
-        rows = [row[0] for row in connection.execute(f"PRAGMA {pragma}(20)")]
-    except sqlite3.Error as exc:
-        return f"{exc}"
-    finally:
-        connection.close()
+        if _reason_for(exc) in ("damaged", "not-a-database"):
+            return str(exc)
+        # not a verdict on the file (a full disk, a lock, no permission): say that instead
+        raise catalog_error_from(exc, path) or CatalogError(f"cannot check the catalog ({exc})", path,
+                                                             reason="cannot-open") from exc
     return "; ".join(rows)
 
 
