@@ -10,18 +10,15 @@ batch writes to the catalog; the copy is checked before it gets its name.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from engine.cli.options import add_command_group
 from engine.cli.progress_bar import ProgressBar
 from engine.cli.scan import add_catalog_argument
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("catalog", help="check the catalog file, or back it up while in use",
-                              description=__doc__.split("\n\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sub = add_command_group(subparsers, "catalog", "check the catalog file, or back it up while in use", __doc__)
     q = sub.add_parser("check", help="check the catalog without changing it")
     add_catalog_argument(q)
     q.set_defaults(handler=run_check)

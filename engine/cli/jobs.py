@@ -14,19 +14,16 @@ live process runs is not resumed here (exit 6).
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
+from engine.cli.options import add_command_group
 from engine.cli.progress_bar import ProgressBar
 from engine.cli.scan import add_catalog_argument, open_catalog_from
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("jobs", help="list batch jobs; cancel, resume or retry one",
-                              description=__doc__.split("\n\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sub = add_command_group(subparsers, "jobs", "list batch jobs; cancel, resume or retry one", __doc__)
     q = sub.add_parser("list", help="every batch job, newest first")
     q.add_argument("--json", action="store_true", help="machine-readable output")
     q.set_defaults(handler=run_list)
