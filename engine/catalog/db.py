@@ -115,12 +115,17 @@ _WHAT_TO_DO = {
                "running elsewhere?); nothing was changed. Try again when it has finished"),
     "read-only": "the catalog file or its folder is read-only; make it writable or choose another catalog",
     "cannot-open": "the catalog file cannot be opened (missing folder, or no permission)",
+    "server": ("the catalog's database server cannot be reached or refused the work (stopped, full, or "
+               "too busy); the change in progress was rolled back. Check the server and run again"),
     "io-error": ("the disk reported an error while using the catalog (full, removed, or failing); "
                  "the change in progress was rolled back. Check the disk and run again"),
 }
 
 
 def _reason_for(orig: BaseException) -> str | None:
+    if type(orig).__module__.startswith(("psycopg", "psycopg2")):
+        # OperationalError and its kinds (server gone, DiskFull, lock timeouts); not constraint errors
+        return "server" if any(c.__name__ == "OperationalError" for c in type(orig).__mro__) else None
     if isinstance(orig, sqlite3.IntegrityError) or not isinstance(orig, sqlite3.Error):
         return None
     name = getattr(orig, "sqlite_errorname", "") or ""

@@ -76,7 +76,7 @@ def test_foreign_keys_are_enforced(catalog):
 def test_bad_catalog_url_is_a_usage_error_and_an_unreachable_server_a_catalog_error(tmp_path):
     with pytest.raises(UsageError):
         open_catalog("nosuchdialect://x/y")
-    with pytest.raises(CatalogError, match="cannot open the catalog"):
+    with pytest.raises(CatalogError, match="database server cannot be reached"):
         open_catalog("postgresql+psycopg://nobody@/nodb?host=/nonexistent-socket-dir")
 
 
