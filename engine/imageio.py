@@ -60,9 +60,10 @@ Writing (`write_image`)
   (``.NAME.XXXXXXXX.faceme-partial``, hidden, not an image suffix, so scanners skip it), flushed,
   fsync'ed, read back (size, the very bytes encoded, and a full decode), given the usual permissions
   (0666 minus the umask) and renamed over the target with ``os.replace``; the folder is fsync'ed
-  too. ``write_image_with_hash`` returns the SHA-256 of what was written, and ``verify_output(path,
-  sha256)`` later tells whether an existing output is still that file and decodes (a resumed batch
-  trusts an output only then). Any failure removes the temporary file, leaves an
+  too. ``write_image_with_hash`` returns the SHA-256 of what was written (``encode_image`` then
+  ``write_encoded`` do the same in two steps, for a caller that records the hash before the file
+  appears), and ``verify_output(path, sha256)`` later tells whether an existing output is still that
+  file and decodes (a resumed batch trusts an output only then). Any failure removes the temporary file, leaves an
   existing target untouched, and raises ``ImageWriteError`` naming the target: "disk is full",
   "folder is not writable", "folder does not exist", "… is not a folder", "only N of M bytes reached
   the disk", "does not decode", or the system's message.
@@ -953,11 +954,28 @@ def write_image(path: str | Path, pixels: np.ndarray, like: LoadedImage | None =
 def write_image_with_hash(path: str | Path, pixels: np.ndarray, like: LoadedImage | None = None,
                           format: str | None = None, quality: int | None = None) -> WrittenImage:
     """`write_image`, returning what was written: the path, the SHA-256 and size of its bytes.
+    The same as `write_encoded(encode_image(...))`."""
+    return write_encoded(encode_image(path, pixels, like=like, format=format, quality=quality))
 
-    The image is encoded in memory first (Pillow's encoders that write straight to a file descriptor
-    ignore short writes, which is how a JPEG on a nearly full disk used to come out truncated without
-    an error), written and fsync'ed to the temporary file, then read back: the size must match, the
-    bytes must be the encoded ones, and they must decode, before the file takes its name."""
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """An image encoded in memory for `path`, not written yet. A caller that must record the output's
+    hash before the file appears (a batch that may be killed between the write and its commit)
+    records `sha256`, then calls `write_encoded`."""
+
+    path: Path
+    data: bytes
+    format: str
+    sha256: str
+
+
+def encode_image(path: str | Path, pixels: np.ndarray, like: LoadedImage | None = None,
+                 format: str | None = None, quality: int | None = None) -> EncodedImage:
+    """Encode ``pixels`` as `write_image` would write them to ``path`` (format, metadata, quality),
+    in memory. Pillow's encoders that write straight to a file descriptor ignore short writes, which
+    is how a JPEG on a nearly full disk used to come out truncated without an error; encoding to
+    memory first leaves the writing, and its checks, to `write_encoded`."""
     path = Path(path)
     if like is not None and _same_file(path, like.path):
         raise UsageError(f"the output would overwrite the input photo {like.path}; "
@@ -974,8 +992,15 @@ def write_image_with_hash(path: str | Path, pixels: np.ndarray, like: LoadedImag
         raise ImageWriteError(f"cannot encode the image as {fmt} ({exc})", path) from exc
     except (ValueError, KeyError, TypeError) as exc:
         raise ImageWriteError(f"cannot encode the image as {fmt} ({exc})", path) from exc
-    data = encoded.getbuffer()
+    data = encoded.getvalue()
+    return EncodedImage(path, data, fmt, hashlib.sha256(data).hexdigest())
 
+
+def write_encoded(encoded: EncodedImage) -> WrittenImage:
+    """Write an encoded image atomically: temporary file, fsync, read back (the size must match, the
+    bytes must be the encoded ones, and they must decode), rename, fsync of the folder. Any failure
+    removes the temporary, keeps an earlier file of that name, and raises ImageWriteError."""
+    path, data = encoded.path, encoded.data
     folder = path.parent if str(path.parent) else Path(".")
     try:
         fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX, dir=folder)
@@ -987,7 +1012,7 @@ def write_image_with_hash(path: str | Path, pixels: np.ndarray, like: LoadedImag
             out.write(data)  # a buffered file writes all of it or raises (ENOSPC)
             out.flush()
             os.fsync(out.fileno())
-        _check_written(temp, data, fmt, path)
+        _check_written(temp, data, encoded.format, path)
         os.chmod(temp, 0o666 & ~_current_umask())
         os.replace(temp, path)
     except BaseException as exc:
@@ -1001,11 +1026,11 @@ def write_image_with_hash(path: str | Path, pixels: np.ndarray, like: LoadedImag
             raise _folder_error(exc, path) from exc
         raise
     _fsync_folder(folder)
-    log.debug("wrote %s (%s, %s, %d bytes)", path, fmt, picture.mode, len(data))
-    return WrittenImage(path, hashlib.sha256(data).hexdigest(), len(data))
+    log.debug("wrote %s (%s, %d bytes)", path, encoded.format, len(data))
+    return WrittenImage(path, encoded.sha256, len(data))
 
 
-def _check_written(temp: Path, data: memoryview, fmt: str, path: Path) -> None:
+def _check_written(temp: Path, data: bytes, fmt: str, path: Path) -> None:
     """ImageWriteError unless the file on disk holds exactly `data` and decodes."""
     size = temp.stat().st_size
     if size != len(data):

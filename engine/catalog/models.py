@@ -231,6 +231,9 @@ class BatchItem(Base):
     status: Mapped[ItemStatus] = mapped_column(_enum(ItemStatus, "item_status"), default=ItemStatus.pending)
     reason: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    #: SHA-256 of the output as encoded, recorded before the file is written (engine.imageio.encode_image),
+    #: so a resumed job takes an output that is already there as done only when verify_output matches it
+    output_sha256: Mapped[str | None] = mapped_column(String(64))
 
     job: Mapped[BatchJob] = relationship(back_populates="items")
     photo: Mapped[Photo] = relationship()

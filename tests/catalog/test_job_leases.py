@@ -189,3 +189,26 @@ def test_cancelling_from_another_process_stops_the_holder(job):
         assert not cancel_job(catalog, job_id)  # already cancelled
     finally:
         catalog.close()
+
+
+def test_a_catalog_of_the_previous_revision_gets_the_lease_columns_and_keeps_its_jobs(tmp_path):
+    from sqlalchemy import text
+
+    from engine.catalog.db import current_revision, head_revision, make_engine, upgrade
+
+    path = tmp_path / "old.sqlite3"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine, "0001")
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO batch_jobs (out_dir, roots, options, status, created_at) "
+                                "VALUES ('/out', '[\"/album\"]', '{}', 'running', '2026-01-01 00:00:00')"))
+    engine.dispose()
+    catalog = open_catalog(path)
+    try:
+        assert current_revision(catalog.engine) == head_revision()
+        assert leases.owner_of(catalog, 1) is None
+        lease = leases.acquire(catalog, 1)
+        assert leases.owner_of(catalog, 1).mine
+        leases.release(catalog, lease)
+    finally:
+        catalog.close()

@@ -100,3 +100,20 @@ def test_the_hash_of_a_write_recognises_that_file_and_only_it(shared, tmp_path):
     undecodable = verify_output(garbage, hashlib.sha256(garbage.read_bytes()).hexdigest())
     assert not undecodable and "does not decode" in undecodable.reason
     assert not list(tmp_path.glob(f"*{PARTIAL_SUFFIX}"))
+
+
+def test_a_hash_recorded_before_the_write_recognises_the_file_only_once_it_is_whole(shared, tmp_path):
+    """A batch records the hash of the encoded output first, then writes it: killed in between, the
+    output is not there (or is an earlier file) and does not verify; written, it does."""
+    from engine.imageio import encode_image, write_encoded
+
+    loaded = read_image(_photo(shared))
+    target = tmp_path / "restored.jpg"
+    encoded = encode_image(target, loaded.pixels, like=loaded)
+    assert not target.exists()
+    assert verify_output(target, encoded.sha256).reason == "not there"  # "killed" before the write
+    write_image(target, loaded.pixels[::2, ::2], like=loaded)  # an older output of the same name
+    assert not verify_output(target, encoded.sha256)
+    written = write_encoded(encoded)
+    assert written.sha256 == encoded.sha256 == hashlib.sha256(target.read_bytes()).hexdigest()
+    assert verify_output(target, encoded.sha256)
