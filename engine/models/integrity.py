@@ -82,7 +82,7 @@ class FileRecord:
     size: int
     #: "manifest" (matched the manifest's hash), "recorded" (matched a hash recorded at an earlier
     #: download), "first-download" (no hash was known: this one is now the reference), "unknown" (imported
-    #: from a folder, no reference hash known)
+    #: from a folder, no reference hash known), "first-use" (a part placed by hand, hashed when first loaded)
     checked_against: str = "unknown"
     #: the file's modification time when it was last hashed; None in records of older versions
     mtime_ns: int | None = None
@@ -92,7 +92,7 @@ class FileRecord:
 class PartRecord:
     part: str
     source: str
-    method: str  # "download" | "import"
+    method: str  # "download" | "import" | "by hand" (recorded on first use)
     placed: str  # "hardlink" | "symlink" | "copy" | "mixed" | "extract"
     files: dict[str, FileRecord]
     installed_at: str = ""
@@ -157,7 +157,8 @@ def record_first_use(folder: Path, part: str) -> PartRecord | None:
     for rel in files_of_part_folder(folder):
         path = folder / rel
         files[rel] = FileRecord(_cached_sha256(path), path.stat().st_size, "first-use", path.stat().st_mtime_ns)
-    record = PartRecord(part=part, source=f"placed by hand in {folder}", method="first-use", placed="in place",
+    record = PartRecord(part=part, source=f"placed by hand in {folder}", method="by hand",
+                        placed="recorded on first use",
                         files=files, installed_at=now_iso())
     try:
         write_record(folder, record)

@@ -54,7 +54,7 @@ def test_a_hand_placed_pack_gets_records_on_first_use_and_says_so(pack, caplog):
         check_before_loading(pack)
     for name in RESTORATION_PARTS:
         record = read_record(part_dir(pack, name))
-        assert record is not None and record.method == "first-use"
+        assert record is not None and record.method == "by hand" and record.placed == "recorded on first use"
         assert all(f.mtime_ns is not None for f in record.files.values())
     said = [r.getMessage() for r in caplog.records if "had no install record" in r.getMessage()]
     assert len(said) == len(RESTORATION_PARTS)
