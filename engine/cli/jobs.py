@@ -52,11 +52,8 @@ def run_list(args) -> int:
     from engine.catalog.batch import list_jobs
     from engine.catalog.leases import owners
 
-    catalog = open_catalog_from(args)
-    try:
+    with open_catalog_from(args) as catalog:
         jobs, held = list_jobs(catalog), owners(catalog)
-    finally:
-        catalog.close()
     rows = []
     for job in jobs:
         owner = held.get(job.id)
@@ -80,13 +77,10 @@ def run_cancel(args) -> int:
     from engine.catalog.batch import cancel_job, get_job
     from engine.catalog.leases import owner_of
 
-    catalog = open_catalog_from(args)
-    try:
+    with open_catalog_from(args) as catalog:
         job = get_job(catalog, args.job)
         owner = owner_of(catalog, args.job)
         stopped = cancel_job(catalog, args.job)
-    finally:
-        catalog.close()
     if not stopped:
         print(f"batch {args.job} is {job.status}; nothing to cancel")
         return 0
@@ -98,11 +92,8 @@ def run_cancel(args) -> int:
 def run_retry(args) -> int:
     from engine.catalog.batch import retry_failed
 
-    catalog = open_catalog_from(args)
-    try:
+    with open_catalog_from(args) as catalog:
         count = retry_failed(catalog, args.job)
-    finally:
-        catalog.close()
     print(f"batch {args.job}: {count} failed photo(s) put back in line")
     return run_resume(args)
 
@@ -115,11 +106,10 @@ def run_resume(args) -> int:
     from engine.errors import JobBusyError
     from engine.settings import Settings
 
-    catalog = open_catalog_from(args)
-    try:
+    with open_catalog_from(args) as catalog:
         get_job(catalog, args.job)  # UsageError when it is gone
         owner = owner_of(catalog, args.job)
-        if owner is not None and owner.alive:
+        if owner is not None and owner.alive:  # a friendly early word; the lease itself guards the run
             raise JobBusyError(f"batch {args.job} is {owner.describe()}; it is not resumed here",
                                owner=owner.describe())
         with catalog.session() as session:
@@ -132,8 +122,6 @@ def run_resume(args) -> int:
             summary = run_job(catalog, args.job, restorer, progress=bar)
         finally:
             bar.close()
-    finally:
-        catalog.close()
     for line in summary.lines():
         print(line)
     return 1 if summary.failed else 0
