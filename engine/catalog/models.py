@@ -209,6 +209,11 @@ class BatchJob(Base):
     status: Mapped[JobStatus] = mapped_column(_enum(JobStatus, "job_status"), default=JobStatus.running)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # the lease of the process running the job (engine/catalog/leases.py); all NULL when nobody runs it
+    owner_pid: Mapped[int | None] = mapped_column(Integer)
+    owner_host: Mapped[str | None] = mapped_column(String(255))
+    owner_token: Mapped[str | None] = mapped_column(String(64))
+    owner_heartbeat: Mapped[datetime | None] = mapped_column(DateTime)
 
     items: Mapped[list[BatchItem]] = relationship(back_populates="job", cascade="all, delete-orphan",
                                                   passive_deletes=True, order_by="BatchItem.id")
@@ -226,6 +231,9 @@ class BatchItem(Base):
     status: Mapped[ItemStatus] = mapped_column(_enum(ItemStatus, "item_status"), default=ItemStatus.pending)
     reason: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    #: SHA-256 of the output as encoded, recorded before the file is written (engine.imageio.encode_image),
+    #: so a resumed job takes an output that is already there as done only when verify_output matches it
+    output_sha256: Mapped[str | None] = mapped_column(String(64))
 
     job: Mapped[BatchJob] = relationship(back_populates="items")
     photo: Mapped[Photo] = relationship()

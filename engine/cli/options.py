@@ -21,3 +21,12 @@ def add_restoration_options(parser: argparse.ArgumentParser, color_fix: bool = T
         parser.add_argument("--no-color-fix", dest="color_fix", action="store_false",
                             help="skip the wavelet colour correction against the input")
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1, …")
+
+
+def add_command_group(subparsers, name: str, help: str, doc: str):
+    """A subcommand with actions of its own (`faceme NAME ACTION …`), its module docstring as help:
+    the first paragraph as description, the rest as epilog. Returns the actions' subparsers."""
+    parser = subparsers.add_parser(name, help=help, description=doc.split("\n\n")[0],
+                                   formatter_class=argparse.RawDescriptionHelpFormatter,
+                                   epilog=doc.split("\n\n", 1)[1])
+    return parser.add_subparsers(dest="action", metavar="ACTION", required=True)

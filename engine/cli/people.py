@@ -15,17 +15,15 @@ faces in that person, or all its faces), or PATH#N (the photo's N-th largest fac
 
 from __future__ import annotations
 
-import argparse
 import json
 
+from engine.cli.options import add_command_group
 from engine.cli.scan import add_catalog_argument, open_catalog_from
+from engine.errors import UsageError
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("people", help="list people and correct them (rename, merge, split, …)",
-                              description=__doc__.split("\n\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sub = add_command_group(subparsers, "people", "list people and correct them (rename, merge, split, …)", __doc__)
 
     q = sub.add_parser("list", help="people and their faces")
     q.add_argument("--json", action="store_true", help="machine-readable output")
@@ -123,6 +121,9 @@ def run_merge(args) -> int:
     def work(session):
         into = corrections.find_person(session, args.person)
         others = [corrections.find_person(session, o) for o in args.others]
+        same = [o for o, person in zip(args.others, others) if person.id == into.id]
+        if same:  # merging a person into itself would report a merge that changed nothing
+            raise UsageError(f"{', '.join(same)} is {into.label} itself; name two different people to merge")
         corrections.merge(session, into, others)
         return f"merged {', '.join(o for o in args.others)} into {into.label}"
 

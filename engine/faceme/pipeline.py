@@ -29,7 +29,7 @@ from engine.errors import FaceMeError, ModelPackError, UsageError
 from engine.faceme.color_fix import wavelet_color_fix
 from engine.faceme.conditioning import EncodedPrompt, PromptEmbeddings, encode_prompt, identity_prompt
 from engine.faceme.references import Reference, identity_tokens
-from engine.models.layout import PARTS, check_part, find_file, part_dir
+from engine.models.layout import PARTS, check_before_loading, check_part, find_file, part_dir
 from engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
 
 log = logging.getLogger(__name__)
@@ -271,8 +271,7 @@ class FaceMePipeline:
         models_dir = Path(models_dir)
         device = resolve_device(device)
         dtype = resolve_dtype(dtype, device)
-        for name in ("realvisxl", "photomaker", "faceme-controlnet", "faceme-mix", "antelopev2"):
-            require_part(models_dir, name)
+        check_before_loading(models_dir, ("realvisxl", "photomaker", "faceme-controlnet", "faceme-mix", "antelopev2"))
         base_model = load_base_model(models_dir, dtype)
         unet, vae, scheduler = base_model.unet, base_model.vae, base_model.scheduler
         text_encoder, text_encoder_2 = base_model.text_encoder, base_model.text_encoder_2
