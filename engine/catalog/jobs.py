@@ -257,6 +257,12 @@ def open_job(catalog: Catalog, job_id: int) -> JobPlan:
         return JobPlan(job.id, Path(job.out_dir), dict(job.options or {}), items)
 
 
+def item_ids_by_photo(catalog: Catalog, job_id: int) -> dict[int, int]:
+    """{photo id: item id} of a job."""
+    with catalog.session() as session:
+        return dict(session.execute(select(BatchItem.photo_id, BatchItem.id).where(BatchItem.job_id == job_id)).all())
+
+
 def photo_for_item(catalog: Catalog, photo_id: int) -> tuple[str, str, int]:
     """(path, status, number of catalogued faces) of an item's photo."""
     with catalog.session() as session:
