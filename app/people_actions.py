@@ -101,3 +101,10 @@ def add_reference_file(catalog, person_id: int, path: Path, current_picks: list[
         picks = faces_by_id(session, current_picks) + [face]
         refs.set_references(session, person, picks)
         return face.id
+
+
+def scan_albums(catalog, roots: list[str], progress=None, cancel=None):
+    """Scan the album folders into the catalog (new and changed photos only; people regrouped)."""
+    from engine.catalog.scanner import scan
+
+    return scan(catalog, roots, progress=progress, cancel=cancel)

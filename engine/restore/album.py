@@ -175,3 +175,24 @@ def plan_from_album(session: Session, photo_id: int, options: RestoreOptions,
 def _confirmed(session: Session, face_id: int, person_id: int) -> bool:
     return session.scalar(select(Assignment.id).where(Assignment.face_id == face_id, Assignment.person_id == person_id,
                                                       Assignment.origin == AssignmentOrigin.confirmed)) is not None
+
+
+def known_identities(session: Session) -> list[Identity]:
+    """Every visible person who has references, as identities (by id; names may repeat)."""
+    identities = []
+    for person in session.scalars(select(Person).where(Person.hidden.is_(False)).order_by(Person.id)):
+        identity = person_identity(session, person)
+        if identity is not None:
+            identities.append(identity)
+    return identities
+
+
+def album_photo_id(session: Session, path: str | Path) -> int | None:
+    """The id of the catalogued, readable photo at `path` (None: a photo outside the album)."""
+    from engine.catalog.models import PhotoStatus
+
+    for candidate in dict.fromkeys((str(path), str(Path(path).absolute()))):
+        photo = session.scalar(select(Photo).where(Photo.path == candidate))
+        if photo is not None and photo.status == PhotoStatus.ok:
+            return photo.id
+    return None
