@@ -58,10 +58,16 @@ def pair_by_overlap(known: Sequence[Sequence[float]], found: Sequence[Sequence[f
 
 def person_identity(session: Session, person: Person) -> Identity | None:
     """The identity of an album person: their references (the user's picks, else the stored suggestions,
-    else fresh ones), or None when they have none."""
-    from engine.people.references import references
+    else fresh ones) among the faces that are still theirs, or None when they have none."""
+    from engine.people.references import references, suggest
 
-    chosen = references(session, person, refresh=False) or references(session, person)
+    # a reference whose face has since moved to someone else (or been rejected) is not this person's
+    members = set(session.scalars(select(Assignment.face_id).where(
+        Assignment.person_id == person.id,
+        Assignment.origin.in_((AssignmentOrigin.machine, AssignmentOrigin.confirmed)))))
+    chosen = [c for c in references(session, person, refresh=False) if c.face.id in members]
+    if not chosen:  # no references yet, or the picked ones went elsewhere: the album's suggestions
+        chosen = [c for c in suggest(session, person) if c.face.id in members]
     if not chosen:
         return None
     faces = tuple(CatalogReference(c.face.id, Path(c.face.photo.path),

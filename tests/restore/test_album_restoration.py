@@ -235,3 +235,15 @@ def test_identity_tokens_are_computed_once_per_person_and_kept_in_the_catalog(ca
                                  scan_first=False)
     run_job(catalog, third, ServiceRestorer(fresh))
     assert counting_service.encodes == [2, 2, 1]
+
+
+def test_a_reference_face_moved_to_someone_else_is_no_longer_a_reference(catalog, album):
+    """After "this face is Ben", Anna's references no longer include it, even if it was picked."""
+    from engine.restore.album import person_identity
+
+    with catalog.transaction() as s:
+        anna = s.get(corrections.Person, album["anna"])
+        set_references(s, anna, [s.get(Face, album["left"])])  # the photo's own face as Anna's only pick
+        corrections.confirm(s, s.get(corrections.Person, album["ben"]), [album["left"]])
+        identity = person_identity(s, anna)
+        assert identity is not None and album["left"] not in [f.face_id for f in identity.faces]
