@@ -37,7 +37,8 @@ def add_parser(subparsers) -> None:
                    help=f"leave faces smaller than this alone (default {DEFAULT_MIN_FACE_SIZE} px)")
     add_models_option(p)
     add_restoration_options(p)
-    p.add_argument("-v", "--verbose", action="store_true",
+    # its own dest: `faceme -v` (logging) is the main parser's "verbose"
+    p.add_argument("--verbose", dest="show_faces", action="store_true",
                    help="print each restored photo's faces: person, action, reason, seed")
     p.set_defaults(handler=run)
 
@@ -72,6 +73,6 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     finally:
         catalog.close()
-    for line in summary.lines(verbose=args.verbose):
+    for line in summary.lines(verbose=args.show_faces):
         print(line)
     return 1 if summary.failed else 0
