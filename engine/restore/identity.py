@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from engine.restore.plan import REFERENCE_MARGIN, CatalogReference, Identity, crop_around_face
@@ -151,6 +151,10 @@ class IdentityTokens:
             with self.catalog.transaction() as session:
                 if session.get(Person, identity.person_id) is None:
                     return  # merged or removed meanwhile
+                # tokens of this person's earlier references (same pack) will not be asked for again
+                session.execute(delete(Row).where(Row.person_id == identity.person_id,
+                                                  Row.pack_fingerprint == self.fingerprint,
+                                                  Row.references_key != references_key(identity.faces)))
                 session.add(Row(person_id=identity.person_id, references_key=references_key(identity.faces),
                                 pack_fingerprint=self.fingerprint,
                                 reference_face_ids=[f.face_id for f in identity.faces],

@@ -102,3 +102,27 @@ def test_person_choice_per_face_changes_the_restoration_and_is_kept_in_the_album
     finally:
         del pipeline.encode_identity
         window.close()
+
+
+@pytest.mark.slow
+def test_setting_the_model_folder_with_a_photo_open_reads_it_again_and_restores(qtbot, scanned_env, shared, tiny_pack,
+                                                                                shared_model):
+    """Issue 10: a photo opened before the pack was set (dlib faces) and restored after it was set gave
+    "Cannot compare a dlib/resnet-128 face embedding with … glintr100 references" for good."""
+    window = make_window(qtbot, scanned_env, model=shared_model)
+    errors = []
+    window.context.error.connect(errors.append)
+    outside = shared / "data" / "deepface_ids" / "images" / "person_01" / "img10.jpg"  # not in the album
+    window.handle_dropped_paths([outside])
+    wait_idle(qtbot, window)
+    page = window.restore
+    assert not page.analysis.in_album
+    assert page.analysis.faces[0].detected.embedding_model == "dlib/resnet-128"
+    window.context.preferences.models_dir = str(tiny_pack)
+    window.context.save_preferences()  # what the Settings page does
+    wait_idle(qtbot, window)
+    assert page.analysis.faces[0].detected.embedding_model.startswith("insightface/")
+    outcome = _restore(qtbot, window, page)
+    assert outcome.faces and outcome.faces[0].action in ("restored", "blind")
+    assert not [e for e in errors if "compare" in str(getattr(e, "what", e))]
+    window.close()
