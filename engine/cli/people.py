@@ -5,6 +5,7 @@
     faceme people merge PERSON OTHER...
     faceme people split PERSON FACE... [--name NAME]
     faceme people confirm PERSON FACE...
+    faceme people new NAME FACE...
     faceme people reject PERSON FACE...
     faceme people hide PERSON [--undo]
     faceme people refs PERSON [--set IMG...] [--clear]
@@ -50,6 +51,11 @@ def add_parser(subparsers) -> None:
     q.add_argument("person")
     q.add_argument("faces", nargs="+", metavar="FACE")
     q.set_defaults(handler=run_confirm)
+
+    q = sub.add_parser("new", help="a new person made of these faces (confirmed)")
+    q.add_argument("name")
+    q.add_argument("faces", nargs="+", metavar="FACE")
+    q.set_defaults(handler=run_new)
 
     q = sub.add_parser("reject", help="these faces are not this person (never put back)")
     q.add_argument("person")
@@ -150,6 +156,19 @@ def run_confirm(args) -> int:
         person = corrections.find_person(session, args.person)
         faces = corrections.confirm(session, person, args.faces)
         return f"confirmed {len(faces)} face(s) as {person.label}"
+
+    print(_with_session(args, work))
+    return 0
+
+
+def run_new(args) -> int:
+    from engine.people import corrections
+
+    def work(session):
+        faces = list({f.id: f for ref in args.faces for f in corrections.find_faces(session, ref)}.values())
+        person = corrections.new_person(session, faces[0].embedding_model, args.name)
+        corrections.confirm(session, person, faces)
+        return f"new person {person.label} (#{person.id}) with {len(faces)} confirmed face(s)"
 
     print(_with_session(args, work))
     return 0
