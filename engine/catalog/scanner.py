@@ -58,6 +58,9 @@ log = logging.getLogger(__name__)
 THUMBNAIL_SIZE = 256
 #: a face overlapping an old face of the same photo this much is taken to be the same face
 SAME_FACE_IOU = 0.5
+#: a re-analysis pairs a face of the new model with one of the old model overlapping it this much (two
+#: detectors' boxes for one face: SCRFD's include the forehead, dlib's are tight squares)
+PAIR_IOU = 0.3
 #: a face narrower than this in reduced-size pixels is embedded from the full-resolution photo
 EMBED_MIN_FACE_PX = 100
 #: photos handed to the workers ahead of the writer, per worker
@@ -123,9 +126,14 @@ class PhotoAnalysis:
     camera: str | None
 
 
-def analyse_photo(path: str, analyzer: FaceAnalyzer, thumbnails: bool = True) -> PhotoAnalysis:
+def analyse_photo(path: str, analyzer: FaceAnalyzer, thumbnails: bool = True,
+                  keep: Sequence[tuple[tuple[float, ...], list]] = ()) -> PhotoAnalysis:
     """Decode `path` (at reduced size where the analyser allows), find and embed its faces (boxes and
-    landmarks in full-size photo coordinates), grade them and make the thumbnail."""
+    landmarks in full-size photo coordinates), grade them and make the thumbnail.
+
+    `keep`: (box, 5 landmarks) of faces another model found that the user has decided about; each
+    that no detected face overlaps (IoU ≥ PAIR_IOU) is embedded where it is, score 0, so that a
+    re-analysis keeps it."""
     from engine.imageio import make_thumbnail, read_image, read_image_reduced, read_photo_info
     from engine.people.quality import face_quality
 
@@ -154,6 +162,20 @@ def analyse_photo(path: str, analyzer: FaceAnalyzer, thumbnails: bool = True) ->
         elif face.embedding is None:
             photo_face = replace(photo_face, embedding=analyzer.embed(pixels, face))
         analysed.append((photo_face, quality))
+    for box, landmarks in keep:
+        if any(_iou(face.box, tuple(box)) >= PAIR_IOU for face, _ in analysed):
+            continue
+        photo_face = DetectedFace(box=tuple(float(v) for v in box), score=0.0,
+                                  landmarks=np.asarray(landmarks, np.float32), embedding_model=analyzer.embedding_model)
+        if scale > 1.0:
+            if full is None:
+                full = read_image(path).pixels
+            target = full
+        else:
+            target = pixels
+        photo_face = replace(photo_face, embedding=analyzer.embed(target, photo_face))
+        reduced_box = tuple(v / scale for v in photo_face.box)
+        analysed.append((photo_face, face_quality(pixels, reduced_box, photo_face.landmarks / scale, scale=scale)))
     thumbnail = make_thumbnail(image, THUMBNAIL_SIZE) if thumbnails else None
     camera = " ".join(v for v in (info.camera_make, info.camera_model) if v) or None
     return PhotoAnalysis(info=info, faces=analysed, thumbnail=thumbnail, width=width, height=height,
@@ -198,10 +220,10 @@ def _worker_start(recipe, thumbnails: bool) -> None:
         load()  # models load while the writer hashes the first photos
 
 
-def _worker_analyse(path: str) -> PhotoAnalysis | str:
+def _worker_analyse(path: str, keep=()) -> PhotoAnalysis | str:
     """In a worker: the analysis, or the message of an unreadable file."""
     try:
-        return analyse_photo(path, _worker_analyzer, _worker_thumbnails)
+        return analyse_photo(path, _worker_analyzer, _worker_thumbnails, keep)
     except FaceMeError as exc:
         return exc.message
 
@@ -333,13 +355,52 @@ def _like_prefix(folder: str) -> str:
     return escaped.rstrip(os.sep) + os.sep + "%"
 
 
+def _carry_over(session, old_faces: list[Face], new_faces: list[Face], model: str) -> None:
+    """Re-analysis: each old-model face's people, corrections and references go to the new-model face
+    overlapping it most (IoU ≥ PAIR_IOU, best pairs first); the people now belong to `model`."""
+    from engine.catalog.models import Person
+
+    pairs = sorted(((_iou(o.box, n.box), i, j) for i, o in enumerate(old_faces) for j, n in enumerate(new_faces)),
+                   reverse=True)
+    used_old, used_new = set(), set()
+    for overlap, i, j in pairs:
+        if overlap < PAIR_IOU:
+            break
+        if i in used_old or j in used_new:
+            continue
+        used_old.add(i)
+        used_new.add(j)
+        old, new = old_faces[i], new_faces[j]
+        taken = {a.person_id: a for a in session.scalars(select(Assignment).where(Assignment.face_id == new.id))}
+        for assignment in session.scalars(select(Assignment).where(Assignment.face_id == old.id)).all():
+            person = session.get(Person, assignment.person_id)
+            if person is not None and person.embedding_model != model:
+                person.embedding_model = model
+            if assignment.person_id in taken:
+                continue
+            if assignment.origin != AssignmentOrigin.rejected and any(
+                    a.origin != AssignmentOrigin.rejected for a in taken.values()):
+                continue  # the new face already has its person (the user's word on it stays)
+            assignment.face_id = new.id
+            taken[assignment.person_id] = assignment
+            session.flush()
+        refs = set(session.scalars(select(Reference.person_id).where(Reference.face_id == new.id)))
+        for reference in session.scalars(select(Reference).where(Reference.face_id == old.id)).all():
+            if reference.person_id not in refs:
+                reference.face_id = new.id
+        session.flush()
+
+
 class Scanner:
     """Scans folders into a catalog with one face analyser (its embedding model names the faces)."""
 
     def __init__(self, catalog: Catalog, analyzer: FaceAnalyzer | None = None,
                  thumbnails: bool = True, cluster: bool = True, workers: int | None = None,
-                 follow_links: bool = False, on_wait=None):
+                 follow_links: bool = False, on_wait=None, reanalyse: bool = False):
         self.catalog = catalog
+        #: photos analysed with another model move to this one, their people with them (else the
+        #: other model's faces stay beside this one's)
+        self.reanalyse = reanalyse
         self._analyzer = analyzer
         self.thumbnails = thumbnails and catalog.thumbnails_dir is not None
         self.cluster = cluster
@@ -351,9 +412,9 @@ class Scanner:
     @property
     def analyzer(self) -> FaceAnalyzer:
         if self._analyzer is None:
-            from engine.faces.dlib_backend import DlibFaceAnalyzer
+            from engine.faces.choice import make_face_analyzer
 
-            self._analyzer = DlibFaceAnalyzer()
+            self._analyzer = make_face_analyzer("auto")  # an installed InsightFace pack, else dlib
         return self._analyzer
 
     @property
@@ -447,11 +508,11 @@ class Scanner:
                     done += 1
                     report(progress, done, result.files, os.path.basename(item.path))
                 else:
-                    photo_id, digest = prepared
+                    photo_id, digest, keep = prepared
                     if pool is not None:
-                        future = pool.submit(_worker_analyse, item.path)
+                        future = pool.submit(_worker_analyse, item.path, keep)
                     else:
-                        future = _Done(self._analyse_here(item.path))
+                        future = _Done(self._analyse_here(item.path, keep))
                     window.append(_Job(item, photo_id, digest, future))
                 while window and (len(window) > ahead or window[0].future.done()):
                     check_cancelled(cancel, "scan")
@@ -468,9 +529,9 @@ class Scanner:
             if pool is not None:
                 pool.shutdown(wait=True)
 
-    def _analyse_here(self, path: str) -> PhotoAnalysis | str:
+    def _analyse_here(self, path: str, keep=()) -> PhotoAnalysis | str:
         try:
-            return analyse_photo(path, self.analyzer, self.thumbnails)
+            return analyse_photo(path, self.analyzer, self.thumbnails, keep)
         except FaceMeError as exc:
             return exc.message
 
@@ -494,9 +555,9 @@ class Scanner:
                                 .values(status=PhotoStatus.missing, missing_since=utcnow()))
         result.missing += len(gone)
 
-    def _prepare(self, item: _FoundFile, known_row: tuple | None, result: ScanResult) -> tuple[int | None, str] | None:
+    def _prepare(self, item: _FoundFile, known_row: tuple | None, result: ScanResult) -> tuple | None:
         """Hash `item` and settle what needs no analysis (same content, a move, a copy, unreadable).
-        Returns (row id or None, content hash) when the photo must be analysed, else None."""
+        Returns (row id or None, content hash, faces to keep) when the photo must be analysed."""
         from engine.imageio import content_hash
 
         try:
@@ -509,7 +570,7 @@ class Scanner:
             return None
         model = self.model
 
-        def settle(session) -> tuple[int | None, str] | None:
+        def settle(session) -> tuple | None:
             photo = (session.get(Photo, known_row[0]) if known_row else None) or session.scalar(
                 select(Photo).where(Photo.path == item.path))  # or just added by a concurrent scan
             if photo is not None and photo.content_hash == digest and model in _models_of(photo) \
@@ -530,14 +591,32 @@ class Scanner:
                     result.moved += 1
                     if model in _models_of(moved):
                         return None
-                    return moved.id, digest  # moved, and not yet analysed with this model
-                original = self._copy_source(session, digest, model)
-                if original is not None:
-                    self._add_copy(session, item, digest, original, result)
-                    return None
-            return (photo.id if photo is not None else None), digest
+                    photo = moved  # moved, and not yet analysed with this model
+                else:
+                    original = self._copy_source(session, digest, model)
+                    if original is not None:
+                        self._add_copy(session, item, digest, original, result)
+                        return None
+            return (photo.id if photo is not None else None), digest, self._faces_to_keep(session, photo)
 
         return self._write(settle, result)
+
+    def _faces_to_keep(self, session, photo: Photo | None) -> list[tuple[tuple[float, ...], list]]:
+        """In a re-analysis: geometry of the other models' faces of `photo` that carry the user's
+        word or a person (assignments, references), to be embedded with this model if not found."""
+        if not self.reanalyse or photo is None:
+            return []
+        from engine.catalog.models import Reference as Ref
+
+        keep = []
+        for face in photo.faces:
+            if face.embedding_model == self.model:
+                continue
+            decided = session.scalar(select(Assignment.id).where(Assignment.face_id == face.id).limit(1)) or \
+                session.scalar(select(Ref.id).where(Ref.face_id == face.id).limit(1))
+            if decided is not None:
+                keep.append((face.box, face.landmarks))
+        return keep
 
     def _write(self, step, result: ScanResult):
         """Run `step(session)` in one transaction; when a concurrent scan inserted the same path first
@@ -625,6 +704,7 @@ class Scanner:
             session.add(photo)
             result.added += 1
             old_faces: list[Face] = []
+            other_faces: list[Face] = []
         else:
             if photo.content_hash not in (None, digest):
                 result.changed += 1
@@ -636,8 +716,11 @@ class Scanner:
                 if photo.status == PhotoStatus.unreadable:
                     result.changed += 1
             old_faces = [f for f in photo.faces if f.embedding_model == model]
+            other_faces = [f for f in photo.faces if f.embedding_model != model]
+            if self.reanalyse:
+                old_models = set()  # the photo moves to this model; people move with the faces
             for face in list(photo.faces):
-                if face.embedding_model != model and face.embedding_model not in old_models:
+                if face.embedding_model != model and face.embedding_model not in old_models and not self.reanalyse:
                     session.delete(face)
             photo.analysed_with = " ".join(sorted(old_models - {model}))
         photo.size, photo.mtime_ns, photo.content_hash = item.size, item.mtime_ns, digest
@@ -649,6 +732,7 @@ class Scanner:
             photo.thumbnail = self._write_thumbnail(digest, analysis.thumbnail)
 
         unmatched_old = list(old_faces)
+        stored: list[Face] = []
         for detected, quality in analysis.faces:
             values = dict(x1=detected.box[0], y1=detected.box[1], x2=detected.box[2], y2=detected.box[3],
                           score=detected.score, landmarks=np.asarray(detected.landmarks).round(2).tolist(),
@@ -663,12 +747,20 @@ class Scanner:
                 # the face's look changed: a machine guess must be re-made, the user's word stays
                 session.execute(Assignment.__table__.delete().where(
                     (Assignment.face_id == best.id) & (Assignment.origin == AssignmentOrigin.machine)))
+                stored.append(best)
             else:
-                photo.faces.append(Face(**values))
+                face = Face(**values)
+                photo.faces.append(face)
+                stored.append(face)
                 result.faces_added += 1
         for face in unmatched_old:
             session.execute(Reference.__table__.delete().where(Reference.face_id == face.id))
             session.delete(face)
+        if self.reanalyse and other_faces:
+            session.flush()
+            _carry_over(session, other_faces, stored, model)
+            for face in other_faces:
+                session.delete(face)
         photo.analysed_with = " ".join(sorted(set(photo.analysed_with.split() if photo.analysed_with else [])
                                               | {model}))
 
@@ -692,11 +784,26 @@ class Scanner:
 def scan(catalog: Catalog, roots: Sequence[str | Path], analyzer: FaceAnalyzer | None = None,
          progress: ProgressCallback | None = None, cancel: CancelCheck | None = None,
          thumbnails: bool = True, cluster: bool = True, workers: int | None = None,
-         follow_links: bool = False, on_wait=None) -> ScanResult:
+         follow_links: bool = False, on_wait=None, reanalyse: bool = False) -> ScanResult:
     """Scan `roots` into `catalog` (see the module docstring); returns what was done.
 
     `workers`: analysing processes (default: one per core; 1 analyses in this process).
     `follow_links`: follow symlinks that lead outside the scanned folders too.
-    `on_wait(message)`: told when the scan waits for another process's clustering."""
+    `on_wait(message)`: told when the scan waits for another process's clustering.
+    `reanalyse`: photos analysed with another face model are analysed with this one instead, each
+    face's people, corrections and references carried over to the face found at the same place
+    (`reanalyse_album`)."""
     return Scanner(catalog, analyzer, thumbnails=thumbnails, cluster=cluster, workers=workers,
-                   follow_links=follow_links, on_wait=on_wait).scan(roots, progress, cancel)
+                   follow_links=follow_links, on_wait=on_wait, reanalyse=reanalyse).scan(roots, progress, cancel)
+
+
+def reanalyse_album(catalog: Catalog, roots: Sequence[str | Path], analyzer: FaceAnalyzer,
+                    progress: ProgressCallback | None = None, cancel: CancelCheck | None = None,
+                    workers: int | None = None, on_wait=None) -> ScanResult:
+    """Move an album scanned with one face model to `analyzer`'s model, keeping every person, name,
+    confirmation, rejection and reference (faces paired by overlap; a face the user decided about
+    that the new detector misses is embedded where it was). A long operation: progress, cancel between
+    photos; each photo is one transaction, so a stopped re-analysis resumes where it stopped when
+    called again."""
+    return scan(catalog, roots, analyzer=analyzer, progress=progress, cancel=cancel, workers=workers,
+                on_wait=on_wait, reanalyse=True)

@@ -180,9 +180,11 @@ def merge(session: Session, into: Person, others: Iterable[Person]) -> Person:
             # both had a row for this face: the user's positive word beats a rejection, which beats
             # a machine guess
             rank = {AssignmentOrigin.confirmed: 2, AssignmentOrigin.rejected: 1, AssignmentOrigin.machine: 0}
-            if rank[assignment.origin] > rank[existing.origin]:
-                existing.origin = assignment.origin
+            origin = assignment.origin
             session.delete(assignment)
+            session.flush()  # first: the face may have only one positive row at any moment
+            if rank[origin] > rank[existing.origin]:
+                existing.origin = origin
         existing_refs = {r.face_id for r in into.references}
         for reference in session.scalars(select(Reference).where(Reference.person_id == other.id)).all():
             if reference.face_id in existing_refs:
