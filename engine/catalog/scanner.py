@@ -208,9 +208,30 @@ _worker_analyzer: FaceAnalyzer | None = None
 _worker_thumbnails = True
 
 
-def _worker_start(recipe, thumbnails: bool) -> None:
+def _exit_with(parent_pid: int) -> None:
+    """A worker's watchdog: a scan killed with kill -9 can't shut its pool down, and the workers'
+    queue never reports it (they hold both of its ends), so each worker ends itself when the scan is gone."""
+    import threading
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:  # the pid was reused by another user's process: ours is gone
+                os._exit(0)
+
+    if os.name == "posix":
+        threading.Thread(target=watch, name="scan-parent-watch", daemon=True).start()
+
+
+def _worker_start(recipe, thumbnails: bool, parent_pid: int) -> None:
     global _worker_analyzer, _worker_thumbnails
     import cv2
+
+    _exit_with(parent_pid)
 
     cv2.setNumThreads(1)  # one photo per process: the processes are the parallelism
     _worker_analyzer = recipe()
@@ -481,7 +502,7 @@ class Scanner:
             # never fork a process that may run threads (the app, SQLAlchemy's pool): forkserver/spawn
             method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
             pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context(method),
-                                       initializer=_worker_start, initargs=(recipe, self.thumbnails))
+                                       initializer=_worker_start, initargs=(recipe, self.thumbnails, os.getpid()))
             result.workers = self.workers
         window: deque[_Job] = deque()
         ahead = AHEAD_PER_WORKER * self.workers if pool is not None else 0
