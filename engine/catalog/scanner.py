@@ -507,6 +507,7 @@ class Scanner:
         window: deque[_Job] = deque()
         ahead = AHEAD_PER_WORKER * self.workers if pool is not None else 0
         done = result.unchanged
+        first_done = done
         work_start = time.monotonic()
 
         def finish(job: _Job) -> None:
@@ -517,7 +518,7 @@ class Scanner:
             else:
                 self._store_analysis(job, analysis, result)
             done += 1
-            rate = (done - result.unchanged) / max(time.monotonic() - work_start, 1e-6)
+            rate = (done - first_done) / max(time.monotonic() - work_start, 1e-6)
             eta = (result.files - done) / rate
             report(progress, done, result.files, f"{os.path.basename(job.item.path)} (eta {eta:.0f} s)")
 
