@@ -212,3 +212,76 @@ def test_clustering_waits_for_another_process_with_a_message(tmp_path):
     finally:
         holder.kill()
         holder.wait(timeout=10)
+
+
+class _Rows(list):
+    def all(self):
+        return list(self)
+
+
+def test_merge_while_clustering_loses_no_face(shared, tmp_path, analyzer, monkeypatch):
+    """Deterministic form of the race: a merge reads the person it is about to remove, and a clustering
+    (another thread, its own connection) would add new faces to that person before the merge writes.
+    The merge holds the write lock from its first read, so the clustering waits and then puts the faces
+    into the merged person: none falls back to unknown."""
+    import threading
+
+    from sqlalchemy.orm import Session
+
+    from engine.people import corrections
+    from engine.people.clustering import cluster_catalog
+
+    numbers = lfw_numbers(shared, "Dick_Cheney")
+    root = tmp_path / "album"
+    add_photos(shared, root / "earlier", "Dick_Cheney", numbers[:3])
+    add_photos(shared, root / "new", "Dick_Cheney", numbers[3:6])
+    catalog = open_catalog(tmp_path / "c.sqlite3")
+    try:
+        scan(catalog, [root / "earlier"], analyzer=analyzer, workers=1, thumbnails=False)
+        with catalog.transaction() as s:
+            faces = s.scalars(select(Face)).all()
+            person = corrections.person_of(s, faces[0])
+            corrections.rename(s, person, "Dick")
+            split_id = corrections.split(s, person, [f.id for f in faces], name="Dick-split").id
+            keep_id = person.id
+        scan(catalog, [root / "new"], analyzer=analyzer, workers=1, thumbnails=False, cluster=False)
+
+        clustering_done = threading.Event()
+        first_read = threading.Event()
+        real_scalars = Session.scalars
+
+        calls = []
+
+        def scalars_then_pause(self, *args, **kwargs):
+            result = real_scalars(self, *args, **kwargs)
+            if threading.current_thread().name == "merge":
+                calls.append(args[0])
+                if len(calls) == 2:  # the merge has read both people's assignments, written nothing yet
+                    rows = _Rows(result.all())
+                    first_read.set()
+                    clustering_done.wait(timeout=3)  # a clustering free to commit now would, in 3 s
+                    return rows
+            return result
+
+        monkeypatch.setattr(Session, "scalars", scalars_then_pause)
+
+        def merge() -> None:
+            with catalog.transaction() as s:
+                corrections.merge(s, corrections.person_by_id(s, keep_id), [corrections.person_by_id(s, split_id)])
+
+        def cluster() -> None:
+            first_read.wait(timeout=30)
+            cluster_catalog(catalog, analyzer.embedding_model)
+            clustering_done.set()
+
+        threads = [threading.Thread(target=merge, name="merge"), threading.Thread(target=cluster, name="cluster")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        with catalog.session() as s:
+            in_people = s.scalar(select(func.count(Assignment.face_id.distinct())).where(Assignment.origin.in_(POSITIVE)))
+            assert s.scalar(select(func.count(Face.id))) == 6
+            assert in_people == 6, "a face fell back to unknown"
+    finally:
+        catalog.close()
