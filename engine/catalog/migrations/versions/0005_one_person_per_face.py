@@ -37,18 +37,17 @@ def upgrade() -> None:
             AND id NOT IN (SELECT person_id FROM assignments)
             AND id NOT IN (SELECT person_id FROM person_references)
     """)
-    with op.batch_alter_table('faces', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('clustered', sa.Boolean(), server_default=sa.false(), nullable=False))
-        batch_op.create_index(batch_op.f('ix_faces_clustered'), ['clustered'], unique=False)
+    # Plain ADD COLUMN / CREATE INDEX, never a batch (copy-and-drop) table rebuild: dropping the old
+    # faces table with foreign keys on would cascade-delete every assignment and reference.
+    op.add_column('faces', sa.Column('clustered', sa.Boolean(), server_default=sa.false(), nullable=False))
+    op.create_index(op.f('ix_faces_clustered'), 'faces', ['clustered'], unique=False)
     op.execute(f"UPDATE faces SET clustered = true WHERE id IN (SELECT face_id FROM assignments WHERE {POSITIVE})")
-    with op.batch_alter_table('assignments', schema=None) as batch_op:
-        batch_op.create_index('uq_assignments_face_id_positive', ['face_id'], unique=True,
-                              sqlite_where=sa.text(POSITIVE), postgresql_where=sa.text(POSITIVE))
+    op.create_index('uq_assignments_face_id_positive', 'assignments', ['face_id'], unique=True,
+                    sqlite_where=sa.text(POSITIVE), postgresql_where=sa.text(POSITIVE))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('assignments', schema=None) as batch_op:
-        batch_op.drop_index('uq_assignments_face_id_positive')
-    with op.batch_alter_table('faces', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_faces_clustered'))
-        batch_op.drop_column('clustered')
+    op.drop_index('uq_assignments_face_id_positive', table_name='assignments')
+    op.drop_index(op.f('ix_faces_clustered'), table_name='faces')
+    # faces.clustered stays: on SQLite dropping it means rebuilding the table, whose drop would cascade
+    # away the assignments; revision 0001's code ignores the extra column (it has a default).
