@@ -30,10 +30,15 @@ def _load_viewer_image(path: Path):
     return _preview(read_image(path).pixels)[0]
 
 
-def scan_albums(catalog, roots: list[str], progress, cancel):
+def scan_albums(catalog, roots: list[str], progress, cancel, workers: int = 0, models_dir: str | None = None):
+    """Scan the albums: `workers` processes (0: one per core), faces with an installed InsightFace pack
+    in `models_dir` (else dlib); photos analysed with another face model move to this one, people kept."""
     from engine.catalog.scanner import scan
+    from engine.faces.choice import make_face_analyzer
 
-    return scan(catalog, roots, progress=progress, cancel=cancel)
+    analyzer = make_face_analyzer("auto", Path(models_dir) if models_dir else None)
+    return scan(catalog, roots, analyzer=analyzer, progress=progress, cancel=cancel, workers=workers or None,
+                reanalyse=True)
 
 
 class LibraryPage(Page):
@@ -177,7 +182,9 @@ class LibraryPage(Page):
         self.progress.start("Looking for photos…")
         self.scan_button.setEnabled(False)
         self._scan_job = context.runner.run(
-            lambda progress, cancel: scan_albums(context.catalog(), roots, progress, cancel),
+            lambda progress, cancel: scan_albums(context.catalog(), roots, progress, cancel,
+                                                 workers=context.preferences.scan_workers,
+                                                 models_dir=context.preferences.models_dir),
             "Scanning albums", on_result=self._scanned, on_failed=context.report,
             on_progress=self._scan_progress, on_cancelled=lambda: self.window().statusBar().showMessage(
                 "Scan stopped; what was scanned is kept.", 6000),
