@@ -232,6 +232,11 @@ def _worker_start(recipe, thumbnails: bool, parent_pid: int) -> None:
     import cv2
 
     _exit_with(parent_pid)
+    import signal
+
+    # Ctrl-C reaches the whole process group: the scanning process stops the pool, the workers
+    # just end with it (no traceback per worker)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     cv2.setNumThreads(1)  # one photo per process: the processes are the parallelism
     _worker_analyzer = recipe()
