@@ -26,8 +26,8 @@ the faces this scan added, and those of a killed scan before it; `cluster_faces(
 the full re-cluster (`faceme people recluster`). Clustering is serialised across processes
 (`engine.catalog.locks`).
 
-Symbolic links (and Windows junctions) that lead outside the scanned folder are not followed unless
-`follow_links` is set: a link to ".." would otherwise catalog the whole parent tree.
+Symlinked folders (and Windows junctions) that lead outside the scanned folder are not followed
+unless `follow_links` is set: a link to ".." would otherwise catalog the whole parent tree.
 """
 
 from __future__ import annotations
@@ -290,8 +290,9 @@ def walk_photos(roots: Sequence[str | Path], skipped: list[tuple[str, str]] | No
                 follow_links: bool = False, outside_links: list[str] | None = None) -> Iterator[_FoundFile]:
     """Every supported photo under `roots` (files given directly are taken as they are).
 
-    A symlink (or junction) is followed when it leads inside the root it was found under; one leading
-    outside goes to `outside_links` and is not followed, unless `follow_links`. A folder already
+    A symlinked folder (or junction) is followed when it leads inside the root it was found under; one
+    leading outside goes to `outside_links` and is not followed, unless `follow_links` (a link to ".."
+    would otherwise bring in the whole parent tree). A symlinked file is a photo like any other. A folder already
     visited (same device and inode) is not entered again, which breaks symlink loops. Folders that
     cannot be listed go to `skipped`.
     """
@@ -346,11 +347,11 @@ def walk_photos(roots: Sequence[str | Path], skipped: list[tuple[str, str]] | No
                 if entry.name.startswith("."):
                     continue
                 try:
-                    is_link = entry.is_symlink() or getattr(entry, "is_junction", lambda: False)()
-                    if is_link and not follow_links and not _inside(os.path.realpath(entry.path), real_root):
-                        outside_links.append(entry.path)
-                        continue
                     if entry.is_dir(follow_symlinks=True):
+                        is_link = entry.is_symlink() or getattr(entry, "is_junction", lambda: False)()
+                        if is_link and not follow_links and not _inside(os.path.realpath(entry.path), real_root):
+                            outside_links.append(entry.path)
+                            continue
                         subfolders.append(entry.path)
                         continue
                     if os.path.splitext(entry.name)[1].lower() not in SUPPORTED_SUFFIXES:

@@ -203,13 +203,15 @@ def test_links_leading_outside_the_album_are_not_followed(shared, tmp_path, anal
     os.symlink("..", album / "a" / "back")                   # to the album itself: inside
     os.symlink(outside, album / "other-link")                # a folder elsewhere
     os.symlink(album / "a", album / "inside-link")           # inside the album: followed (already seen)
+    linked = add_photos(shared, tmp_path / "loose", "Jacques_Chirac", lfw_numbers(shared, "Jacques_Chirac")[:1])[0]
+    os.symlink(linked, album / "a" / linked.name)            # a linked photo is a photo
     catalog = open_catalog(tmp_path / "c.sqlite3")
     try:
         r = scan(catalog, [album], analyzer=analyzer, workers=1)
-        assert r.files == 2 and sorted(Path(p).name for p in r.outside_links) == ["other-link", "up"]
+        assert r.files == 3 and sorted(Path(p).name for p in r.outside_links) == ["other-link", "up"]
         assert "2 links outside the album not followed" in r.summary()
         followed = scan(catalog, [album], analyzer=analyzer, workers=1, follow_links=True)
-        assert followed.files >= 4 and not followed.outside_links  # the parent tree, thumbnails and all
+        assert followed.files >= 5 and not followed.outside_links  # the parent tree, thumbnails and all
     finally:
         catalog.close()
 
