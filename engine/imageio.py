@@ -628,6 +628,19 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded
                        xmp=reset_xmp_orientation(xmp) if xmp else None)
 
 
+def _decode_at_scale(im: Image.Image, path: Path, scale: float, max_pixels: int) -> np.ndarray:
+    """Upright RGB pixels of an opened picture: JPEGs at 1/2, 1/4 or 1/8 size (libjpeg's DCT scaling
+    through ``draft``) as long as that still covers ``scale`` of each side; other formats whole."""
+    icc = im.info.get("icc_profile") or None
+    if im.format in ("JPEG", "MPO") and im.mode in ("RGB", "L", "CMYK") and scale < 1:
+        im.draft(im.mode, (max(1, int(np.ceil(im.width * scale))), max(1, int(np.ceil(im.height * scale)))))
+    _check_pixel_limit(im, path, max_pixels)  # the size to decode, after any draft
+    _decode(im, path)
+    picture = _apply_pending_orientation(im)
+    pixels, _alpha, _gray, _icc = _to_rgb_and_alpha(picture, icc, path)
+    return pixels
+
+
 @dataclass
 class ReducedImage:
     """A photo decoded for analysis: oriented RGB ``uint8`` pixels at most as large as asked for
@@ -659,14 +672,7 @@ def read_image_reduced(path: str | Path, min_pixels: int,
         try:
             full_w, full_h = im.size
             orientation = _declared_orientation(im)
-            icc = im.info.get("icc_profile") or None
-            if im.format in ("JPEG", "MPO") and im.mode in ("RGB", "L", "CMYK") and full_w * full_h > min_pixels:
-                ratio = (min_pixels / (full_w * full_h)) ** 0.5
-                im.draft(im.mode, (max(1, int(np.ceil(full_w * ratio))), max(1, int(np.ceil(full_h * ratio)))))
-            _check_pixel_limit(im, path, max_pixels)  # the size to decode, after any draft
-            _decode(im, path)
-            picture = _apply_pending_orientation(im)
-            pixels, _alpha, _gray, _icc = _to_rgb_and_alpha(picture, icc, path)
+            pixels = _decode_at_scale(im, path, (min_pixels / (full_w * full_h)) ** 0.5, max_pixels)
         finally:
             im.close()
     upright = im.format in ("HEIF", "TIFF")
@@ -795,17 +801,7 @@ def make_thumbnail(image_or_path: LoadedImage | str | Path, size: int = 256,
     with _open_for_reading(path) as fp:
         im = _open_header(fp, path)
         try:
-            icc = im.info.get("icc_profile") or None
-            if im.format in ("JPEG", "MPO") and im.mode in ("RGB", "L", "CMYK"):
-                # Decode at 1/2, 1/4 or 1/8 scale, as long as that still covers the thumbnail.
-                scale = size / max(im.size)
-                if scale < 1:
-                    wanted = (int(np.ceil(im.width * scale)), int(np.ceil(im.height * scale)))
-                    im.draft(im.mode, wanted)
-            _check_pixel_limit(im, path, max_pixels)  # the size to decode, after any draft
-            _decode(im, path)
-            picture = _apply_pending_orientation(im)
-            pixels, _alpha, _gray, _icc = _to_rgb_and_alpha(picture, icc, path)
+            pixels = _decode_at_scale(im, path, size / max(im.size), max_pixels)
         finally:
             im.close()
     picture = Image.fromarray(np.ascontiguousarray(pixels), "RGB")

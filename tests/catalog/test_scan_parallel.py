@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from catalog_testkit import add_photos, lfw_numbers
+from catalog_testkit import add_photos, lfw_numbers, wait_for_photos
 from PIL import Image
 from sqlalchemy import func, select
 
 from engine.catalog.db import open_catalog
-from engine.catalog.models import Assignment, Face, Photo
+from engine.catalog.models import Assignment, Face, Person, Photo
 from engine.catalog.scanner import scan
 from engine.faces.dlib_backend import DlibFaceAnalyzer
 
@@ -113,19 +113,11 @@ def test_killed_multi_process_scan_restarts_cleanly(shared, tmp_path):
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     workers: list[int] = []
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            time.sleep(0.1)
-            workers = _children(proc.pid) or workers
-            if db.exists():
-                try:
-                    with sqlite3.connect(db, timeout=5) as con:
-                        if con.execute("select count(*) from photos").fetchone()[0] >= 2:
-                            break
-                except sqlite3.OperationalError:
-                    pass  # schema not there yet
-            assert proc.poll() is None, "the scan finished before it could be killed"
-        workers = _children(proc.pid) or workers
+        def note_workers() -> None:
+            workers[:] = _children(proc.pid) or workers
+
+        wait_for_photos(db, proc, 2, on_tick=note_workers)
+        note_workers()
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
@@ -149,6 +141,8 @@ def test_killed_multi_process_scan_restarts_cleanly(shared, tmp_path):
                             .group_by(Face.photo_id, Face.x1, Face.y1).having(func.count(Face.id) > 1)).all()
             assert dup == []
             assert s.scalar(select(func.count(Face.id)).where(Face.clustered.is_(False))) == 0
+            # every face was clustered, the killed run's included: each person is found
+            assert s.scalar(select(func.count(Person.id))) >= 2
     finally:
         catalog.close()
 
