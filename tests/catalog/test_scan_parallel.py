@@ -226,3 +226,36 @@ def test_summary_accounts_for_every_file(shared, tmp_path, analyzer):
         assert "1 touched" in r.summary() and "1 changed" in r.summary()
     finally:
         catalog.close()
+
+
+def test_people_recluster_retries_every_unknown_face(shared, tmp_path, analyzer, run_cli):
+    """Clustering after a scan considers only faces no clustering has seen (and unknown faces resembling
+    them); `faceme people recluster` re-tries every face in no person. Here: a face left unknown, then a
+    person the user made by hand from two other photos of him — only the full re-cluster joins them."""
+    from engine.people import corrections
+    from engine.people.clustering import cluster_catalog
+
+    album = tmp_path / "album"
+    add_photos(shared, album / "a", "Dick_Cheney", lfw_numbers(shared, "Dick_Cheney")[:1])
+    add_photos(shared, album / "b", "Dick_Cheney", lfw_numbers(shared, "Dick_Cheney")[1:3])
+    db = tmp_path / "c.sqlite3"
+    catalog = open_catalog(db)
+    try:
+        assert scan(catalog, [album / "a"], analyzer=analyzer, workers=1).clustering.unknown == 1
+        scan(catalog, [album / "b"], analyzer=analyzer, workers=1, cluster=False)
+        with catalog.transaction() as s:
+            faces = s.scalars(select(Face).join(Photo).where(Photo.path.like("%/b/%"))).all()
+            corrections.confirm(s, corrections.new_person(s, analyzer.embedding_model, "Dick"), faces)
+        assert cluster_catalog(catalog, analyzer.embedding_model).faces_considered == 0
+    finally:
+        catalog.close()
+    code, out, err = run_cli("people", "recluster", "--catalog", db)
+    assert code == 0, err
+    assert "dlib/resnet-128: 1 faces re-tried, 1 joined people" in out
+    catalog = open_catalog(db)
+    try:
+        with catalog.session() as s:
+            placed = s.scalar(select(func.count(Assignment.face_id.distinct())).where(Assignment.origin != "rejected"))
+            assert placed == 3  # the first photo's face joined Dick at last
+    finally:
+        catalog.close()
