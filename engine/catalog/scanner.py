@@ -507,7 +507,12 @@ class Scanner:
 
             # never fork a process that may run threads (the app, SQLAlchemy's pool): forkserver/spawn
             method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-            pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context(method),
+            context = multiprocessing.get_context(method)
+            if method == "forkserver":
+                # workers fork from a server that already holds the engine and dlib's models (taken into
+                # account when this process starts its forkserver, i.e. on its first pool)
+                context.set_forkserver_preload(["engine.catalog.scanner", "engine.faces.dlib_preload"])
+            pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context,
                                        initializer=_worker_start, initargs=(recipe, self.thumbnails, os.getpid()))
             result.workers = self.workers
         window: deque[_Job] = deque()

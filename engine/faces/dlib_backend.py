@@ -62,6 +62,26 @@ def _landmarks_from_68(points: np.ndarray) -> np.ndarray:
     ]).astype(np.float32)
 
 
+_loaded: dict[Path, tuple] = {}
+_loaded_lock = threading.Lock()
+
+
+def load_models(folder: Path) -> tuple:
+    """(HOG detector, 5-point and 68-point shape predictors, ResNet) from `folder`, loaded once per
+    process: analysers share them, and scan workers forked from a process that loaded them
+    (engine.faces.dlib_preload) start with them in memory, shared copy-on-write."""
+    import dlib
+
+    folder = Path(folder)
+    with _loaded_lock:
+        if folder not in _loaded:
+            log.info("loading dlib face models from %s", folder)
+            _loaded[folder] = (dlib.get_frontal_face_detector(), dlib.shape_predictor(str(folder / _SHAPE_5)),
+                               dlib.shape_predictor(str(folder / _SHAPE_68)),
+                               dlib.face_recognition_model_v1(str(folder / _RESNET)))
+        return _loaded[folder]
+
+
 class DlibFaceAnalyzer:
     """Detect faces, find their landmarks and embed them with dlib. Models load on first use.
 
@@ -117,14 +137,8 @@ class DlibFaceAnalyzer:
         with self._lock:
             if self._resnet is not None:
                 return
-            import dlib
-
-            folder = self._models_dir or find_dlib_models_dir()
-            log.info("loading dlib face models from %s", folder)
-            self._detector = dlib.get_frontal_face_detector()
-            self._shape5 = dlib.shape_predictor(str(folder / _SHAPE_5))
-            self._shape68 = dlib.shape_predictor(str(folder / _SHAPE_68))
-            self._resnet = dlib.face_recognition_model_v1(str(folder / _RESNET))
+            self._detector, self._shape5, self._shape68, self._resnet = load_models(
+                self._models_dir or find_dlib_models_dir())
 
     @staticmethod
     def _as_rgb8(image_rgb: np.ndarray) -> np.ndarray:
