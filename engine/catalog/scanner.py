@@ -126,6 +126,17 @@ class PhotoAnalysis:
     camera: str | None
 
 
+def decode_pixels_for(analyzer: FaceAnalyzer) -> int | None:
+    """How many pixels of a photo the analyser can use (None: all). Its own `decode_pixels` when it
+    says; for a detector with a square input (SCRFD's `det_size`), twice its side on each axis, so that
+    faces it finds have twice the detector's resolution for landmarks and embedding."""
+    wanted = getattr(analyzer, "decode_pixels", None)
+    if wanted:
+        return int(wanted)
+    det_size = getattr(analyzer, "det_size", None)
+    return 4 * int(det_size) ** 2 if det_size else None
+
+
 def analyse_photo(path: str, analyzer: FaceAnalyzer, thumbnails: bool = True,
                   keep: Sequence[tuple[tuple[float, ...], list]] = ()) -> PhotoAnalysis:
     """Decode `path` (at reduced size where the analyser allows), find and embed its faces (boxes and
@@ -138,7 +149,7 @@ def analyse_photo(path: str, analyzer: FaceAnalyzer, thumbnails: bool = True,
     from engine.people.quality import face_quality
 
     info = read_photo_info(path)
-    decode_pixels = getattr(analyzer, "decode_pixels", None)
+    decode_pixels = decode_pixels_for(analyzer)
     if decode_pixels:
         image = read_image_reduced(path, decode_pixels)
         scale, width, height = image.scale, image.full_width, image.full_height
