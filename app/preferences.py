@@ -36,6 +36,8 @@ class Preferences:
     color_fix: bool = True
     #: album folders the user added (scanned into the catalog)
     albums: list[str] = field(default_factory=list)
+    #: processes analysing photos during a scan; 0: one per core
+    scan_workers: int = 0
 
     def engine_settings(self) -> Settings:
         return Settings(models_dir=Path(self.models_dir), catalog_url=self.catalog_url, device=self.device)

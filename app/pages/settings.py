@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QFrame, QHBoxLayout, QLineEdit, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QFrame, QHBoxLayout, QLineEdit, QSpinBox,
+                               QVBoxLayout, QWidget)
 
 from app.pages.base import Page
 from app.preferences import NAMING_HELP
@@ -61,6 +62,11 @@ class SettingsPage(Page):
         self.catalog = QLineEdit()
         self.catalog.setToolTip("A file (SQLite) or a database URL such as postgresql://user@nas/photos")
         form.addRow("Catalog", _path_row(self.catalog, self._choose_catalog))
+        self.scan_workers = QSpinBox()
+        self.scan_workers.setRange(0, 64)
+        self.scan_workers.setSpecialValueText(f"Automatic ({os.cpu_count() or 1}, one per core)")
+        self.scan_workers.setToolTip("How many photos a scan analyses at once; fewer leaves the computer more free")
+        form.addRow("Scan workers", self.scan_workers)
 
         form.addRow(label("Restored photos", "SectionTitle"))
         self.output_dir = QLineEdit()
@@ -99,6 +105,7 @@ class SettingsPage(Page):
         self.device.setCurrentIndex(index)
         self.models_dir.setText(prefs.models_dir)
         self.catalog.setText(prefs.catalog_url.removeprefix("sqlite:///"))
+        self.scan_workers.setValue(max(0, int(prefs.scan_workers)))
         self.output_dir.setText(prefs.output_dir)
         self.naming.setText(prefs.naming)
         self._show_example()
@@ -118,6 +125,7 @@ class SettingsPage(Page):
         prefs.models_dir = self.models_dir.text().strip() or prefs.models_dir
         prefs.catalog_url = catalog if "://" in catalog else f"sqlite:///{Path(catalog).expanduser()}"
         prefs.output_dir = self.output_dir.text().strip()
+        prefs.scan_workers = self.scan_workers.value()
         prefs.naming = self.naming.text().strip() or "{stem}_restored"
         if changed_model:
             # The next job loads the model for the new device; a running one finishes with the old.
