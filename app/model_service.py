@@ -1,4 +1,5 @@
-"""The one FaceMe model of the process, shared by every job and reloaded when the device changes.
+"""The one FaceMe model of the process, shared by every job and reloaded when the device or the memory
+mode changes.
 
 Loading takes seconds to minutes (gigabytes of weights), so it happens once, inside whichever worker
 first needs the model, never on the GUI thread. Jobs use the model one at a time (`use()` holds a
@@ -74,11 +75,12 @@ def freeze_long_lived_objects() -> None:
 def load_faceme_pipeline(settings: Settings, progress: ProgressCallback | None = None) -> Any:
     from engine.faceme.pipeline import FaceMePipeline
 
-    return FaceMePipeline.from_pack(settings.models_dir, device=settings.device, dtype=settings.dtype)
+    return FaceMePipeline.from_pack(settings.models_dir, device=settings.device, dtype=settings.dtype,
+                                    memory=settings.memory)
 
 
 def _key(settings: Settings) -> tuple:
-    return (str(settings.models_dir), settings.device, settings.dtype)
+    return (str(settings.models_dir), settings.device, settings.dtype, settings.memory)
 
 
 class SharedModel:

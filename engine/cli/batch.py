@@ -30,7 +30,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--unmatched", choices=("blind", "skip"), default="blind",
                    help="photos/faces of nobody with references: restore blind (default) or skip")
     add_models_option(p)
-    add_restoration_options(p, color_fix=False)
+    add_restoration_options(p, color_fix=False, memory=False)
     p.set_defaults(handler=run)
 
 

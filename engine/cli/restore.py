@@ -2,7 +2,7 @@
 
     faceme restore PHOTO [--person NAME=IMG[,IMG…]]… -o OUT [--unmatched blind|skip] [--models DIR]
                    [--steps N] [--guidance G] [--seed S] [--min-face-size PX] [--max-faces N]
-                   [--match-threshold T] [--no-color-fix] [--device D]
+                   [--match-threshold T] [--no-color-fix] [--device D] [--memory M]
 
 Each face found in PHOTO is matched to one of the people given with --person (ArcFace similarity to
 their reference photos); a matched face is restored with that person's references, a face of nobody
@@ -67,12 +67,12 @@ def parse_person(text: str):
 
 
 @functools.lru_cache(maxsize=1)
-def load_pipeline(models_dir: Path, device: str, dtype: str):
+def load_pipeline(models_dir: Path, device: str, dtype: str, memory: str = "auto"):
     """The FaceMe pipeline, loaded once per process (in-process callers reuse it)."""
     from engine.faceme.pipeline import FaceMePipeline
 
     started = time.monotonic()
-    pipeline = FaceMePipeline.from_pack(models_dir, device=device, dtype=dtype)
+    pipeline = FaceMePipeline.from_pack(models_dir, device=device, dtype=dtype, memory=memory)
     log.info("model loaded in %.1f s", time.monotonic() - started)
     return pipeline
 
@@ -95,9 +95,9 @@ def run(args: argparse.Namespace) -> int:
                              color_fix=args.color_fix, unmatched=args.unmatched,
                              min_face_size=args.min_face_size, match_threshold=args.match_threshold,
                              max_faces=args.max_faces)
-    settings = Settings().with_overrides(models_dir=args.models, device=args.device)
+    settings = Settings().with_overrides(models_dir=args.models, device=args.device, memory=args.memory)
     loaded = read_image(args.photo)  # bad photos fail here, before the model is loaded
-    pipeline = load_pipeline(Path(settings.models_dir).resolve(), settings.device, settings.dtype)
+    pipeline = load_pipeline(Path(settings.models_dir).resolve(), settings.device, settings.dtype, settings.memory)
     result = restore_photo(loaded, people, pipeline, options=options, progress=ProgressBar("restoring"))
     for i, outcome in enumerate(result.faces, start=1):
         print(describe(i, outcome))

@@ -337,7 +337,7 @@ class FaceMePipeline:
     @classmethod
     def from_pack(cls, models_dir: str | Path, device: str | torch.device = "auto",
                   dtype: str | torch.dtype = "auto", providers: Sequence | None = None, *,
-                  memory: str = "full", prompt_cache: bool | str | Path = True,
+                  memory: str = "auto", prompt_cache: bool | str | Path = True,
                   compile: bool | str = False) -> FaceMePipeline:
         """Load the five parts from a model pack folder (layout: engine.models.layout).
 
