@@ -121,6 +121,13 @@ def _stream(module: torch.nn.Module, device: torch.device, offload_type: str) ->
                                 else None, use_stream=on_cuda, non_blocking=on_cuda)
 
 
+def is_streamed(module: torch.nn.Module) -> bool:
+    """Whether diffusers' group offloading streams `module`'s weights."""
+    from diffusers.hooks.group_offloading import _is_group_offload_enabled
+
+    return _is_group_offload_enabled(module)
+
+
 def place_models(unet, controlnet, vae, device: torch.device, mode: str) -> None:
     """Put the denoising models where `mode` says (see the module docstring)."""
     if mode == "full":
