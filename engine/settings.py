@@ -19,6 +19,13 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
+def default_cache_dir() -> Path:
+    """Where the engine keeps what it can recompute (the prompt embeddings per model pack):
+    $FACEME_CACHE, else the platform's user cache folder."""
+    env = os.environ.get("FACEME_CACHE")
+    return Path(env) if env else Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+
+
 def default_models_dir() -> Path:
     return Path(os.environ.get("FACEME_MODELS") or default_data_dir() / "models")
 

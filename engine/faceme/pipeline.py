@@ -357,8 +357,9 @@ class FaceMePipeline:
 
         from engine.faceme.id_encoder import load_id_encoder
         from engine.faceme.mix import load_mix
-        from engine.faceme.prompt_cache import cache_key, cache_path, default_cache_dir, load_cached_prompt
+        from engine.faceme.prompt_cache import cache_key, cache_path, load_cached_prompt
         from engine.faces.insightface_backend import InsightFaceAnalyzer, providers_for_device
+        from engine.settings import default_cache_dir
 
         models_dir = Path(models_dir)
         check_memory_mode(memory)
@@ -429,11 +430,11 @@ class FaceMePipeline:
         """The fixed prompt, encoded once (and, from a pack, cached on disk: later loads skip the text
         encoders)."""
         if self._prompt is None:
-            from engine.faceme.prompt_cache import save_prompt
-
             self._prompt = encode_prompt(self.tokenizer, self.tokenizer_2, self.text_encoder,
                                          self.text_encoder_2, device=self.device, dtype=self.dtype)
             if self._prompt_cache_file is not None:
+                from engine.faceme.prompt_cache import save_prompt
+
                 try:
                     save_prompt(self._prompt_cache_file, self._prompt)
                 except OSError as exc:  # a read-only cache folder costs the next load time, nothing else

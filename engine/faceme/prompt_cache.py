@@ -19,7 +19,6 @@ import logging
 import os
 from pathlib import Path
 
-import platformdirs
 import torch
 
 from engine.faceme.conditioning import PROMPT, TIME_IDS, EncodedPrompt, PromptEmbeddings
@@ -28,14 +27,6 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 TEXT_FOLDERS = ("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")
-
-
-def default_cache_dir() -> Path:
-    """$FACEME_CACHE, else the platform's user cache folder."""
-    from engine.settings import APP_NAME
-
-    env = os.environ.get("FACEME_CACHE")
-    return Path(env) if env else Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
 
 
 def text_fingerprint(base_dir: Path) -> list[tuple[str, int, int]]:

@@ -1,11 +1,13 @@
 """bench/faceme_gpu.py at test size on the CPU: the same code the GPU run uses (models built on the
 device, the real crop restored with prepared real references, every variant compared with the plain
-path in the same process)."""
+path in the same process), in a fresh process that imports only what the GPU machine has."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -20,17 +22,29 @@ def _bench():
     return module
 
 
-def test_gpu_benchmark_runs_at_tiny_scale_on_the_cpu(tmp_path, tiny_pack, shared, capsys):
-    bench = _bench()
-    assets = bench.prepare(tmp_path / "assets", antelope=tiny_pack / "insightface" / "antelopev2")
+def test_gpu_benchmark_runs_at_tiny_scale_on_the_cpu(tmp_path, tiny_pack, shared):
+    assets = _bench().prepare(tmp_path / "assets", antelope=tiny_pack / "insightface" / "antelopev2")
     assert len(list((assets / "references").glob("*.npz"))) == 2
     out = tmp_path / "result.json"
-    code = bench.main(["run", "--assets", str(assets), "--scale", "tiny", "--device", "cpu", "--steps", "1",
-                       "--faces", "1", "--variants", "plain,batch4,balanced,low,preview", "--preview-steps", "2",
-                       "--threads", "1", "--json", str(out)])
-    assert code == 0
-    table = capsys.readouterr().out
-    assert "s/face" in table and "peak VRAM GB" in table
+    argv = ["faceme_gpu.py", "run", "--assets", str(assets), "--scale", "tiny", "--device", "cpu", "--steps", "1",
+            "--faces", "1", "--variants", "plain,batch4,balanced,low,preview", "--preview-steps", "2",
+            "--threads", "1", "--json", str(out)]
+    # The GPU machine has torch, transformers, numpy, PIL (diffusers as a carried wheel): the run must
+    # import neither Qt, SQLAlchemy, insightface nor platformdirs.
+    script = (
+        "import sys, runpy\n"
+        f"sys.argv = {argv!r}\n"
+        "try:\n"
+        f"    runpy.run_path({str(ROOT / 'bench' / 'faceme_gpu.py')!r}, run_name='__main__')\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "bad = [m for m in ('PySide6', 'sqlalchemy', 'insightface', 'platformdirs', 'alembic') if m in sys.modules]\n"
+        "print('IMPORTED', bad)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "IMPORTED []" in result.stdout, result.stdout[-2000:]
+    assert "s/face" in result.stdout and "peak VRAM GB" in result.stdout
     rows = {row["variant"]: row for row in json.loads(out.read_text())["rows"]}
     assert list(rows) == ["plain", "batch4", "preview", "balanced", "low"]
     assert rows["plain"]["max_diff_to_plain"] == 0
