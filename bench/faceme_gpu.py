@@ -134,8 +134,9 @@ class Models:
     mix: nn.Module
 
 
-def build_models(scale: str, device: torch.device, dtype: torch.dtype) -> Models:
-    """The released architectures (`sdxl`) or a test pack's widths (`interface`, `tiny`), on `device`."""
+def meta_models(scale: str) -> Models:
+    """The released architectures (`sdxl`) or a test pack's widths (`interface`, `tiny`), on the meta
+    device (shapes only, no memory)."""
     from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPVisionConfig
 
@@ -143,7 +144,6 @@ def build_models(scale: str, device: torch.device, dtype: torch.dtype) -> Models
     from engine.faceme.mix import Mix
     from engine.testing import tiny_pack
 
-    vae_dtype = torch.float32 if dtype != torch.float32 else dtype  # force_upcast, as load_base_model does
     with torch.device("meta"):
         if scale == "sdxl":
             unet = UNet2DConditionModel(**SDXL_UNET)
@@ -167,13 +167,21 @@ def build_models(scale: str, device: torch.device, dtype: torch.dtype) -> Models
                       clip_dim=widths.clip_width, token_dim=widths.cross_attention_width)
             embedding_channels = widths.controlnet_embedding_channels
         controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=embedding_channels)
-    return Models(unet=fill_on_device(unet, SEED, dtype, device),
-                  controlnet=fill_on_device(controlnet, SEED + 1, dtype, device),
-                  vae=fill_on_device(vae, SEED + 2, vae_dtype, device),
-                  text_encoder=fill_on_device(text_encoder, SEED + 3, dtype, device),
-                  text_encoder_2=fill_on_device(text_encoder_2, SEED + 4, dtype, device),
-                  id_encoder=fill_on_device(id_encoder, SEED + 5, dtype, device),
-                  mix=fill_on_device(mix, SEED + 6, dtype, device))
+    return Models(unet, controlnet, vae, text_encoder, text_encoder_2, id_encoder, mix)
+
+
+def build_models(scale: str, device: torch.device, dtype: torch.dtype) -> Models:
+    """`meta_models(scale)` given seeded random values directly on `device` (the VAE in fp32 where the
+    others are fp16, as load_base_model does for the SDXL VAE)."""
+    models = meta_models(scale)
+    vae_dtype = torch.float32 if dtype != torch.float32 else dtype
+    return Models(unet=fill_on_device(models.unet, SEED, dtype, device),
+                  controlnet=fill_on_device(models.controlnet, SEED + 1, dtype, device),
+                  vae=fill_on_device(models.vae, SEED + 2, vae_dtype, device),
+                  text_encoder=fill_on_device(models.text_encoder, SEED + 3, dtype, device),
+                  text_encoder_2=fill_on_device(models.text_encoder_2, SEED + 4, dtype, device),
+                  id_encoder=fill_on_device(models.id_encoder, SEED + 5, dtype, device),
+                  mix=fill_on_device(models.mix, SEED + 6, dtype, device))
 
 
 # ---- assets: the real crop, the prepared references, the tokenizers --------------------------------

@@ -365,7 +365,8 @@ class FaceMePipeline:
         check_memory_mode(memory)
         device = resolve_device(device)
         dtype = resolve_dtype(dtype, device)
-        if compile and choose_memory_mode(memory, device) != "full":
+        mode = choose_memory_mode(memory, device)  # free accelerator memory now, before any weights arrive
+        if compile and mode != "full":
             raise UsageError("torch.compile needs the models resident: use it with --memory full")
         for name in ("realvisxl", "photomaker", "faceme-controlnet", "faceme-mix", "antelopev2"):
             require_part(models_dir, name)
@@ -403,7 +404,6 @@ class FaceMePipeline:
         loaders = {"id_encoder": lambda: load_id_encoder(photomaker, device=device, dtype=dtype),
                    "face_analyzer": lambda: InsightFaceAnalyzer(antelope, providers=providers),
                    "text_encoder": text_encoders_loader(0), "text_encoder_2": text_encoders_loader(1)}
-        mode = choose_memory_mode(memory, device)
         place_models(unet, controlnet, vae, device, mode)
         text_encoder, text_encoder_2 = base_model.text_encoder, base_model.text_encoder_2
         if text_encoder is not None:
@@ -541,8 +541,8 @@ class FaceMePipeline:
         bounds = np.cumsum([0] + [len(b) for b in per_face])
 
         scheduler = preview_scheduler(self.scheduler) if preview else self.scheduler
-        latents = initial_latents(self.vae, scheduler if not preview else self.scheduler, lq, generators,
-                                  self.dtype, device=self.device)
+        # the initial latent is the released one in preview too: DDPM's add_noise at t = 999
+        latents = initial_latents(self.vae, self.scheduler, lq, generators, self.dtype, device=self.device)
         scheduler.set_timesteps(steps, device=self.device)
         timesteps = scheduler.timesteps
         step_generator = generators if len(generators) > 1 else generators[0]

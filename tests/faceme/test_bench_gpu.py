@@ -52,3 +52,16 @@ def test_gpu_benchmark_runs_at_tiny_scale_on_the_cpu(tmp_path, tiny_pack, shared
     assert rows["balanced"]["max_diff_to_plain"] == 0 and rows["low"]["max_diff_to_plain"] == 0
     assert rows["preview"]["max_diff_to_plain"] > 1  # a different sampler: named as trading output
     assert all(row["s_per_face"] > 0 for row in rows.values())
+
+
+def test_sdxl_scale_is_the_released_architectures():
+    """Shapes only (meta device): the parameter counts of SDXL base / RealVisXL V3.0's UNet and VAE,
+    CLIP-L and OpenCLIP-bigG text encoders, CLIP ViT-L/14 vision + 768 + 1280 projections, the released
+    Mix; the ControlNet is made from the UNet."""
+    models = _bench().meta_models("sdxl")
+    counts = {name: sum(p.numel() for p in getattr(models, name).parameters())
+              for name in ("unet", "controlnet", "vae", "text_encoder", "text_encoder_2", "id_encoder", "mix")}
+    assert counts == {"unet": 2_567_463_684, "controlnet": 1_251_014_160, "vae": 83_653_863,
+                      "text_encoder": 123_060_480, "text_encoder_2": 694_659_840, "id_encoder": 305_276_928,
+                      "mix": 39_367_680}
+    assert models.controlnet.config.conditioning_embedding_out_channels == (16, 32, 96, 256)
