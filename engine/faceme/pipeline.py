@@ -226,13 +226,28 @@ class BaseModel:
     scheduler: object  # DDPMScheduler with the base model's config
 
 
+def load_text_encoder(models_dir: str | Path, subfolder: str, dtype: torch.dtype = torch.float32):
+    """One of the base model's text encoders ("text_encoder": CLIP-L, "text_encoder_2": OpenCLIP-bigG
+    with projection), frozen, on the CPU."""
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    base = require_part(Path(models_dir), "realvisxl")
+    model_cls = {"text_encoder": CLIPTextModel, "text_encoder_2": CLIPTextModelWithProjection}[subfolder]
+    try:
+        variant = "fp16" if _has_fp16_variant(base / subfolder) else None
+        encoder = model_cls.from_pretrained(base, subfolder=subfolder, dtype=dtype, variant=variant)
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+        raise _part_error("realvisxl", exc, base) from exc
+    return encoder.eval().requires_grad_(False)
+
+
 def load_base_model(models_dir: str | Path, dtype: torch.dtype = torch.float32,
                     text_encoders: bool = True) -> BaseModel:
     """Load the base model's diffusers folders (fp16-variant files when those are what is installed),
     modules frozen and in eval mode, on the CPU. The VAE stays fp32 when its config asks for it.
     `text_encoders=False` leaves both text encoders unloaded (None): the prompt comes from its cache."""
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+    from transformers import CLIPTokenizer
 
     base = require_part(Path(models_dir), "realvisxl")
     try:
@@ -240,26 +255,20 @@ def load_base_model(models_dir: str | Path, dtype: torch.dtype = torch.float32,
             variant = "fp16" if _has_fp16_variant(base / sub) else None
             return model_cls.from_pretrained(base, subfolder=sub, torch_dtype=load_dtype, variant=variant)
 
-        def transformers_part(model_cls, sub):
-            variant = "fp16" if _has_fp16_variant(base / sub) else None
-            return model_cls.from_pretrained(base, subfolder=sub, dtype=dtype, variant=variant)
-
         unet = diffusers_part(UNet2DConditionModel, "unet")
         vae_config = AutoencoderKL.load_config(base, subfolder="vae")
         # fp16 SDXL VAEs overflow; their config asks for fp32 (force_upcast).
         vae_dtype = torch.float32 if dtype != torch.float32 and vae_config.get("force_upcast", True) else dtype
         vae = diffusers_part(AutoencoderKL, "vae", vae_dtype)
-        text_encoder = transformers_part(CLIPTextModel, "text_encoder") if text_encoders else None
-        text_encoder_2 = (transformers_part(CLIPTextModelWithProjection, "text_encoder_2")
-                          if text_encoders else None)
         tokenizer = CLIPTokenizer.from_pretrained(base, subfolder="tokenizer")
         tokenizer_2 = CLIPTokenizer.from_pretrained(base, subfolder="tokenizer_2")
         scheduler = DDPMScheduler.from_config(DDPMScheduler.load_config(base, subfolder="scheduler"))
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
         raise _part_error("realvisxl", exc, base) from exc
-    for module in (unet, vae, text_encoder, text_encoder_2):
-        if module is not None:
-            module.eval().requires_grad_(False)
+    text_encoder = load_text_encoder(models_dir, "text_encoder", dtype) if text_encoders else None
+    text_encoder_2 = load_text_encoder(models_dir, "text_encoder_2", dtype) if text_encoders else None
+    for module in (unet, vae):
+        module.eval().requires_grad_(False)
     return BaseModel(unet, vae, text_encoder, text_encoder_2, tokenizer, tokenizer_2, scheduler)
 
 
@@ -395,15 +404,10 @@ class FaceMePipeline:
             providers = providers_for_device(device)
         antelope = part_dir(models_dir, "antelopev2")
 
-        def text_encoders_loader(index):
-            def load():
-                base = load_base_model(models_dir, dtype, text_encoders=True)
-                return (base.text_encoder, base.text_encoder_2)[index].to(device)
-            return load
-
         loaders = {"id_encoder": lambda: load_id_encoder(photomaker, device=device, dtype=dtype),
                    "face_analyzer": lambda: InsightFaceAnalyzer(antelope, providers=providers),
-                   "text_encoder": text_encoders_loader(0), "text_encoder_2": text_encoders_loader(1)}
+                   "text_encoder": lambda: load_text_encoder(models_dir, "text_encoder", dtype).to(device),
+                   "text_encoder_2": lambda: load_text_encoder(models_dir, "text_encoder_2", dtype).to(device)}
         place_models(unet, controlnet, vae, device, mode)
         text_encoder, text_encoder_2 = base_model.text_encoder, base_model.text_encoder_2
         if text_encoder is not None:

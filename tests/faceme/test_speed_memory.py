@@ -226,3 +226,12 @@ def test_cli_restore_face_and_restore_with_memory_low(run_cli, tiny_pack, lq_pat
     assert (tmp_path / "couple.jpg").is_file() and "face 1:" in stdout
     code, _, err = run_cli("restore-face", lq_path, "-o", out, "--models", tiny_pack, "--memory", "huge")
     assert code == 2 and "--memory" in err
+
+
+def test_text_encoders_load_alone_when_asked_for(tiny_pack, tmp_path, monkeypatch):
+    pipe = FaceMePipeline.from_pack(tiny_pack, device="cpu", prompt_cache=tmp_path)
+    monkeypatch.setattr("engine.faceme.pipeline.load_base_model", None)  # never the whole base model
+    encoded = encode_prompt(pipe.tokenizer, pipe.tokenizer_2, pipe.text_encoder, pipe.text_encoder_2)
+    assert torch.equal(encoded.plain.embeds, pipe.prompt.plain.embeds)
+    pipe.release_text_encoders()
+    assert pipe.loaded_components() == []
