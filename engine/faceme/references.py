@@ -33,6 +33,11 @@ from engine.progress import CancelCheck, ProgressCallback, check_cancelled, repo
 
 log = logging.getLogger(__name__)
 
+#: Bumped whenever identity tokens made from the same photos and weights would change: a cache of
+#: tokens per person must include it in its key. 2: the release's reference path (RGB-fed InsightFace,
+#: 512 px first, first face, PIL crop); 1 was BGR-fed, 640 px first, largest face, clipped crop.
+REFERENCE_PATH_VERSION = 2
+
 #: Detector input sizes tried in turn until a face is found (640 → 256, step 64).
 DETECTION_SIZES = tuple(range(640, 255, -64))
 #: The release's reference detection: the analyzer is prepared at 512, which is tried first; then
