@@ -46,6 +46,13 @@ def main(argv: list[str] | None = None) -> int:
 
     log_path = setup_logging()
     log.info("FaceMe Studio starting (log: %s)", log_path)
+    from app.system_libraries import check_before_qt
+
+    advice = check_before_qt()
+    if advice:  # Qt would abort naming one library, not the packages
+        print(advice, file=sys.stderr)
+        log.error("missing system libraries for Qt's X11 plugin")
+        return 1
     try:
         from PySide6.QtWidgets import QApplication
     except ImportError:

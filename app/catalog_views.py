@@ -7,6 +7,8 @@ session for them. Writes (rename, merge, split, reject, references, batch jobs) 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from engine.catalog.views import PhotoRow, photo_rows
 from engine.people.listing import FaceRow, PersonCard, ReferenceRow, people_cards
 
@@ -24,3 +26,10 @@ def list_people(catalog, include_hidden: bool = False, faces_per_person: int | N
     with catalog.session() as session:
         return people_cards(session, include_hidden, faces_per_person)
 
+
+
+def photo_pixels(path: Path):
+    """A photo's upright RGB pixels (for the viewer)."""
+    from engine.imageio import read_image
+
+    return read_image(path).pixels

@@ -9,7 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from app.messages import UserMessage
-from app.model_service import ModelLoader, SharedModel, load_faceme_pipeline
+from app.model_service import ModelLoader, SharedModel, load_restoration_service
 from app.preferences import Preferences
 from app.thumbnails import ThumbnailLoader, ThumbnailReader, engine_thumbnail
 from app.workers import JobRunner
@@ -31,7 +31,7 @@ class AppContext(QObject):
     preferences_changed = Signal()
 
     def __init__(self, preferences: Preferences, preferences_path: Path | None, log_path: Path | None = None,
-                 model_loader: ModelLoader = load_faceme_pipeline,
+                 model_loader: ModelLoader = load_restoration_service,
                  thumbnail_reader: ThumbnailReader = engine_thumbnail, model: SharedModel | None = None,
                  parent: QObject | None = None):
         super().__init__(parent)

@@ -1,5 +1,5 @@
-"""The one FaceMe model of the process, shared by every job and reloaded when the device or the memory
-mode changes.
+"""The one FaceMe model of the process — an engine RestorationService (pipeline + face analyzer + identity
+tokens) — shared by every job and reloaded when the model folder, device or GPU memory mode changes.
 
 Loading takes seconds to minutes (gigabytes of weights), so it happens once, inside whichever worker
 first needs the model, never on the GUI thread. Jobs use the model one at a time (`use()` holds a
@@ -20,7 +20,7 @@ from engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: load(settings, progress) -> a loaded pipeline
+#: load(settings, progress) -> a loaded engine.restore.service.RestorationService
 ModelLoader = Callable[[Settings, ProgressCallback | None], Any]
 
 
@@ -58,7 +58,7 @@ def warm_up(progress: ProgressCallback | None = None, cancel=None) -> None:
         import engine.faces.dlib_backend  # noqa: F401
         import engine.faces.insightface_backend  # noqa: F401 - onnxruntime
         import engine.imageio  # noqa: F401
-        import engine.restore.photo  # noqa: F401
+        import engine.restore.service  # noqa: F401
 
 
 def freeze_long_lived_objects() -> None:
@@ -72,11 +72,13 @@ def freeze_long_lived_objects() -> None:
     gc.freeze()
 
 
-def load_faceme_pipeline(settings: Settings, progress: ProgressCallback | None = None) -> Any:
+def load_restoration_service(settings: Settings, progress: ProgressCallback | None = None) -> Any:
     from engine.faceme.pipeline import FaceMePipeline
+    from engine.restore.service import RestorationService
 
-    return FaceMePipeline.from_pack(settings.models_dir, device=settings.device, dtype=settings.dtype,
-                                    memory=settings.memory)
+    pipeline = FaceMePipeline.from_pack(settings.models_dir, device=settings.device, dtype=settings.dtype,
+                                        memory=settings.memory)
+    return RestorationService(settings.models_dir, settings.device, settings.dtype, pipeline=pipeline)
 
 
 def _key(settings: Settings) -> tuple:
@@ -84,7 +86,7 @@ def _key(settings: Settings) -> tuple:
 
 
 class SharedModel:
-    def __init__(self, loader: ModelLoader = load_faceme_pipeline):
+    def __init__(self, loader: ModelLoader = load_restoration_service):
         self._loader = loader
         self._lock = threading.RLock()
         self._model: Any = None

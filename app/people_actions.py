@@ -10,7 +10,7 @@ from pathlib import Path
 
 from engine.errors import UsageError
 from engine.people.corrections import faces_by_id, person_by_id
-from engine.people.listing import ReferenceRow
+from engine.people.listing import FaceRow, ReferenceRow
 
 
 def rename(catalog, person_id: int, name: str) -> None:
@@ -84,10 +84,25 @@ def set_references(catalog, person_id: int, face_ids: list[int]) -> None:
         refs.set_references(session, person_by_id(session, person_id), faces_by_id(session, face_ids))
 
 
+def reference_file_faces(catalog, person_id: int, path: Path, progress=None, cancel=None) -> list[FaceRow]:
+    """Any photo file as a reference, step 1: scanned into the catalog; its faces (left to right), from
+    which the user picks the person's when there are several."""
+    from engine.catalog.scanner import scan
+    from engine.people import references as refs
+    from engine.people.listing import face_row
+
+    path = Path(path).resolve()
+    scan(catalog, [path], progress=progress, cancel=cancel, cluster=False)
+    with catalog.session() as session:
+        faces = refs.reference_candidates(session, person_by_id(session, person_id), path)
+        return [face_row(f, f.photo) for f in faces]
+
+
 def add_reference_file(catalog, person_id: int, path: Path, current_picks: list[int],
-                       progress=None, cancel=None) -> int:
-    """Any photo file as a reference: scanned into the catalog, its largest face confirmed as the person
-    and added to the picks. Returns the face id."""
+                       progress=None, cancel=None, face_id: int | None = None) -> int:
+    """Any photo file as a reference: scanned into the catalog, its face (the only one, or `face_id`:
+    the one the user picked) confirmed as the person and added to the picks. A photo of several people
+    without a pick is refused (UsageError naming the file and the count). Returns the face id."""
     from engine.catalog.scanner import scan
     from engine.people import corrections
     from engine.people import references as refs
@@ -96,8 +111,15 @@ def add_reference_file(catalog, person_id: int, path: Path, current_picks: list[
     scan(catalog, [path], progress=progress, cancel=cancel, cluster=False)
     with catalog.transaction() as session:
         person = person_by_id(session, person_id)
-        face = refs.face_for_reference(session, person, path)
+        face = refs.face_for_reference(session, person, path, face_id)
         corrections.confirm(session, person, [face])
         picks = faces_by_id(session, current_picks) + [face]
         refs.set_references(session, person, picks)
         return face.id
+
+
+def scan_albums(catalog, roots: list[str], progress=None, cancel=None):
+    """Scan the album folders into the catalog (new and changed photos only; people regrouped)."""
+    from engine.catalog.scanner import scan
+
+    return scan(catalog, roots, progress=progress, cancel=cancel)

@@ -31,3 +31,21 @@ def to_numpy(image: QImage) -> np.ndarray:
     h, w = rgb.height(), rgb.width()
     buffer = np.frombuffer(rgb.constBits(), dtype=np.uint8, count=rgb.bytesPerLine() * h)
     return buffer.reshape(h, rgb.bytesPerLine())[:, : w * 3].reshape(h, w, 3).copy()
+
+
+#: the longest side of a picture shown on screen (the full photo stays in the worker's data)
+PREVIEW_SIZE = 2048
+
+
+def preview_image(pixels: np.ndarray, max_side: int = PREVIEW_SIZE) -> tuple[QImage, float]:
+    """(a QImage of at most `max_side` pixels a side, its pixels per photo pixel). Safe in a worker."""
+    from PySide6.QtCore import Qt
+
+    h, w = pixels.shape[:2]
+    image = to_qimage(pixels)
+    scale = 1.0
+    if max(h, w) > max_side:
+        scale = max_side / max(h, w)
+        image = image.scaled(round(w * scale), round(h * scale), Qt.AspectRatioMode.KeepAspectRatio,
+                             Qt.TransformationMode.SmoothTransformation)
+    return image, scale

@@ -1,7 +1,13 @@
-"""The Restore page's work, as plain functions run in workers: read + find faces, restore, save.
+"""The Restore page's work, as plain functions run in workers: read + plan, choose people, restore, save.
 
-The page never touches pixels itself: it receives small dataclasses with QImages made here (building a
-QImage is allowed off the GUI thread; QPixmaps are not).
+An album photo is planned from the album (engine.restore.album: its catalog faces with their people;
+the pack's detector refines the outlines when the pack is installed); any other photo ad hoc (faces
+found and matched by embedding to the people who have references). The user may change each face's
+person ("a person", "nobody → blind", "leave alone"); for an album photo that choice is saved as a
+correction, so the album and the restoration agree. Restoring goes through the engine's
+RestorationService, whose identity tokens are the catalog's (computed once per person and pack).
+
+Qt-free: the page turns pixels into QImages (app.qimage) and results into widgets.
 """
 
 from __future__ import annotations
@@ -13,19 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtGui import QImage
 
-from app.qimage import to_qimage
 from engine.errors import FaceMeError
-from engine.people.listing import KnownPerson
-from engine.people.listing import known_people as engine_known_people
 from engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: the longest side of the picture shown on screen (the full photo stays in the worker's data)
-PREVIEW_SIZE = 2048
+#: the choices besides a person
+BLIND = "blind"
+SKIP = "skip"
 
 
 @dataclass
@@ -37,7 +40,8 @@ class FaceChoice:
     restore: bool
     restorable: bool = True
     note: str = ""
-    detected: Any = None  # the engine's Face
+    detected: Any = None  # the engine's Face (geometry)
+    catalog_face_id: int | None = None  # the album's face (None: outside the album or found only now)
 
     @property
     def label(self) -> str:
@@ -48,8 +52,12 @@ class FaceChoice:
         """One line for the list; `note` keeps the engine's full reason (shown as a tooltip)."""
         if not self.restorable:
             return "too small to restore"
+        if not self.restore:
+            return "left alone"
         if self.person_name and self.similarity is not None:
             return f"matched by references (similarity {self.similarity:.2f})"
+        if self.person_name:
+            return "restored with this person's references"
         return "nobody known: restored without identity"
 
 
@@ -57,10 +65,18 @@ class FaceChoice:
 class PhotoAnalysis:
     path: Path
     image: Any  # engine.imageio.LoadedImage
-    preview: QImage
-    preview_scale: float  # preview pixels per photo pixel
     faces: list[FaceChoice]
-    people: list[Any] = field(default_factory=list)  # engine.restore.PersonReferences of matched people
+    people: list[Any] = field(default_factory=list)  # engine.restore.plan.Identity of every known person
+    photo_id: int | None = None  # the album's photo (None: outside any album)
+    preview: Any = None  # set by the page (a QImage)
+    preview_scale: float = 1.0  # preview pixels per photo pixel
+
+    @property
+    def in_album(self) -> bool:
+        return self.photo_id is not None
+
+    def person(self, person_id: int):
+        return next((p for p in self.people if p.person_id == person_id), None)
 
 
 @dataclass
@@ -77,28 +93,16 @@ class RestoreOutcome:
     path: Path
     pixels: np.ndarray
     image: Any  # the LoadedImage the result is written "like" (EXIF, ICC, format)
-    preview: QImage
     summary: str
     seed: int | None
     details: list[str] = field(default_factory=list)
-
-
-def _preview(pixels: np.ndarray) -> tuple[QImage, float]:
-    h, w = pixels.shape[:2]
-    image = to_qimage(pixels)
-    scale = 1.0
-    if max(h, w) > PREVIEW_SIZE:
-        from PySide6.QtCore import Qt
-
-        scale = PREVIEW_SIZE / max(h, w)
-        image = image.scaled(round(w * scale), round(h * scale), Qt.AspectRatioMode.KeepAspectRatio,
-                             Qt.TransformationMode.SmoothTransformation)
-    return image, scale
+    faces: list[Any] = field(default_factory=list)  # engine.restore.plan.PlannedFace, with seeds
+    preview: Any = None  # set by the page (a QImage)
 
 
 def face_analyzer(settings: Settings):
-    """The analyser restoration uses: InsightFace antelopev2 from the pack (FaceMe needs its ArcFace),
-    or, when the pack is not installed yet, the embedded dlib one (for showing faces only)."""
+    """The pack's analyser (InsightFace antelopev2: restoration's own detector), or None when the pack
+    is not installed yet (album photos then use the album's faces; others the embedded dlib one)."""
     from engine.models.layout import check_part, part_dir
 
     if check_part(settings.models_dir, "antelopev2").ok:
@@ -106,100 +110,164 @@ def face_analyzer(settings: Settings):
 
         providers = providers_for_device(settings.device)
         return InsightFaceAnalyzer(part_dir(settings.models_dir, "antelopev2"), providers=providers)
+    return None
+
+
+def _dlib():
     from engine.faces.dlib_backend import DlibFaceAnalyzer
 
     return DlibFaceAnalyzer()
 
 
-def reference_crop(photo: Path, box: tuple[float, float, float, float]) -> np.ndarray:
-    """The region of `photo` around one face: a reference image in which that face is the largest."""
-    from engine.imageio import read_image
-    from engine.restore.photo import crop_around_face
-
-    return crop_around_face(read_image(photo).pixels, box)
-
-
-def known_people(catalog) -> list[KnownPerson]:
-    """Every visible person with references (the user's picks, else the stored or fresh suggestions)."""
-    with catalog.session() as session:
-        return engine_known_people(session)
+def _choices(plan, restorable_reason: str = "too small") -> list[FaceChoice]:
+    choices = []
+    for planned in plan.faces:
+        restorable = not planned.reason.startswith(restorable_reason)
+        choices.append(FaceChoice(box=tuple(float(v) for v in planned.face.box), person_id=planned.person_id,
+                                  person_name=planned.person_name if planned.identity else None,
+                                  similarity=planned.similarity, restore=planned.action != "skipped",
+                                  restorable=restorable, note=planned.reason, detected=planned.face,
+                                  catalog_face_id=planned.catalog_face_id))
+    choices.sort(key=lambda c: c.box[0])
+    return choices
 
 
 def analyse_photo(path: Path, settings: Settings, catalog: Callable[[], Any] | None = None,
                   progress: ProgressCallback | None = None, cancel: CancelCheck | None = None) -> PhotoAnalysis:
-    """Read `path`, find its faces and match each one to a known person (worker thread)."""
+    """Read `path` and plan it: from the album when it is an album photo, else ad hoc (worker thread)."""
     from engine.imageio import read_image
-    from engine.restore.matching import embed_references
-    from engine.restore.photo import PersonReferences, RestoreOptions, plan_faces
+    from engine.restore.album import album_photo_id, known_identities, plan_from_album
+    from engine.restore.options import RestoreOptions
+    from engine.restore.plan import detect_faces
 
     report(progress, 0, 4, "Reading the photo…")
     image = read_image(path)
     check_cancelled(cancel, "opening the photo")
-    preview, scale = _preview(image.pixels)
     report(progress, 1, 4, "Finding faces…")
     analyzer = face_analyzer(settings)
-    faces = analyzer.detect(np.ascontiguousarray(image.pixels[..., :3]))
-    check_cancelled(cancel, "opening the photo")
-
-    report(progress, 2, 4, "Reading the reference photos of the people you know…")
-    people: list[PersonReferences] = []
-    embedded = []
-    ids: dict[str, int] = {}
-    if faces and catalog is not None:
+    pixels = np.ascontiguousarray(image.pixels[..., :3])
+    people, photo_id = [], None
+    open_catalog = None
+    if catalog is not None:
         try:
-            known = known_people(catalog())
+            open_catalog = catalog()
+            with open_catalog.transaction() as session:
+                photo_id = album_photo_id(session, path)
+                people = known_identities(session)
         except FaceMeError as exc:
-            log.warning("people unavailable for matching: %s", exc)
-            known = []
-        for person in known:
-            check_cancelled(cancel, "opening the photo")
-            try:
-                crops = [reference_crop(p, box) for p, box in person.references]
-                embedded.append(embed_references(analyzer, person.name, crops))
-            except FaceMeError as exc:  # one unreadable reference must not hide the photo's faces
-                log.warning("references of %s skipped: %s", person.name, exc)
-                continue
-            people.append(PersonReferences(person.name, crops))
-            ids[person.name] = person.id
-    report(progress, 3, 4, "Matching faces to people…")
-    outcomes = plan_faces(faces, embedded, RestoreOptions())
-    choices = []
-    for outcome in outcomes:
-        restorable = not outcome.reason.startswith("too small")
-        choices.append(FaceChoice(box=tuple(float(v) for v in outcome.face.box),
-                                  person_id=ids.get(outcome.person) if outcome.person else None,
-                                  person_name=outcome.person, similarity=outcome.similarity,
-                                  restore=restorable, restorable=restorable, note=outcome.reason,
-                                  detected=outcome.face))
-    choices.sort(key=lambda c: c.box[0])
+            log.warning("the album is unavailable: %s", exc)
+    options = RestoreOptions()
+    if photo_id is not None:
+        refine = detect_faces(analyzer, pixels) if analyzer is not None else None
+        check_cancelled(cancel, "opening the photo")
+        report(progress, 3, 4, "Reading the album's people…")
+        with open_catalog.transaction() as session:
+            plan = plan_from_album(session, photo_id, options, refine=refine)
+    else:
+        plan = _plan_ad_hoc(pixels, people, analyzer or _dlib(), options, progress, cancel)
     report(progress, 4, 4, "")
-    return PhotoAnalysis(path=Path(path), image=image, preview=preview, preview_scale=scale, faces=choices,
-                         people=people)
+    return PhotoAnalysis(path=Path(path), image=image, faces=_choices(plan), people=people, photo_id=photo_id)
 
 
-def restore(analysis: PhotoAnalysis, request: RestoreRequest, pipeline: Any,
+def _plan_ad_hoc(pixels, people, analyzer, options, progress, cancel):
+    """A photo outside the album: its faces matched by embedding to the known people (their reference
+    crops cut in memory from the album's boxes); each match restores with the album person's identity."""
+    from dataclasses import replace
+
+    from engine.restore.identity import reference_crops
+    from engine.restore.plan import PersonReferences, detect_faces, plan_ad_hoc
+
+    faces = detect_faces(analyzer, pixels)
+    check_cancelled(cancel, "opening the photo")
+    report(progress, 2, 4, "Reading the reference photos of the people you know…")
+    given = []
+    for identity in people if faces else []:
+        check_cancelled(cancel, "opening the photo")
+        try:
+            given.append(PersonReferences(identity.name, reference_crops(identity.faces), identity.person_id))
+        except FaceMeError as exc:  # one unreadable reference must not hide the photo's faces
+            log.warning("references of %s skipped: %s", identity.name, exc)
+    report(progress, 3, 4, "Matching faces to people…")
+    plan = plan_ad_hoc(faces, given, analyzer, options)
+    by_id = {p.person_id: p for p in people}
+    faces = [replace(f, identity=by_id[f.person_id].key) if f.identity else f for f in plan.faces]
+    return type(plan)(faces, {p.key: p for p in people}, plan.source)
+
+
+def choose_person(analysis: PhotoAnalysis, index: int, choice: int | str, catalog: Callable[[], Any] | None = None
+                  ) -> FaceChoice:
+    """The user's choice for one face: a person id, BLIND ("nobody → blind") or SKIP ("leave alone").
+
+    For an album face, a person is confirmed and "nobody" rejects the face's current person, in the
+    catalog (engine.people.corrections), so every later restoration follows it too. Worker thread."""
+    face = analysis.faces[index]
+    if choice == SKIP:
+        face.restore = False
+        face.note = "left alone (your choice)"
+        return face
+    if choice == BLIND:
+        if face.catalog_face_id is not None and face.person_id is not None and catalog is not None:
+            from app import people_actions
+
+            people_actions.reject(catalog(), face.person_id, [face.catalog_face_id])
+        face.person_id, face.person_name, face.similarity = None, None, None
+        face.restore, face.restorable = True, True
+        face.note = "nobody: restored without identity (your choice)"
+        return face
+    person = analysis.person(int(choice))
+    if person is None:
+        raise FaceMeError(f"person {choice} has no reference photos, so a face can't be restored as them")
+    if face.catalog_face_id is not None and catalog is not None:
+        from app import people_actions
+
+        people_actions.confirm(catalog(), person.person_id, [face.catalog_face_id])
+    face.person_id, face.person_name, face.similarity = person.person_id, person.name, None
+    face.restore, face.restorable = True, True
+    face.note = f"{person.name} (your choice)"
+    return face
+
+
+def plan_of(analysis: PhotoAnalysis, ticked: list[int]):
+    """The restoration plan of the page's faces: the ticked ones as chosen, the others left alone."""
+    from engine.restore.plan import PlannedFace, RestorationPlan
+
+    planned, identities = [], {}
+    for i, face in enumerate(analysis.faces):
+        person = analysis.person(face.person_id) if face.person_id is not None else None
+        if i not in ticked:
+            planned.append(PlannedFace(face.detected, "skipped", "left alone (not ticked)", face.person_id,
+                                       face.person_name, catalog_face_id=face.catalog_face_id))
+        elif person is not None:
+            identities[person.key] = person
+            planned.append(PlannedFace(face.detected, "restored", face.note or person.name, person.person_id,
+                                       person.name, person.key, face.catalog_face_id, face.similarity))
+        else:
+            planned.append(PlannedFace(face.detected, "blind", face.note or "nobody known: restored without identity",
+                                       catalog_face_id=face.catalog_face_id))
+    return RestorationPlan(planned, identities, str(analysis.path))
+
+
+def restore(analysis: PhotoAnalysis, request: RestoreRequest, service: Any, catalog: Callable[[], Any] | None = None,
             progress: ProgressCallback | None = None, cancel: CancelCheck | None = None) -> RestoreOutcome:
-    """Restore the ticked faces of the analysed photo with the loaded FaceMe pipeline (worker thread)."""
-    from engine.restore.photo import RestoreOptions, restore_photo
+    """Restore the ticked faces as planned, through the engine's RestorationService (worker thread)."""
+    from engine.restore.options import RestoreOptions
 
-    chosen = [analysis.faces[i] for i in request.faces]
-    if not chosen:
+    if not request.faces:
         raise FaceMeError("no face is ticked, so there is nothing to restore", analysis.path)
-    names = {c.person_name for c in chosen if c.person_name}
-    people = [p for p in analysis.people if p.name in names]
+    plan = plan_of(analysis, request.faces)
     options = RestoreOptions(steps=request.steps, guidance_scale=request.guidance, seed=request.seed,
-                             color_fix=request.color_fix, unmatched="blind", min_face_size=0)
-    # only the ticked faces; the pipeline's analyser reads the people's references
-    result = restore_photo(analysis.image, people, pipeline, options=options, progress=progress, cancel=cancel,
-                           faces=[c.detected for c in chosen])
+                             color_fix=request.color_fix, unmatched="blind", min_face_size=0,
+                             models_dir=str(service.models_dir))
+    result = service.restore(analysis.image, plan, options, catalog=catalog() if catalog is not None else None,
+                             progress=progress, cancel=cancel)
     check_cancelled(cancel, "restoration")
-    preview, _ = _preview(result.pixels)
     n = result.restored_count
     summary = f"{n} face{'s' if n != 1 else ''} restored (seed {request.seed}). Drag the divider to compare."
-    details = [f"{o.person or 'unknown'}: {o.action} — {o.reason}" for o in result.faces]
+    details = [f"{o.person_name or 'nobody'}: {o.action} — {o.reason}" for o in result.faces]
     for line in details:
         log.info("%s: %s", analysis.path.name, line)
-    return RestoreOutcome(analysis.path, result.pixels, analysis.image, preview, summary, request.seed, details)
+    return RestoreOutcome(analysis.path, result.pixels, analysis.image, summary, request.seed, details,
+                          list(result.faces))
 
 
 def save(outcome: RestoreOutcome, target: Path) -> Path:

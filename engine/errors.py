@@ -65,3 +65,32 @@ class LicenseNotAcceptedError(FaceMeError):
 
 class CancelledError(FaceMeError):
     """The user cancelled a long operation; nothing half-done was kept."""
+
+
+class CatalogError(FaceMeError):
+    """The catalog database cannot be used as it is: the disk is full, the file is not a catalog, is
+    truncated or damaged, or another process held it locked too long. The message names the file and
+    says what to do; `reason` is a short machine word ("disk-full", "not-a-database", "damaged",
+    "locked", "read-only", "cannot-open", "unknown-schema", "io-error", "missing-folder", "server")."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, path: str | Path | None = None, reason: str = "error"):
+        self.reason = reason
+        super().__init__(message, path)
+
+
+class JobBusyError(FaceMeError):
+    """A batch job is being run by another live process (its lease in the catalog); `owner` says which
+    ("running in process 1234 on host X")."""
+
+    exit_code = 6
+
+    def __init__(self, message: str, owner: str = "", path: str | Path | None = None):
+        self.owner = owner
+        super().__init__(message, path)
+
+
+class LeaseLostError(JobBusyError):
+    """This process's lease on a job was taken over (its heartbeat went stale); it must stop working
+    on the job."""

@@ -58,10 +58,15 @@ Writing (`write_image`)
 -----------------------
 - Atomic: the picture is encoded into a temporary file in the destination folder
   (``.NAME.XXXXXXXX.faceme-partial``, hidden, not an image suffix, so scanners skip it), flushed,
-  fsync'ed, given the usual permissions (0666 minus the umask) and renamed over the target with
-  ``os.replace``; the folder is fsync'ed too. Any failure removes the temporary file, leaves an
+  fsync'ed, read back (size, the very bytes encoded, and a full decode), given the usual permissions
+  (0666 minus the umask) and renamed over the target with ``os.replace``; the folder is fsync'ed
+  too. ``write_image_with_hash`` returns the SHA-256 of what was written (``encode_image`` then
+  ``write_encoded`` do the same in two steps, for a caller that records the hash before the file
+  appears), and ``verify_output(path, sha256)`` later tells whether an existing output is still that
+  file and decodes (a resumed batch trusts an output only then). Any failure removes the temporary file, leaves an
   existing target untouched, and raises ``ImageWriteError`` naming the target: "disk is full",
-  "folder is not writable", "folder does not exist", "… is not a folder", or the system's message.
+  "folder is not writable", "folder does not exist", "… is not a folder", "only N of M bytes reached
+  the disk", "does not decode", or the system's message.
   Only a killed process can leave a temporary behind; ``remove_partial_writes(folder)`` clears them
   on resume.
 - Format: ``format`` argument, else the path's suffix, else ``like.format`` (MPO is written as
@@ -926,12 +931,51 @@ def _folder_error(exc: OSError, path: Path) -> ImageWriteError:
     return ImageWriteError(message, path)
 
 
+@dataclass(frozen=True)
+class WrittenImage:
+    """A checked output: where it is, its SHA-256 and size as written (record them to recognise the
+    file later with `verify_output`)."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
 def write_image(path: str | Path, pixels: np.ndarray, like: LoadedImage | None = None,
                 format: str | None = None, quality: int | None = None) -> Path:
     """Write ``pixels`` (H×W×3 RGB ``uint8``; H×W gray or H×W×4 RGBA also accepted) atomically to
     ``path`` with ``like``'s EXIF, ICC profile, grayscale-ness and alpha (see the module docstring).
     Returns the path written. UsageError when ``path`` is ``like``'s own file; ImageWriteError
-    (nothing left behind) when the folder is unwritable or the disk is full."""
+    (nothing left behind) when the folder is unwritable, the disk is full, or the written file does
+    not read back as the encoded image. `write_image_with_hash` also returns the file's SHA-256."""
+    return write_image_with_hash(path, pixels, like=like, format=format, quality=quality).path
+
+
+def write_image_with_hash(path: str | Path, pixels: np.ndarray, like: LoadedImage | None = None,
+                          format: str | None = None, quality: int | None = None) -> WrittenImage:
+    """`write_image`, returning what was written: the path, the SHA-256 and size of its bytes.
+    The same as `write_encoded(encode_image(...))`."""
+    return write_encoded(encode_image(path, pixels, like=like, format=format, quality=quality))
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """An image encoded in memory for `path`, not written yet. A caller that must record the output's
+    hash before the file appears (a batch that may be killed between the write and its commit)
+    records `sha256`, then calls `write_encoded`."""
+
+    path: Path
+    data: bytes
+    format: str
+    sha256: str
+
+
+def encode_image(path: str | Path, pixels: np.ndarray, like: LoadedImage | None = None,
+                 format: str | None = None, quality: int | None = None) -> EncodedImage:
+    """Encode ``pixels`` as `write_image` would write them to ``path`` (format, metadata, quality),
+    in memory. Pillow's encoders that write straight to a file descriptor ignore short writes, which
+    is how a JPEG on a nearly full disk used to come out truncated without an error; encoding to
+    memory first leaves the writing, and its checks, to `write_encoded`."""
     path = Path(path)
     if like is not None and _same_file(path, like.path):
         raise UsageError(f"the output would overwrite the input photo {like.path}; "
@@ -939,7 +983,24 @@ def write_image(path: str | Path, pixels: np.ndarray, like: LoadedImage | None =
     fmt = _format_for(path, format, like)
     picture = _build_picture(pixels, like, fmt, path)
     options = _save_options(fmt, picture, like, quality)
+    encoded = io.BytesIO()
+    try:
+        picture.save(encoded, format=fmt, **options)
+    except OSError as exc:
+        if exc.errno is not None:  # a system error (memory, a plugin's own temporary file)
+            raise _folder_error(exc, path) from exc
+        raise ImageWriteError(f"cannot encode the image as {fmt} ({exc})", path) from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ImageWriteError(f"cannot encode the image as {fmt} ({exc})", path) from exc
+    data = encoded.getvalue()
+    return EncodedImage(path, data, fmt, hashlib.sha256(data).hexdigest())
 
+
+def write_encoded(encoded: EncodedImage) -> WrittenImage:
+    """Write an encoded image atomically: temporary file, fsync, read back (the size must match, the
+    bytes must be the encoded ones, and they must decode), rename, fsync of the folder. Any failure
+    removes the temporary, keeps an earlier file of that name, and raises ImageWriteError."""
+    path, data = encoded.path, encoded.data
     folder = path.parent if str(path.parent) else Path(".")
     try:
         fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX, dir=folder)
@@ -948,9 +1009,10 @@ def write_image(path: str | Path, pixels: np.ndarray, like: LoadedImage | None =
     temp = Path(temp_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            picture.save(out, format=fmt, **options)
+            out.write(data)  # a buffered file writes all of it or raises (ENOSPC)
             out.flush()
             os.fsync(out.fileno())
+        _check_written(temp, data, encoded.format, path)
         os.chmod(temp, 0o666 & ~_current_umask())
         os.replace(temp, path)
     except BaseException as exc:
@@ -962,12 +1024,70 @@ def write_image(path: str | Path, pixels: np.ndarray, like: LoadedImage | None =
             log.warning("could not remove the temporary file %s: %s", temp, cleanup)
         if isinstance(exc, OSError):
             raise _folder_error(exc, path) from exc
-        if isinstance(exc, (ValueError, KeyError, TypeError)):
-            raise ImageWriteError(f"cannot encode the image as {fmt} ({exc})", path) from exc
         raise
     _fsync_folder(folder)
-    log.debug("wrote %s (%s, %s)", path, fmt, picture.mode)
-    return path
+    log.debug("wrote %s (%s, %d bytes)", path, encoded.format, len(data))
+    return WrittenImage(path, encoded.sha256, len(data))
+
+
+def _check_written(temp: Path, data: bytes, fmt: str, path: Path) -> None:
+    """ImageWriteError unless the file on disk holds exactly `data` and decodes."""
+    size = temp.stat().st_size
+    if size != len(data):
+        raise ImageWriteError(f"only {size} of {len(data)} bytes reached the disk (disk full?); "
+                              "nothing was written", path)
+    on_disk = temp.read_bytes()
+    if on_disk != data:
+        raise ImageWriteError("the file read back differs from what was written (failing disk?); "
+                              "nothing was written", path)
+    problem = _decode_problem(on_disk)
+    if problem is not None:
+        raise ImageWriteError(f"the written {fmt} does not decode ({problem}); nothing was written", path)
+
+
+def _decode_problem(data: bytes) -> str | None:
+    """None when `data` decodes as an image to its last pixel, else what went wrong."""
+    _ensure_heif_opener()
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, UnidentifiedImageError) as exc:
+        return str(exc) or exc.__class__.__name__
+    return None
+
+
+@dataclass(frozen=True)
+class OutputCheck:
+    """Whether an existing output is the one that was written (`ok`), and if not, why."""
+
+    path: Path
+    ok: bool
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def verify_output(path: str | Path, expected_sha256: str | None) -> OutputCheck:
+    """Is the file at `path` the output recorded as written (SHA-256 `expected_sha256`, from
+    `write_image_with_hash`), whole and decodable? A batch counts an existing output as done only
+    when this is ok; a missing, truncated, replaced or undecodable file, or one written with no hash
+    recorded, is restored again."""
+    path = Path(path)
+    if expected_sha256 is None:
+        return OutputCheck(path, False, "no hash was recorded when it was written")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return OutputCheck(path, False, "not there")
+    except OSError as exc:
+        return OutputCheck(path, False, f"cannot be read ({exc.strerror or exc})")
+    if hashlib.sha256(data).hexdigest() != expected_sha256.lower():
+        return OutputCheck(path, False, "differs from the file that was written (changed, replaced or cut short)")
+    problem = _decode_problem(data)
+    if problem is not None:
+        return OutputCheck(path, False, f"does not decode ({problem})")
+    return OutputCheck(path, True)
 
 
 def remove_partial_writes(folder: str | Path) -> list[Path]:

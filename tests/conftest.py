@@ -104,14 +104,25 @@ def _cached_pack(shared: Path, preset: str, keep_others_for: float) -> Path:
     return pack
 
 
+def _recorded(pack: Path) -> Path:
+    """The pack with its install records, as after its first load (FaceMePipeline.from_pack records a
+    pack placed by hand). Done here, every session, so no test depends on whether another loaded the
+    shared pack before it: a test that changes the files of a copy drops the records
+    (`shutil.ignore_patterns(".faceme-part.json")`) or sees the change refused, as a user would."""
+    from engine.models.layout import RESTORATION_PARTS, check_before_loading
+
+    check_before_loading(pack, RESTORATION_PARTS)  # a stat per file once recorded
+    return pack
+
+
 @pytest.fixture(scope="session")
 def tiny_pack(shared) -> Path:
     """A complete tiny model pack in the released formats (engine.testing.tiny_pack), built once."""
-    return _cached_pack(shared, "tiny", keep_others_for=86400)
+    return _recorded(_cached_pack(shared, "tiny", keep_others_for=86400))
 
 
 @pytest.fixture(scope="session")
 def interface_pack(shared) -> Path:
     """A pack at the released tensor interfaces with shallow layers (preset `interface`, about 500 MB),
     built once, and only when a test asks for it."""
-    return _cached_pack(shared, "interface", keep_others_for=3600)
+    return _recorded(_cached_pack(shared, "interface", keep_others_for=3600))

@@ -57,14 +57,13 @@ def cmd_degrade(args) -> int:
 
 
 def cmd_degradation_grid(args) -> int:
-    from PIL import Image
-
+    from engine.imageio import write_image
     from training.prepare import aligned_crop, degradation_grid
 
     faces = [aligned_crop(Path(p), 512) for p in args.photos]
     grid = degradation_grid(faces, per_face=args.per_face, seed=args.seed, tile=args.tile)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grid).save(args.out, optimize=True)
+    write_image(args.out, grid)
     print(f"{args.out}: {len(faces)} faces × {args.per_face} degradations ({grid.shape[1]}×{grid.shape[0]})")
     return 0
 

@@ -31,10 +31,10 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 def write_rgb(path: Path, image: np.ndarray) -> None:
+    from engine.imageio import write_image
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp" + path.suffix)
-    Image.fromarray(image).save(tmp)
-    tmp.replace(path)
+    write_image(path, image)  # atomic, like every picture the project writes
 
 
 def list_images(folder: Path) -> list[Path]:

@@ -10,7 +10,7 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QListWidget, QListWidgetItem, QStackedWidget,
                                QVBoxLayout)
 
-from app import catalog_views, theme
+from app import catalog_views, people_actions, theme
 from app.catalog_views import PhotoRow
 from app.pages.base import Page
 from app.widgets.canvas import ImageCanvas
@@ -23,17 +23,9 @@ ALL_PHOTOS = ""
 
 
 def _load_viewer_image(path: Path):
-    from engine.imageio import read_image
+    from app.qimage import preview_image
 
-    from app.restore_flow import _preview
-
-    return _preview(read_image(path).pixels)[0]
-
-
-def scan_albums(catalog, roots: list[str], progress, cancel):
-    from engine.catalog.scanner import scan
-
-    return scan(catalog, roots, progress=progress, cancel=cancel)
+    return preview_image(catalog_views.photo_pixels(path))[0]
 
 
 class LibraryPage(Page):
@@ -177,7 +169,7 @@ class LibraryPage(Page):
         self.progress.start("Looking for photos…")
         self.scan_button.setEnabled(False)
         self._scan_job = context.runner.run(
-            lambda progress, cancel: scan_albums(context.catalog(), roots, progress, cancel),
+            lambda progress, cancel: people_actions.scan_albums(context.catalog(), roots, progress, cancel),
             "Scanning albums", on_result=self._scanned, on_failed=context.report,
             on_progress=self._scan_progress, on_cancelled=lambda: self.window().statusBar().showMessage(
                 "Scan stopped; what was scanned is kept.", 6000),

@@ -8,7 +8,7 @@ import logging
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QUrl
+from PySide6.QtCore import QObject, Qt, QUrl, Signal
 from PySide6.QtGui import QColor, QDesktopServices
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QFrame,
                                QHBoxLayout, QHeaderView, QLineEdit, QListWidget, QListWidgetItem, QProgressBar,
@@ -24,6 +24,19 @@ log = logging.getLogger(__name__)
 _STATUS_TEXT = {"pending": "Waiting", "running": "Restoring…", "done": "Restored", "skipped": "Skipped",
                 "failed": "Failed"}
 _STATUS_COLOUR = {"done": theme.SUCCESS, "failed": theme.DANGER, "skipped": "#8a92a0", "running": theme.ACCENT}
+
+
+class ItemRelay(QObject):
+    """Carries per-photo events from the batch worker to the page (signals cross threads)."""
+
+    item_finished = Signal(int, str, str)
+    photo_progress = Signal(int, str, int, int, str)
+
+    def emit_item(self, item_id: int, status: str, reason: str | None) -> None:
+        self.item_finished.emit(int(item_id), str(status), reason or "")
+
+    def emit_photo(self, item_id: int, name: str, done: int, total: int, message: str) -> None:
+        self.photo_progress.emit(int(item_id), str(name), int(done), int(total), str(message))
 
 
 def format_eta(seconds: float | None) -> str:
@@ -226,6 +239,10 @@ class QueuePage(Page):
                                    self._details(entry.status, entry.reason, entry.output)])
             row.setToolTip(0, str(entry.photo))
             row.setData(0, Qt.ItemDataRole.UserRole, entry.id)
+            for line in entry.faces:  # whose each face was, what was done and why
+                child = QTreeWidgetItem(["", "", line])
+                child.setToolTip(2, line)
+                row.addChild(child)
             colour = _STATUS_COLOUR.get(entry.status)
             if colour:
                 row.setForeground(1, QColor(colour))
@@ -300,10 +317,9 @@ class QueuePage(Page):
         if dialog.exec() == QDialog.DialogCode.Accepted and dialog.roots() and dialog.out_dir.text().strip():
             self.new_batch(dialog.roots(), Path(dialog.out_dir.text().strip()), dialog.unmatched.currentData())
 
-    def _options(self, unmatched: str = "blind") -> dict:
+    def _options(self, unmatched: str = "blind"):
         prefs = self.context.preferences
-        return {"steps": prefs.steps, "guidance_scale": prefs.guidance, "unmatched": unmatched,
-                "models_dir": prefs.models_dir}
+        return batch_flow.batch_options(self.context.settings, prefs.steps, prefs.guidance, unmatched, prefs.color_fix)
 
     def new_batch(self, roots: list[str], out_dir: Path, unmatched: str = "blind") -> None:
         """Create the batch in the catalog (scanning albums not yet scanned) and start it."""
@@ -330,7 +346,6 @@ class QueuePage(Page):
         if job_id is None or self.running_job is not None:
             return
         context, settings, model = self.context, self.context.settings, self.context.model
-        color_fix = context.preferences.color_fix
         self.running_id = job_id
         self.job_id = job_id
         self._started_at = time.monotonic()
@@ -339,10 +354,9 @@ class QueuePage(Page):
 
         def work(progress, cancel):
             return batch_flow.run_job(context.catalog(), job_id, settings, model, progress, cancel,
-                                      on_item=item_done.emit_item, on_photo=item_done.emit_photo,
-                                      color_fix=color_fix)
+                                      on_item=item_done.emit_item, on_photo=item_done.emit_photo)
 
-        item_done = batch_flow.ItemRelay(self)
+        item_done = ItemRelay(self)
         item_done.item_finished.connect(self._item_finished)
         item_done.photo_progress.connect(self._photo_progress)
         self.running_job = context.runner.run(work, "Restoring a batch", on_result=self._batch_finished,

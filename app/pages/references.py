@@ -217,11 +217,33 @@ class ReferencesPage(Page):
             self.add_file(Path(path))
 
     def add_file(self, path: Path) -> None:
-        context, pid, picks = self.context, self.person_id, [r.face.id for r in self.picks]
+        """A photo from disk as a reference: its only face, or the face the user picks (`choose_face`)."""
+        context, pid = self.context, self.person_id
         self.progress.start(f"Reading {path.name}…")
         job = context.runner.run(
-            lambda progress, cancel: people_actions.add_reference_file(context.catalog(), pid, path, picks,
-                                                                       progress, cancel),
-            f"Adding {path.name} as a reference", on_result=lambda _: self.reload_references(),
+            lambda progress, cancel: people_actions.reference_file_faces(context.catalog(), pid, path, progress,
+                                                                         cancel),
+            f"Reading the faces of {path.name}", on_result=lambda faces: self._faces_found(path, faces),
             on_failed=context.report, on_progress=self.progress.update_progress, on_finished=self.progress.stop)
         self.progress.cancel_clicked.connect(job.cancel)
+
+    def _faces_found(self, path: Path, faces) -> None:
+        face_id = faces[0].id if len(faces) == 1 else self.choose_face(path, faces)
+        if face_id is None:
+            return
+        context, pid, picks = self.context, self.person_id, [r.face.id for r in self.picks]
+        context.runner.run(
+            lambda progress, cancel: people_actions.add_reference_file(context.catalog(), pid, path, picks,
+                                                                       progress, cancel, face_id=face_id),
+            f"Adding {path.name} as a reference", on_result=lambda _: self.reload_references(),
+            on_failed=context.report)
+
+    def choose_face(self, path: Path, faces) -> int | None:
+        """Which face of a photo of several people is this person's (None: cancelled)."""
+        from PySide6.QtWidgets import QInputDialog
+
+        names = [f"Face {n + 1}: {('left', 'middle', 'right')[min(2, n * 3 // len(faces))]}, "
+                 f"{max(f.box[2] - f.box[0], f.box[3] - f.box[1]):.0f} px" for n, f in enumerate(faces)]
+        chosen, ok = QInputDialog.getItem(self, "Which face?", f"{path.name} shows {len(faces)} faces. "
+                                          "Which one is this person?", names, 0, False)
+        return faces[names.index(chosen)].id if ok else None

@@ -8,12 +8,13 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices, QImage
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QHBoxLayout,
-                               QListWidget, QListWidgetItem, QPushButton, QSlider, QSpinBox, QStackedWidget,
-                               QVBoxLayout)
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame,
+                               QHBoxLayout, QListWidget, QListWidgetItem, QPushButton, QSlider, QSpinBox,
+                               QStackedWidget, QVBoxLayout)
 
 from app import model_pack, restore_flow, theme
 from app.pages.base import Page
+from app.qimage import preview_image
 from app.restore_flow import PhotoAnalysis, RestoreOutcome, RestoreRequest
 from app.widgets.canvas import CompareView, FaceMark, FacesView
 from app.widgets.common import EmptyState, ProgressRow, button, label, tool_button
@@ -35,6 +36,8 @@ class RestorePage(Page):
         self._before: QImage | None = None
         self._after: QImage | None = None
         self._job = None
+        self._analysed_for = None  # the models folder the open photo was analysed with
+        context.preferences_changed.connect(self._settings_changed)
 
         open_button = self.header.add_action(button("Open photo…", "open"))
         open_button.clicked.connect(self._choose_photo)
@@ -103,7 +106,16 @@ class RestorePage(Page):
         self.face_list.setWordWrap(True)
         self.face_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.face_list.itemChanged.connect(self._face_item_changed)
+        self.face_list.currentRowChanged.connect(lambda _row: self._show_face_person())
         side.addWidget(self.face_list, 1)
+        person_row = QHBoxLayout()
+        person_row.addWidget(label("Who is this?", "Muted"))
+        self.person_choice = QComboBox()
+        self.person_choice.setToolTip("Whose references the selected face is restored with. For a photo of your "
+                                      "albums the choice is kept there too (confirmed, or “not this person”).")
+        self.person_choice.activated.connect(self._person_chosen)
+        person_row.addWidget(self.person_choice, 1)
+        side.addLayout(person_row)
 
         side.addWidget(label("Options", "SectionTitle"))
         form = QFormLayout()
@@ -227,9 +239,15 @@ class RestorePage(Page):
         settings = self.context.settings
         context = self.context
         self.progress.start("Reading the photo and finding faces…")
+
+        def work(progress, cancel):
+            analysis = restore_flow.analyse_photo(path, settings, context.catalog, progress, cancel)
+            analysis.preview, analysis.preview_scale = preview_image(analysis.image.pixels)
+            return analysis
+
+        self._analysed_for = settings.models_dir
         self._job = self.context.runner.run(
-            lambda progress, cancel: restore_flow.analyse_photo(path, settings, context.catalog, progress, cancel),
-            f"Opening {path.name}", on_result=self._show_analysis, on_failed=self._failed,
+            work, f"Opening {path.name}", on_result=self._show_analysis, on_failed=self._failed,
             on_progress=self.progress.update_progress, on_finished=self._job_finished)
         self._update_actions()
 
@@ -245,7 +263,10 @@ class RestorePage(Page):
             self.status.setText("No face was found in this photo, so there is nothing to restore.")
         else:
             known = sum(1 for f in analysis.faces if f.person_id is not None)
-            self.status.setText(f"{n} face{'s' if n != 1 else ''} found, {known} matched to people you know.")
+            whose = "people of your album" if analysis.in_album else "people you know"
+            self.status.setText(f"{n} face{'s' if n != 1 else ''} found, {known} of {whose}.")
+        if self.face_list.count():
+            self.face_list.setCurrentRow(0)
 
     def _fill_faces(self) -> None:
         self.face_list.blockSignals(True)
@@ -266,6 +287,58 @@ class RestorePage(Page):
             marks.append(FaceMark(box, face.label, face.person_id, face.restore, face.note))
         self.faces_view.set_faces(marks)
         self.face_list.blockSignals(False)
+        self._show_face_person()
+        self._update_actions()
+
+    def _settings_changed(self) -> None:
+        """A new model folder changes restoration's detector: the open photo is read again with it (a plan
+        made with the old analyser would carry faces of another face model)."""
+        if self.analysis is not None and self._job is None and self.context.settings.models_dir != self._analysed_for:
+            self.open_photo(self.analysis.path)
+
+    # --- whose each face is ----------------------------------------------------------------------
+    def _show_face_person(self) -> None:
+        """The selected face's person in the chooser: the people with references, nobody, leave alone."""
+        self.person_choice.blockSignals(True)
+        self.person_choice.clear()
+        row = self.face_list.currentRow()
+        faces = self._faces()
+        if self.analysis is not None and 0 <= row < len(faces):
+            for person in self.analysis.people:
+                self.person_choice.addItem(f"{person.name} (#{person.person_id})", person.person_id)
+            self.person_choice.addItem("Nobody: restore without identity", restore_flow.BLIND)
+            self.person_choice.addItem("Leave this face alone", restore_flow.SKIP)
+            face = faces[row]
+            current = face.person_id if face.restore and face.person_id is not None else \
+                (restore_flow.BLIND if face.restore else restore_flow.SKIP)
+            index = self.person_choice.findData(current)
+            self.person_choice.setCurrentIndex(max(index, 0))
+        self.person_choice.setEnabled(self.analysis is not None and 0 <= row < len(faces) and self._job is None)
+        self.person_choice.blockSignals(False)
+
+    def _person_chosen(self, index: int) -> None:
+        row = self.face_list.currentRow()
+        if row >= 0:
+            self.set_face_person(row, self.person_choice.itemData(index))
+
+    def set_face_person(self, index: int, choice) -> None:
+        """The user's choice for face `index`: a person id, restore_flow.BLIND or restore_flow.SKIP. For an
+        album photo it is saved in the catalog as a correction (in a worker)."""
+        if self.analysis is None or self._job is not None:
+            return
+        analysis, context = self.analysis, self.context
+        catalog = context.catalog if analysis.in_album else None
+        self.progress.start("Saving your choice…")
+
+        def done(_face) -> None:
+            self._fill_faces()
+            self.face_list.setCurrentRow(index)
+            if analysis.in_album and choice != restore_flow.SKIP:
+                context.catalog_changed.emit()
+
+        self._job = context.runner.run(
+            lambda progress, cancel: restore_flow.choose_person(analysis, index, choice, catalog),
+            "Choosing who the face is", on_result=done, on_failed=self._failed, on_finished=self._job_finished)
         self._update_actions()
 
     def set_face_checked(self, index: int, checked: bool) -> None:
@@ -299,6 +372,7 @@ class RestorePage(Page):
             return
         settings = self.context.settings
         analysis, request, model = self.analysis, self.request(), self.context.model
+        catalog = self.context.catalog
 
         def work(progress, cancel):
             # checked here, not on the GUI thread: verifying the pack reads its files
@@ -306,8 +380,10 @@ class RestorePage(Page):
                 ready, missing = model_pack.restoration_ready(settings.models_dir)
                 if not ready:
                     return model_pack.PackMissing(missing)
-            with model.use(settings, progress) as pipeline:
-                return restore_flow.restore(analysis, request, pipeline, progress, cancel)
+            with model.use(settings, progress) as service:
+                outcome = restore_flow.restore(analysis, request, service, catalog, progress, cancel)
+            outcome.preview, _ = preview_image(outcome.pixels)
+            return outcome
 
         self.progress.start("Restoring…")
         self.status.setText("")

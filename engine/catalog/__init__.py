@@ -2,7 +2,7 @@
 
 `open_catalog(url)` opens SQLite (default, in the user data folder) or any SQLAlchemy URL and runs
 the Alembic migrations; `engine.catalog.scanner.scan` fills it from album folders;
-`engine.catalog.batch` restores albums from it (and lists, cancels and retries its jobs);
+`engine.catalog.jobs` holds its batch jobs (engine.restore.batch restores them; the catalog stores);
 `engine.catalog.views` lists its photos as plain rows for a photo grid.
 """
 

@@ -198,6 +198,59 @@ class Restoration(Base):
     model_versions: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
+    faces: Mapped[list[RestorationFace]] = relationship(back_populates="restoration", cascade="all, delete-orphan",
+                                                        passive_deletes=True, order_by="RestorationFace.face_index")
+
+
+class RestorationFace(Base):
+    """What a restoration did with one face: whose it was (the album's answer, or the ad-hoc match), what
+    was done and why. The similarity / verdict columns are filled by an identity check, when one runs."""
+
+    __tablename__ = "restoration_faces"
+    __table_args__ = (UniqueConstraint("restoration_id", "face_index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    restoration_id: Mapped[int] = mapped_column(ForeignKey("restorations.id", ondelete="CASCADE"), index=True)
+    #: the face's place in the restoration's plan (0-based)
+    face_index: Mapped[int] = mapped_column(Integer)
+    #: the catalog face restored (None for a face found only at restore time)
+    face_id: Mapped[int | None] = mapped_column(ForeignKey("faces.id", ondelete="SET NULL"))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"), index=True)
+    #: the person's label when restored (people may be renamed or merged later)
+    person_name: Mapped[str | None] = mapped_column(String(256))
+    #: restored (with the person's identity) | blind | skipped
+    action: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    #: [x1, y1, x2, y2] in photo pixels
+    box: Mapped[list] = mapped_column(JSON, default=list)
+    similarity_restored: Mapped[float | None] = mapped_column(Float)
+    similarity_unrestored: Mapped[float | None] = mapped_column(Float)
+    verdict: Mapped[str | None] = mapped_column(String(32))
+    check_model: Mapped[str | None] = mapped_column(String(128))
+
+    restoration: Mapped[Restoration] = relationship(back_populates="faces")
+
+
+class IdentityTokens(Base):
+    """A person's identity tokens (FaceMe's Mix output per reference), computed once per set of reference
+    faces and model pack: `references_key` hashes the reference faces (ids, photo content, boxes) and the
+    crop rule; `pack_fingerprint` names the pack's identity models."""
+
+    __tablename__ = "identity_tokens"
+    __table_args__ = (UniqueConstraint("person_id", "references_key", "pack_fingerprint"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    references_key: Mapped[str] = mapped_column(String(64))
+    pack_fingerprint: Mapped[str] = mapped_column(String(64))
+    reference_face_ids: Mapped[list] = mapped_column(JSON, default=list)
+    #: float32 little-endian, shape (`count`, `dim`)
+    tokens: Mapped[bytes] = mapped_column(LargeBinary)
+    count: Mapped[int] = mapped_column(Integer)
+    dim: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
 
 class BatchJob(Base):
     __tablename__ = "batch_jobs"
@@ -209,6 +262,11 @@ class BatchJob(Base):
     status: Mapped[JobStatus] = mapped_column(_enum(JobStatus, "job_status"), default=JobStatus.running)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # the lease of the process running the job (engine/catalog/leases.py); all NULL when nobody runs it
+    owner_pid: Mapped[int | None] = mapped_column(Integer)
+    owner_host: Mapped[str | None] = mapped_column(String(255))
+    owner_token: Mapped[str | None] = mapped_column(String(64))
+    owner_heartbeat: Mapped[datetime | None] = mapped_column(DateTime)
 
     items: Mapped[list[BatchItem]] = relationship(back_populates="job", cascade="all, delete-orphan",
                                                   passive_deletes=True, order_by="BatchItem.id")
@@ -226,6 +284,9 @@ class BatchItem(Base):
     status: Mapped[ItemStatus] = mapped_column(_enum(ItemStatus, "item_status"), default=ItemStatus.pending)
     reason: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    #: SHA-256 of the output as encoded, recorded before the file is written (engine.imageio.encode_image),
+    #: so a resumed job takes an output that is already there as done only when verify_output matches it
+    output_sha256: Mapped[str | None] = mapped_column(String(64))
 
     job: Mapped[BatchJob] = relationship(back_populates="items")
     photo: Mapped[Photo] = relationship()

@@ -360,17 +360,16 @@ class Scanner:
         return self.catalog.thumbnails_dir / digest[:2] / f"{digest}.jpg"
 
     def _write_thumbnail(self, digest: str, pixels: np.ndarray) -> str | None:
-        from PIL import Image
+        from engine.errors import ImageWriteError
+        from engine.imageio import write_image
 
         target = self._thumbnail_path(digest)
         if target.exists():
             return str(target)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            Image.fromarray(pixels).save(partial, format="JPEG", quality=85)
-            os.replace(partial, target)
-        except OSError as exc:
+            write_image(target, pixels, format="JPEG", quality=85)  # atomic: a whole file or none
+        except (OSError, ImageWriteError) as exc:
             log.warning("thumbnail for %s not cached: %s", digest[:12], exc)
             return None
         return str(target)

@@ -1,14 +1,16 @@
-"""`faceme batch`: restore whole albums, resumable after a crash or kill.
+"""`faceme batch`: restore whole albums as the album says, resumable after a crash or kill.
 
     faceme batch DIR... --out OUTDIR [--catalog DB] [--unmatched blind|skip] [--models DIR]
-                 [--steps N] [--guidance G] [--seed S] [--device D]
+                 [--steps N] [--guidance G] [--seed S] [--min-face-size PX] [--no-color-fix] [--device D]
+                 [--verbose]
 
-Folders are scanned first (unchanged photos cost nothing). Every photo with a face of a person who
-has reference photos is restored with them; photos of nobody referenced are restored blind
-(--unmatched blind, default) or skipped (--unmatched skip). OUTDIR mirrors the album's folders.
-Running the same command again after an interruption continues the job where it stopped; no photo
-is restored twice and no half-written output is left. Ends with a summary: restored, skipped with
-reason, failed with reason.
+Folders are scanned first (unchanged photos cost nothing). Each face is restored as the album says:
+with the references of the person it belongs to (confirmed, or grouped by the scan), never with the
+identity of a person you said it is not; faces of nobody with references are restored blind
+(--unmatched blind, default) or left alone (--unmatched skip). OUTDIR mirrors the album's folders.
+Running the same command again after an interruption continues the job where it stopped, with the
+options it was started with; no photo is restored twice and no half-written output is left. Ends with
+a summary (each photo counted once); --verbose adds each restored photo's faces: person, action, reason.
 """
 
 from __future__ import annotations
@@ -23,21 +25,30 @@ from engine.errors import UsageError
 
 
 def add_parser(subparsers) -> None:
+    from engine.restore.options import DEFAULT_MIN_FACE_SIZE
+
     p = subparsers.add_parser("batch", help="restore whole albums (resumable)", description=__doc__.split("\n\n")[0])
     p.add_argument("folders", nargs="+", type=Path, metavar="DIR", help="album folders")
     p.add_argument("--out", type=Path, required=True, metavar="OUTDIR", help="output folder (mirrors the album)")
     add_catalog_argument(p)
     p.add_argument("--unmatched", choices=("blind", "skip"), default="blind",
-                   help="photos/faces of nobody with references: restore blind (default) or skip")
+                   help="faces of nobody with references: restore blind (default) or leave alone")
+    p.add_argument("--min-face-size", type=float, default=DEFAULT_MIN_FACE_SIZE, metavar="PX",
+                   help=f"leave faces smaller than this alone (default {DEFAULT_MIN_FACE_SIZE} px)")
     add_models_option(p)
-    add_restoration_options(p, color_fix=False, memory=False)
+    add_restoration_options(p, memory=False)  # the batch's RestoreOptions carry no memory mode yet
+    # its own dest: `faceme -v` (logging) is the main parser's "verbose"
+    p.add_argument("--verbose", dest="show_faces", action="store_true",
+                   help="print each restored photo's faces: person, action, reason, seed")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.catalog.batch import BatchOptions, FaceMeRestorer, run_job, start_or_resume
-    from engine.models.layout import RESTORATION_PARTS, verify_pack
+    from engine.catalog.jobs import start_or_resume
     from engine.errors import ModelPackError
+    from engine.models.layout import RESTORATION_PARTS, verify_pack
+    from engine.restore.batch import ServiceRestorer, run_job
+    from engine.restore.options import RestoreOptions
     from engine.settings import Settings
 
     missing = [str(f) for f in args.folders if not f.is_dir()]
@@ -48,19 +59,20 @@ def run(args: argparse.Namespace) -> int:
     if broken:  # before any scanning: a missing pack is found in a second, not after an hour
         raise ModelPackError(f"the model pack is incomplete ({', '.join(s.name for s in broken)}); "
                              "see `faceme models verify`", settings.models_dir)
-    options = BatchOptions(unmatched=args.unmatched, steps=args.steps, guidance_scale=args.guidance,
-                           seed=args.seed, models_dir=str(settings.models_dir))
+    options = RestoreOptions(unmatched=args.unmatched, steps=args.steps, guidance_scale=args.guidance,
+                             seed=args.seed, color_fix=args.color_fix, min_face_size=args.min_face_size,
+                             models_dir=str(Path(settings.models_dir).resolve()), device=settings.device,
+                             dtype=settings.dtype)
     catalog = open_catalog_from(args)
     try:
         scan_bar = ProgressBar("scanning", unit=" photos")
         job_id = start_or_resume(catalog, args.folders, args.out, options, progress=scan_bar)
         scan_bar.close()
-        restorer = FaceMeRestorer(Path(settings.models_dir), device=settings.device, dtype=settings.dtype)
         bar = ProgressBar("restoring", unit=" photos")
-        summary = run_job(catalog, job_id, restorer, progress=bar)
+        summary = run_job(catalog, job_id, ServiceRestorer(), progress=bar)
         bar.close()
     finally:
         catalog.close()
-    for line in summary.lines():
+    for line in summary.lines(verbose=args.show_faces):
         print(line)
     return 1 if summary.failed else 0

@@ -28,3 +28,12 @@ def add_restoration_options(parser: argparse.ArgumentParser, color_fix: bool = T
                             help="GPU memory use: full (all models resident, fastest), balanced (ControlNet "
                                  "streamed), low (layers streamed, for 6–8 GB cards), auto (default: chosen "
                                  "from free GPU memory at load; $FACEME_MEMORY)")
+
+
+def add_command_group(subparsers, name: str, help: str, doc: str):
+    """A subcommand with actions of its own (`faceme NAME ACTION …`), its module docstring as help:
+    the first paragraph as description, the rest as epilog. Returns the actions' subparsers."""
+    parser = subparsers.add_parser(name, help=help, description=doc.split("\n\n")[0],
+                                   formatter_class=argparse.RawDescriptionHelpFormatter,
+                                   epilog=doc.split("\n\n", 1)[1])
+    return parser.add_subparsers(dest="action", metavar="ACTION", required=True)

@@ -5,6 +5,7 @@
     faceme people merge PERSON OTHER...
     faceme people split PERSON FACE... [--name NAME]
     faceme people confirm PERSON FACE...
+    faceme people new NAME FACE...
     faceme people reject PERSON FACE...
     faceme people hide PERSON [--undo]
     faceme people refs PERSON [--set IMG...] [--clear]
@@ -15,17 +16,15 @@ faces in that person, or all its faces), or PATH#N (the photo's N-th largest fac
 
 from __future__ import annotations
 
-import argparse
 import json
 
+from engine.cli.options import add_command_group
 from engine.cli.scan import add_catalog_argument, open_catalog_from
+from engine.errors import UsageError
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("people", help="list people and correct them (rename, merge, split, …)",
-                              description=__doc__.split("\n\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sub = add_command_group(subparsers, "people", "list people and correct them (rename, merge, split, …)", __doc__)
 
     q = sub.add_parser("list", help="people and their faces")
     q.add_argument("--json", action="store_true", help="machine-readable output")
@@ -52,6 +51,11 @@ def add_parser(subparsers) -> None:
     q.add_argument("person")
     q.add_argument("faces", nargs="+", metavar="FACE")
     q.set_defaults(handler=run_confirm)
+
+    q = sub.add_parser("new", help="a new person made of these faces (confirmed)")
+    q.add_argument("name")
+    q.add_argument("faces", nargs="+", metavar="FACE")
+    q.set_defaults(handler=run_new)
 
     q = sub.add_parser("reject", help="these faces are not this person (never put back)")
     q.add_argument("person")
@@ -123,6 +127,9 @@ def run_merge(args) -> int:
     def work(session):
         into = corrections.find_person(session, args.person)
         others = [corrections.find_person(session, o) for o in args.others]
+        same = [o for o, person in zip(args.others, others) if person.id == into.id]
+        if same:  # merging a person into itself would report a merge that changed nothing
+            raise UsageError(f"{', '.join(same)} is {into.label} itself; name two different people to merge")
         corrections.merge(session, into, others)
         return f"merged {', '.join(o for o in args.others)} into {into.label}"
 
@@ -149,6 +156,19 @@ def run_confirm(args) -> int:
         person = corrections.find_person(session, args.person)
         faces = corrections.confirm(session, person, args.faces)
         return f"confirmed {len(faces)} face(s) as {person.label}"
+
+    print(_with_session(args, work))
+    return 0
+
+
+def run_new(args) -> int:
+    from engine.people import corrections
+
+    def work(session):
+        faces = list({f.id: f for ref in args.faces for f in corrections.find_faces(session, ref)}.values())
+        person = corrections.new_person(session, faces[0].embedding_model, args.name)
+        corrections.confirm(session, person, faces)
+        return f"new person {person.label} (#{person.id}) with {len(faces)} confirmed face(s)"
 
     print(_with_session(args, work))
     return 0

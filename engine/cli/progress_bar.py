@@ -10,6 +10,9 @@ from typing import TextIO
 class ProgressBar:
     """Callable as a `ProgressCallback`: bar(done, total, message)."""
 
+    #: True while some bar has drawn a line without ending it (so a message must start a new line)
+    line_open = False
+
     def __init__(self, label: str, stream: TextIO | None = None, delay: float = 1.0, unit: str = ""):
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
@@ -40,6 +43,7 @@ class ProgressBar:
         if message:
             text += f" {message[:40]}"
         self.stream.write(text)
+        ProgressBar.line_open = not final
         if final:
             self.stream.write("\n")
         self.stream.flush()
@@ -49,3 +53,4 @@ class ProgressBar:
             self.stream.write("\n")
             self.stream.flush()
             self._shown = False
+            ProgressBar.line_open = False

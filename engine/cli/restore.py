@@ -1,11 +1,13 @@
 """`faceme restore`: restore every face of a photo, keeping each person's identity.
 
-    faceme restore PHOTO [--person NAME=IMG[,IMG…]]… -o OUT [--unmatched blind|skip] [--models DIR]
-                   [--steps N] [--guidance G] [--seed S] [--min-face-size PX] [--max-faces N]
+    faceme restore PHOTO [--person NAME=IMG[,IMG…]]… [--ref NAME=IMG]… -o OUT [--unmatched blind|skip]
+                   [--models DIR] [--steps N] [--guidance G] [--seed S] [--min-face-size PX] [--max-faces N]
                    [--match-threshold T] [--no-color-fix] [--device D] [--memory M]
 
-Each face found in PHOTO is matched to one of the people given with --person (ArcFace similarity to
-their reference photos); a matched face is restored with that person's references, a face of nobody
+For a photo outside any album (album photos: `faceme batch` follows the album's people). Faces are
+found with the pack's detector (inputs 640 → 256 px until one is found), and each is matched to one
+of the people given with --person (ArcFace similarity to their reference photos; a reference photo
+must show one face); a matched face is restored with that person's references, a face of nobody
 known is restored blind (default) or left alone (--unmatched skip), and faces smaller than
 --min-face-size are left alone. The output keeps the photo's size, format, EXIF and colour profile.
 Prints one line per face: who it was matched to (or not) and why. Exit 3 (nothing written) when the
@@ -29,13 +31,18 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> None:
-    from engine.restore.photo import DEFAULT_MIN_FACE_SIZE
+    from engine.restore.options import DEFAULT_MIN_FACE_SIZE
 
     p = subparsers.add_parser("restore", help="restore every face of a photo (whole-photo restoration)",
                               description=__doc__.split("\n\n")[0])
     p.add_argument("photo", type=Path, metavar="PHOTO", help="the photo to restore (never modified)")
     p.add_argument("--person", action="append", default=[], metavar="NAME=IMG[,IMG…]",
-                   help="a person and their reference photos (repeat for several people)")
+                   help="a person and their reference photos (repeat for several people; each --person is "
+                        "one person, even when two share a name). A value that names an existing file is "
+                        "that one file, commas and all; otherwise it is split at commas")
+    p.add_argument("--ref", action="append", default=[], metavar="NAME=IMG",
+                   help="one more reference photo of NAME, taken as one file name whatever it contains "
+                        "(for names with commas); adds to the last --person NAME, or makes a new person")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
                    help="where to write the restored photo (must not be PHOTO)")
     p.add_argument("--unmatched", choices=("blind", "skip"), default="blind",
@@ -51,18 +58,27 @@ def add_parser(subparsers) -> None:
     p.set_defaults(handler=run)
 
 
-def parse_person(text: str):
-    """`NAME=IMG[,IMG…]` -> PersonReferences (every image must exist)."""
-    from engine.restore.photo import PersonReferences
+def _split_person(text: str, option: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    name, value = name.strip(), value.strip()
+    if not sep or not name or not value:
+        raise UsageError(f"{option} needs NAME={'IMG' if option == '--ref' else 'IMG[,IMG…]'}, got {text!r}")
+    return name, value
 
-    name, sep, images = text.partition("=")
-    name = name.strip()
-    paths = [Path(p.strip()) for p in images.split(",") if p.strip()]
-    if not sep or not name or not paths:
-        raise UsageError(f"--person needs NAME=IMG[,IMG…], got {text!r}")
+
+def parse_person(text: str):
+    """`NAME=IMG[,IMG…]` -> PersonReferences. A value naming an existing file is that file (its name may
+    hold commas); otherwise it is split at commas and every piece must exist."""
+    from engine.restore.plan import PersonReferences
+
+    name, value = _split_person(text, "--person")
+    if Path(value).is_file():
+        return PersonReferences(name, [Path(value)])
+    paths = [Path(p.strip()) for p in value.split(",") if p.strip()]
     for path in paths:
         if not path.is_file():
-            raise UsageError(f"reference photo of {name} not found", path)
+            hint = (" (a file name with a comma: give it with --ref NAME=FILE)" if "," in value else "")
+            raise UsageError(f"reference photo of {name} not found{hint}", path)
     return PersonReferences(name, paths)
 
 
@@ -77,6 +93,25 @@ def load_pipeline(models_dir: Path, device: str, dtype: str, memory: str = "auto
     return pipeline
 
 
+def parse_people(person_args: list[str], ref_args: list[str]) -> list:
+    """Every --person (one person each), then each --ref added to the last person of that name."""
+    from engine.restore.plan import PersonReferences
+
+    people = [parse_person(text) for text in person_args]
+    for text in ref_args:
+        name, value = _split_person(text, "--ref")
+        path = Path(value)
+        if not path.is_file():
+            raise UsageError(f"reference photo of {name} not found", path)
+        same = [i for i, p in enumerate(people) if p.name == name]
+        if same:
+            person = people[same[-1]]
+            people[same[-1]] = PersonReferences(name, [*person.images, path])
+        else:
+            people.append(PersonReferences(name, [path]))
+    return people
+
+
 def describe(index: int, outcome) -> str:
     x1, y1, x2, y2 = (int(round(v)) for v in outcome.face.box)
     what = {"restored": f"restored as {outcome.person}", "blind": "restored blind",
@@ -86,19 +121,26 @@ def describe(index: int, outcome) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from engine.imageio import read_image, write_image
-    from engine.restore.photo import RestoreOptions, restore_photo, same_file
+    from engine.restore.options import RestoreOptions
+    from engine.restore.photo import same_file
+    from engine.restore.service import RestorationService
 
-    people = [parse_person(text) for text in args.person]
+    people = parse_people(args.person, args.ref)
     if same_file(args.photo, args.output):
         raise UsageError("the output would overwrite the input photo; choose another output path", args.output)
+    settings = Settings().with_overrides(models_dir=args.models, device=args.device, memory=args.memory)
     options = RestoreOptions(steps=args.steps, guidance_scale=args.guidance, seed=args.seed,
                              color_fix=args.color_fix, unmatched=args.unmatched,
                              min_face_size=args.min_face_size, match_threshold=args.match_threshold,
-                             max_faces=args.max_faces)
-    settings = Settings().with_overrides(models_dir=args.models, device=args.device, memory=args.memory)
+                             max_faces=args.max_faces, models_dir=str(settings.models_dir),
+                             device=settings.device, dtype=settings.dtype)
     loaded = read_image(args.photo)  # bad photos fail here, before the model is loaded
-    pipeline = load_pipeline(Path(settings.models_dir).resolve(), settings.device, settings.dtype, settings.memory)
-    result = restore_photo(loaded, people, pipeline, options=options, progress=ProgressBar("restoring"))
+    models_dir = Path(settings.models_dir).resolve()
+    # the service around this process's pipeline, loaded in the memory mode asked for
+    service = RestorationService(models_dir, settings.device, settings.dtype,
+                                 pipeline=load_pipeline(models_dir, settings.device, settings.dtype, settings.memory))
+    plan = service.plan_ad_hoc(loaded.pixels, people, options, source=args.photo)
+    result = service.restore(loaded, plan, options, progress=ProgressBar("restoring"))
     for i, outcome in enumerate(result.faces, start=1):
         print(describe(i, outcome))
     write_image(args.output, result.pixels, like=loaded)

@@ -27,12 +27,16 @@ def add_catalog_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def open_catalog_from(args: argparse.Namespace):
+    """The catalog the command names. The default catalog's folder (the user data folder) is created
+    on first use; a --catalog in a folder that does not exist is refused (CatalogError), because a
+    mistyped path would otherwise start a new, empty catalog silently. The file itself is created
+    inside an existing folder: the first scan starts a catalog."""
     from engine.catalog.db import normalise_url, open_catalog
     from engine.settings import Settings
 
-    settings = Settings()
-    url = normalise_url(args.catalog) if getattr(args, "catalog", None) else settings.catalog_url
-    return open_catalog(url)
+    explicit = getattr(args, "catalog", None)
+    url = normalise_url(explicit) if explicit else Settings().catalog_url
+    return open_catalog(url, create_folder=not explicit)
 
 
 def add_parser(subparsers) -> None:

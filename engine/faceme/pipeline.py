@@ -38,7 +38,7 @@ from engine.faceme.conditioning import EncodedPrompt, PromptEmbeddings, encode_p
 from engine.faceme.memory import (batch_size_for, check_memory_mode, choose_memory_mode, place_models,
                                   resolve_device, resolve_dtype)
 from engine.faceme.references import Reference, identity_tokens
-from engine.models.layout import PARTS, check_part, find_file, part_dir
+from engine.models.layout import PARTS, check_before_loading, check_part, find_file, part_dir
 from engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
 
 log = logging.getLogger(__name__)
@@ -377,8 +377,7 @@ class FaceMePipeline:
         mode = choose_memory_mode(memory, device)  # free accelerator memory now, before any weights arrive
         if compile and mode != "full":
             raise UsageError("torch.compile needs the models resident: use it with --memory full")
-        for name in ("realvisxl", "photomaker", "faceme-controlnet", "faceme-mix", "antelopev2"):
-            require_part(models_dir, name)
+        check_before_loading(models_dir, ("realvisxl", "photomaker", "faceme-controlnet", "faceme-mix", "antelopev2"))
         base_dir = part_dir(models_dir, "realvisxl")
 
         cache_file, prompt = None, None

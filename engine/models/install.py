@@ -318,7 +318,7 @@ def _finish(staging: Path, part: PartManifest, files: dict[str, FileRecord], pla
     result.placed = _summary_of(set(placed))
     write_record(staging, PartRecord(part=part.name, source=source or part.source.describe(), method=method,
                                      placed=result.placed, files=files, installed_at=now_iso(), commit=commit,
-                                     license=part.license.name))
+                                     license=part.license.name).with_times_from(staging))
     _swap_into_place(staging, result.folder)
 
 

@@ -9,12 +9,14 @@ Three places hold hashes, each with one job:
   commit + path, or the URL). Later downloads of the same source must match it. The CLI says when a
   hash was recorded rather than checked.
 * `<part folder>/.faceme-part.json`, the installed record, is written last into the staging folder
-  at install or import: each file's SHA-256 and size, the source, the commit, how it was placed
-  (hardlink, symlink, copy). `verify` checks sizes against it (cheap) or SHA-256s (`--full`), and
-  `check_model_file()` checks a file's SHA-256 against it before an onnxruntime session (or any
-  loader) opens it. A test pack built locally (its files differ from the released ones) gets its own
-  record when installed or imported, so the same checks apply to it; a folder with no record (built by
-  hand) passes with a log line, since there is nothing to compare with.
+  at install or import: each file's SHA-256, size and modification time, the source, the commit, how
+  it was placed (hardlink, symlink, copy). Every check (`verify`, `info`, loading) compares sizes and
+  modification times with it and re-hashes a file whose time changed (`--full` re-hashes all), so
+  bytes flipped inside a tensor are caught before the weights are used; a file that was only touched
+  gets its new time recorded. `check_model_file()` checks a file's SHA-256 against it before an
+  onnxruntime session (or any loader) opens it. A test pack built locally gets its own record when
+  installed or imported, so the same checks apply to it. A part placed by hand has no record: it gets
+  one the first time it is loaded (`record_first_use`, said in a warning), and is checked from then on.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from engine.errors import ModelPackError
@@ -79,15 +82,17 @@ class FileRecord:
     size: int
     #: "manifest" (matched the manifest's hash), "recorded" (matched a hash recorded at an earlier
     #: download), "first-download" (no hash was known: this one is now the reference), "unknown" (imported
-    #: from a folder, no reference hash known)
+    #: from a folder, no reference hash known), "first-use" (a part placed by hand, hashed when first loaded)
     checked_against: str = "unknown"
+    #: the file's modification time when it was last hashed; None in records of older versions
+    mtime_ns: int | None = None
 
 
 @dataclass(frozen=True)
 class PartRecord:
     part: str
     source: str
-    method: str  # "download" | "import"
+    method: str  # "download" | "import" | "by hand" (recorded on first use)
     placed: str  # "hardlink" | "symlink" | "copy" | "mixed" | "extract"
     files: dict[str, FileRecord]
     installed_at: str = ""
@@ -98,7 +103,8 @@ class PartRecord:
         return {
             "format": 1, "part": self.part, "source": self.source, "commit": self.commit, "method": self.method,
             "placed": self.placed, "installed_at": self.installed_at, "license": self.license,
-            "files": {rel: {"sha256": f.sha256, "size": f.size, "checked_against": f.checked_against}
+            "files": {rel: {"sha256": f.sha256, "size": f.size, "checked_against": f.checked_against,
+                            **({"mtime_ns": f.mtime_ns} if f.mtime_ns is not None else {})}
                       for rel, f in sorted(self.files.items())},
         }
 
@@ -108,14 +114,61 @@ class PartRecord:
                    placed=data.get("placed", ""), installed_at=data.get("installed_at", ""),
                    commit=data.get("commit"), license=data.get("license", ""),
                    files={rel: FileRecord(sha256=f["sha256"], size=int(f["size"]),
-                                          checked_against=f.get("checked_against", "unknown"))
+                                          checked_against=f.get("checked_against", "unknown"),
+                                          mtime_ns=f.get("mtime_ns"))
                           for rel, f in data.get("files", {}).items()})
+
+    def with_times_from(self, folder: Path) -> PartRecord:
+        """The record with each file's current modification time in `folder`."""
+        return replace(self, files={rel: replace(f, mtime_ns=(Path(folder) / rel).stat().st_mtime_ns)
+                                    for rel, f in self.files.items()})
 
 
 def write_record(folder: Path, record: PartRecord) -> None:
-    tmp = folder / (RECORD_NAME + ".tmp")
-    tmp.write_text(json.dumps(record.to_dict(), indent=1), encoding="utf-8")
-    os.replace(tmp, folder / RECORD_NAME)
+    # a unique temporary: two processes recording the same part must not collide
+    fd, tmp = tempfile.mkstemp(prefix=RECORD_NAME + ".", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(record.to_dict(), indent=1))
+        os.replace(tmp, Path(folder) / RECORD_NAME)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def files_of_part_folder(folder: Path) -> list[str]:
+    """The files a part folder holds (relative POSIX paths), without records and hidden entries
+    (a hub download's `.cache/`, our temporaries)."""
+    folder = Path(folder)
+    found = []
+    for path in folder.rglob("*"):
+        rel = path.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+            continue
+        found.append(rel.as_posix())
+    return sorted(found)
+
+
+def record_first_use(folder: Path, part: str) -> PartRecord | None:
+    """Give a part placed by hand (no record) a record of its files as they are now, so that later
+    changes are caught. None when the folder cannot be written (read-only pack: it stays unchecked)."""
+    folder = Path(folder)
+    files = {}
+    for rel in files_of_part_folder(folder):
+        path = folder / rel
+        files[rel] = FileRecord(_cached_sha256(path), path.stat().st_size, "first-use", path.stat().st_mtime_ns)
+    record = PartRecord(part=part, source=f"placed by hand in {folder}", method="by hand",
+                        placed="recorded on first use",
+                        files=files, installed_at=now_iso())
+    try:
+        write_record(folder, record)
+    except OSError as exc:
+        log.warning("%s: no install record, and none can be written (%s); its files are loaded unchecked",
+                    folder, exc.strerror or exc)
+        return None
+    log.warning("%s (%s) had no install record: recorded the SHA-256 of its %d files now; from now on a "
+                "change to them is caught before loading", folder, part, len(files))
+    return record
 
 
 def read_record(folder: Path) -> PartRecord | None:

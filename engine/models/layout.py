@@ -184,7 +184,7 @@ def check_part(models_dir: Path, name: str, full: bool = False) -> PartStatus:
 def check_part_folder(base: Path, name: str, full: bool = False) -> PartStatus:
     """`check_part` for a part laid out in any folder (e.g. a staging folder before it is installed)."""
     from engine.errors import ModelPackError
-    from engine.models.integrity import read_record, sha256_file  # integrity imports nothing from here
+    from engine.models.integrity import read_record  # integrity imports nothing from here
 
     part = PARTS[name]
     base = Path(base)
@@ -205,18 +205,65 @@ def check_part_folder(base: Path, name: str, full: bool = False) -> PartStatus:
         record = None
         invalid.append(str(exc))
     if record is not None:
-        for rel, entry in sorted(record.files.items()):
-            path = base / rel
-            if not path.is_file():
-                invalid.append(f"{rel}: recorded at install but missing now")
-            elif path.stat().st_size != entry.size:
-                invalid.append(f"{rel}: size {path.stat().st_size} differs from the installed {entry.size}")
-            elif full and sha256_file(path) != entry.sha256:
-                invalid.append(f"{rel}: content changed since install (SHA-256 differs)")
+        invalid += _changed_files(base, record, full)
     if missing or invalid:
         detail = "; ".join([*(f"missing {m}" for m in missing), *invalid])
         return PartStatus(name, "invalid", f"{base}: {detail}", part.where_to_get)
     return PartStatus(name, "present", str(base), part.where_to_get)
+
+
+def _changed_files(base: Path, record, full: bool) -> list[str]:
+    """What differs from the installed record: a missing file, another size, or (when the modification
+    time changed, or always with `full`) another SHA-256. Files found unchanged under a new time get
+    it recorded, so the next check costs a stat again."""
+    from engine.models.integrity import _cached_sha256, write_record
+
+    problems, retimed = [], {}
+    for rel, entry in sorted(record.files.items()):
+        path = base / rel
+        if not path.is_file():
+            problems.append(f"{rel}: recorded at install but missing now")
+            continue
+        st = path.stat()
+        if st.st_size != entry.size:
+            problems.append(f"{rel}: size {st.st_size} differs from the installed {entry.size}")
+        elif full or st.st_mtime_ns != entry.mtime_ns:
+            if _cached_sha256(path) != entry.sha256:
+                problems.append(f"{rel}: content changed since install (SHA-256 differs)")
+            elif st.st_mtime_ns != entry.mtime_ns:
+                retimed[rel] = st.st_mtime_ns
+    if retimed and not problems:
+        from dataclasses import replace
+
+        files = {rel: replace(f, mtime_ns=retimed.get(rel, f.mtime_ns)) for rel, f in record.files.items()}
+        try:
+            write_record(base, replace(record, files=files))
+        except OSError:  # a read-only pack: it is re-hashed next time instead
+            pass
+    return problems
+
+
+def check_before_loading(models_dir: Path, names: tuple[str, ...] = RESTORATION_PARTS) -> None:
+    """The check before a pipeline loads weights: each part present and valid, every file compared with
+    its install record (size, time; re-hashed when the time changed). ModelPackError (exit 4) naming
+    the first changed file. A part without a record gets one now (`record_first_use`, with a warning)."""
+    from engine.errors import ModelPackError
+    from engine.models.integrity import read_record, record_first_use
+
+    for name in names:
+        base = part_dir(models_dir, name)
+        status = check_part(models_dir, name)
+        record = read_record(base) if status.state != "missing" else None
+        if not status.ok:
+            changed = _changed_files(base, record, full=False) if record is not None else []
+            if changed:  # name the file (hashes are cached: this costs nothing more)
+                rel, problem = changed[0].split(": ", 1)
+                raise ModelPackError(f"{PARTS[name].title}: {problem}", base / rel, part=name,
+                                     hint=f"reinstall it: `faceme models download {name}`")
+            raise ModelPackError(f"{PARTS[name].title} is {status.state}: {status.detail}", part=name,
+                                 hint=f"get it: {status.where_to_get}")
+        if record is None:
+            record_first_use(base, name)
 
 
 def verify_pack(models_dir: Path, names: tuple[str, ...] = RESTORATION_PARTS,

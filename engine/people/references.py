@@ -134,13 +134,28 @@ def set_references(session: Session, person: Person, faces: Iterable[Face]) -> l
     return references(session, person)
 
 
-def face_for_reference(session: Session, person: Person, photo_path: str | Path) -> Face:
-    """The face of the catalogued photo at `photo_path` that can be a reference of `person`: its
-    largest face analysed with the person's embedding model. NoFaceError when it has none (or the
-    photo is not in the catalog)."""
+def reference_candidates(session: Session, person: Person, photo_path: str | Path) -> list[Face]:
+    """The faces of the catalogued photo at `photo_path` that could be references of `person` (analysed
+    with the person's embedding model), left to right. NoFaceError when there is none (or the photo is
+    not in the catalog)."""
     path = str(photo_path)
     photo = session.scalar(select(Photo).where(Photo.path == path))
     faces = [f for f in (photo.faces if photo else []) if f.embedding_model == person.embedding_model]
     if not faces:
         raise NoFaceError("no face was found in this photo, so it can't be a reference", path)
-    return max(faces, key=lambda f: (f.x2 - f.x1) * (f.y2 - f.y1))
+    return sorted(faces, key=lambda f: (f.x1, f.y1))
+
+
+def face_for_reference(session: Session, person: Person, photo_path: str | Path, face_id: int | None = None) -> Face:
+    """The face of the catalogued photo at `photo_path` to use as a reference of `person`: its only
+    face, or the one chosen (`face_id`). A photo of several people without a choice is refused, naming
+    the file and the count: its largest face may well be somebody else."""
+    faces = reference_candidates(session, person, photo_path)
+    if face_id is not None:
+        chosen = [f for f in faces if f.id == face_id]
+        if not chosen:
+            raise UsageError(f"face #{face_id} is not a face of this photo", photo_path)
+        return chosen[0]
+    if len(faces) > 1:
+        raise UsageError(f"this photo shows {len(faces)} faces; choose which one is {person.label}", photo_path)
+    return faces[0]

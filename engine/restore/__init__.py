@@ -1,23 +1,26 @@
-"""One photo end to end: faces -> which person -> FaceMe per face -> seamless paste-back -> output.
+"""Restoration: a plan per photo (whose each face is), FaceMe per face, seamless paste-back.
 
-`restore_photo` / `restore_photo_file` (engine.restore.photo) are the entry points for the CLI, the
-batch runner and the GUI; `engine.restore.pasteback` and `engine.restore.matching` are its steps.
+- `engine.restore.options.RestoreOptions`: the one options type (persisted with batch jobs);
+- `engine.restore.plan`: plan types and the ad-hoc planner; `engine.restore.album`: the album planner;
+- `engine.restore.photo.restore_plan`: a plan in, restored pixels out (`restore_photo`: ad-hoc shortcut);
+- `engine.restore.identity`: identity tokens per person, cached in the catalog;
+- `engine.restore.service.RestorationService`: the loaded pipeline + analyzers, used by CLI, GUI, batch;
+- `engine.restore.batch`: resumable album batches over the catalog's job table.
 """
 
-from engine.restore.photo import (
-    FaceOutcome,
-    PersonReferences,
-    PhotoRestoration,
-    RestoreOptions,
-    restore_photo,
-    restore_photo_file,
-)
+from engine.restore.options import RestoreOptions
+from engine.restore.photo import FaceOutcome, PhotoRestoration, restore_photo, restore_photo_file, restore_plan
+from engine.restore.plan import Identity, PersonReferences, PlannedFace, RestorationPlan
 
 __all__ = [
     "FaceOutcome",
+    "Identity",
     "PersonReferences",
     "PhotoRestoration",
+    "PlannedFace",
+    "RestorationPlan",
     "RestoreOptions",
     "restore_photo",
     "restore_photo_file",
+    "restore_plan",
 ]

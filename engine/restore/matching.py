@@ -55,10 +55,11 @@ def default_threshold(embedding_model: str) -> float:
 class PersonEmbeddings:
     """A person's reference embeddings, all from `embedding_model`, shape (N, D), L2-normalised."""
 
-    name: str
+    name: str  # the key the match reports (unique among the people compared)
     embedding_model: str
     embeddings: np.ndarray
     sources: tuple[str, ...] = ()
+    label: str | None = None  # the person's name as the user knows it (names need not be unique)
 
 
 @dataclass(frozen=True)
@@ -72,14 +73,18 @@ class Match:
     threshold: float
 
 
-def _detect_largest(analyzer, image: np.ndarray, source: str) -> Face:
-    if hasattr(analyzer, "det_size"):  # InsightFace: retry at smaller detector inputs, as FaceMe does
-        from engine.faceme.references import detect_largest_face
+def reference_face(analyzer, image: np.ndarray, source: str, single: bool) -> Face:
+    """The face of a reference image. `single`: the image is a photo the user gave, which must show
+    one face (a group photo would put somebody else's identity in); otherwise (a crop cut around a
+    chosen face) its largest face. InsightFace detectors are retried at smaller inputs, as FaceMe does."""
+    from engine.restore.plan import detect_faces
 
-        return detect_largest_face(analyzer, image, source)
-    faces = analyzer.detect(image)
+    faces = detect_faces(analyzer, image)
     if not faces:
         raise NoFaceError("no face found in the reference photo", source)
+    if single and len(faces) > 1:
+        raise UsageError(f"this reference photo shows {len(faces)} faces; a reference must show one person: "
+                         f"crop it to that person's face (or pick the face in the app)", source)
     return max(faces, key=lambda f: f.area)
 
 
@@ -88,33 +93,35 @@ def normalise(vector: np.ndarray) -> np.ndarray:
     return vector / max(float(np.linalg.norm(vector)), 1e-12)
 
 
-def embed_references(analyzer, name: str, images: Sequence[str | Path | np.ndarray]) -> PersonEmbeddings:
-    """Embed the largest face of each reference photo with `analyzer` (NoFaceError names the photo).
+def embed_references(analyzer, name: str, images: Sequence[str | Path | np.ndarray],
+                     display_name: str | None = None) -> PersonEmbeddings:
+    """Embed the face of each reference with `analyzer` (NoFaceError names the photo; a reference file
+    with several faces is a UsageError naming it and the count; an array's largest face is used).
 
     Embeddings of reference files are remembered per embedding model, file size and modification
     time, so a batch over many photos of the same people detects each reference once."""
     from engine.faceme.references import read_rgb
 
     if not images:
-        raise UsageError(f"person {name!r} has no reference photos")
+        raise UsageError(f"person {display_name or name!r} has no reference photos")
     vectors, sources = [], []
     for i, image in enumerate(images):
         if isinstance(image, np.ndarray):
-            source, pixels, key = f"{name} reference #{i + 1}", image, None
+            source, pixels, key = f"{display_name or name} reference #{i + 1}", image, None
         else:
             source, pixels = str(image), None
             key = _cache_key(analyzer.embedding_model, Path(image))
         vector = _EMBEDDING_CACHE.get(key) if key is not None else None
         if vector is None:
             pixels = read_rgb(image) if pixels is None else pixels
-            face = _detect_largest(analyzer, pixels, source)
+            face = reference_face(analyzer, pixels, source, single=not isinstance(image, np.ndarray))
             embedding = face.embedding if face.embedding is not None else analyzer.embed(pixels, face)
             vector = normalise(embedding)
             if key is not None:
                 _remember(key, vector)
         vectors.append(vector)
         sources.append(source)
-    return PersonEmbeddings(name, analyzer.embedding_model, np.stack(vectors), tuple(sources))
+    return PersonEmbeddings(name, analyzer.embedding_model, np.stack(vectors), tuple(sources), display_name)
 
 
 #: Reference embeddings by (model, file, size, mtime): a batch restores many photos of the same people.
@@ -148,7 +155,7 @@ def match_face(face: Face, people: Sequence[PersonEmbeddings], threshold: float 
     for person in people:
         if person.embedding_model != face.embedding_model:
             raise UsageError(f"cannot compare a {face.embedding_model} face embedding with "
-                             f"{person.name!r}'s {person.embedding_model} references")
+                             f"{person.label or person.name!r}'s {person.embedding_model} references")
         similarity = float(np.max(person.embeddings @ vector))
         if similarity > best:
             best_name, best = person.name, similarity

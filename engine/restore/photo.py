@@ -1,13 +1,13 @@
-"""One photo end to end: find the faces, decide for each whose it is, restore, paste back.
+"""One photo end to end: a restoration plan in, restored pixels out.
 
-    faces = analyzer.detect(photo)               (boxes, 5 landmarks, embeddings of one model)
-    for each face: too small? -> left alone;  matched to a person? -> FaceMe with that person's
-                   references;  nobody? -> blind FaceMe ("blind") or left alone ("skip")
+    plan = album plan (engine.restore.album) or ad-hoc plan (engine.restore.plan.plan_ad_hoc)
+    for each planned face: skipped -> left alone;  restored -> FaceMe with the plan's identity for it;
+                           blind -> FaceMe without identity
     each restored crop -> paste-back (soft mask, tone matching) -> the output pixels
 
-Faces are cropped from the original photo; crops are pasted back smallest first (a larger, usually
-nearer face wins where two overlap). A photo without any detected face raises NoFaceError and
-nothing is written.
+`restore_plan` never decides who is who: the plan says. Faces are cropped from the original photo;
+crops are pasted back smallest first (a larger, usually nearer face wins where two overlap).
+`restore_photo` is the ad-hoc shortcut (find the faces, match them to the people given, restore).
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
@@ -25,97 +24,31 @@ from engine.errors import NoFaceError, UsageError
 from engine.faces.align import align_face, warp_to_crop
 from engine.faces.types import Face
 from engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
-from engine.restore.matching import Match, PersonEmbeddings, embed_references, match_face
-from engine.restore.pasteback import DEFAULT_MASK, MaskShape, paste_faces
+from engine.restore.options import DEFAULT_MIN_FACE_SIZE, RestoreOptions, Unmatched  # noqa: F401 (re-exported)
+from engine.restore.pasteback import paste_faces
+from engine.restore.plan import (REFERENCE_MARGIN, Action, Identity, PersonReferences,  # noqa: F401
+                                 PlannedFace, RestorationPlan, check_people, crop_around_face, detect_faces,
+                                 plan_ad_hoc)
 
 log = logging.getLogger(__name__)
-
-#: Faces whose box is smaller than this (larger side, photo pixels) are left alone by default: the
-#: 512 px model would have to invent a face from a few dozen pixels (about 13x enlargement).
-DEFAULT_MIN_FACE_SIZE = 40
-
-Unmatched = Literal["blind", "skip"]
-Action = Literal["restored", "blind", "skipped"]
 
 #: A face-parsing hook: aligned 512 crop (RGB uint8) -> mask (512, 512) in [0, 1] of what to paste.
 FaceParser = Callable[[np.ndarray], np.ndarray]
 
+#: identity -> tokens (N, D) to restore with (engine.restore.identity.IdentityTokens.tokens bound to an
+#: encoder); the default encodes the identity's reference images with the pipeline every time
+TokenSource = Callable[[Identity], object]
 
-#: how far around a reference face its crop reaches (in face sizes beyond the box on each side)
-REFERENCE_MARGIN = 0.8
-
-
-def crop_around_face(pixels: np.ndarray, box: tuple[float, float, float, float],
-                     margin: float = REFERENCE_MARGIN) -> np.ndarray:
-    """The region of `pixels` around one face: a reference image cut from a photo of several people,
-    in which that face is the largest (references are read by their largest face)."""
-    h, w = pixels.shape[:2]
-    x1, y1, x2, y2 = box
-    reach = margin * max(x2 - x1, y2 - y1)
-    left, top = int(max(0, x1 - reach)), int(max(0, y1 - reach))
-    right, bottom = int(min(w, x2 + reach)), int(min(h, y2 + reach))
-    return np.ascontiguousarray(pixels[top:bottom, left:right])
-
-
-@dataclass(frozen=True)
-class PersonReferences:
-    """A person and their reference photos: paths to image files (or RGB uint8 arrays, e.g. crops
-    the GUI already holds). Each reference's largest face is used."""
-
-    name: str
-    images: list[Path | np.ndarray]
-
-
-@dataclass(frozen=True)
-class RestoreOptions:
-    """How to restore a photo. FaceMe's released defaults for the model settings.
-
-    `seed`: None draws a fresh one per face; an int makes the run reproducible (face i uses seed + i).
-    `unmatched`: what to do with a face of nobody known — restore it "blind" (no identity) or "skip".
-    `min_face_size`: faces smaller than this (larger box side, pixels) are left alone.
-    `match_threshold`: None uses the embedding model's documented threshold (engine.restore.matching).
-    `max_faces`: restore at most this many faces (the largest); None restores all.
-    """
-
-    steps: int = 50
-    guidance_scale: float = 5.0
-    conditioning_scale: float = 1.0
-    seed: int | None = None
-    color_fix: bool = True
-    unmatched: Unmatched = "blind"
-    min_face_size: float = DEFAULT_MIN_FACE_SIZE
-    match_threshold: float | None = None
-    max_faces: int | None = None
-    mask: MaskShape = field(default=DEFAULT_MASK)
-
-    def __post_init__(self):
-        if self.unmatched not in ("blind", "skip"):
-            raise UsageError(f"unmatched must be 'blind' or 'skip', not {self.unmatched!r}")
-        if self.steps < 1:
-            raise UsageError(f"steps must be at least 1 (got {self.steps})")
-        if self.max_faces is not None and self.max_faces < 0:
-            raise UsageError(f"max_faces must not be negative (got {self.max_faces})")
-
-
-@dataclass(frozen=True)
-class FaceOutcome:
-    """What happened to one detected face. `person`: the matched person or None; `similarity`: the
-    best similarity to any person's references (None when no people were given)."""
-
-    face: Face
-    person: str | None
-    similarity: float | None
-    action: Action
-    reason: str
+#: what happened to one face (the plan's entry, with the seed it was restored with)
+FaceOutcome = PlannedFace
 
 
 @dataclass
 class PhotoRestoration:
-    """The restored photo's pixels (same shape as the input) and one outcome per detected face, in
-    detection order."""
+    """The restored photo's pixels (same shape as the input) and one outcome per planned face."""
 
     pixels: np.ndarray
-    faces: list[FaceOutcome]
+    faces: list[PlannedFace]
 
     @property
     def restored_count(self) -> int:
@@ -128,81 +61,36 @@ def _is_gray(pixels: np.ndarray) -> bool:
     return bool(np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(pixels[..., 1], pixels[..., 2]))
 
 
-def _decide(face: Face, match: Match | None, options: RestoreOptions) -> tuple[Action, str]:
-    if face.size < options.min_face_size:
-        return "skipped", (f"too small to restore ({face.size:.0f} px < {options.min_face_size:.0f} px: "
-                           f"the model would invent the face)")
-    if match is not None and match.person is not None:
-        return "restored", (f"matched {match.person} (similarity {match.similarity:.2f} ≥ "
-                            f"{match.threshold:.2f})")
-    if match is None or match.best_name is None:
-        why = "no people given"
-    else:
-        why = (f"nobody known (closest: {match.best_name}, similarity {match.similarity:.2f} < "
-               f"{match.threshold:.2f})")
-    if options.unmatched == "skip":
-        return "skipped", f"{why}; unmatched faces are left alone"
-    return "blind", f"{why}; restored without identity"
+def _pipeline_tensor(pipeline, tokens):
+    """Tokens as the pipeline's tensor (stored tokens are float32 arrays)."""
+    if hasattr(tokens, "detach"):
+        return tokens
+    import torch
+
+    param = next(pipeline.mix.parameters()) if getattr(pipeline, "mix", None) is not None else None
+    tensor = torch.from_numpy(np.ascontiguousarray(tokens))
+    return tensor if param is None else tensor.to(device=param.device, dtype=param.dtype)
 
 
-def plan_faces(faces: Sequence[Face], people: Sequence[PersonEmbeddings],
-               options: RestoreOptions) -> list[FaceOutcome]:
-    """Decide for every face who it is and what to do with it (no model is run here)."""
-    outcomes = []
-    for face in faces:
-        match = None
-        if people and face.embedding is not None and face.embedding_model is not None:
-            match = match_face(face, people, options.match_threshold)
-        action, reason = _decide(face, match, options)
-        outcomes.append(FaceOutcome(face, match.person if match else None,
-                                    match.similarity if match else None, action, reason))
-    if options.max_faces is not None:
-        chosen = sorted((i for i, o in enumerate(outcomes) if o.action != "skipped"),
-                        key=lambda i: outcomes[i].face.size, reverse=True)
-        for i in chosen[options.max_faces:]:
-            o = outcomes[i]
-            outcomes[i] = FaceOutcome(o.face, o.person, o.similarity, "skipped",
-                                      f"{o.reason}; not restored (limit of {options.max_faces} faces per photo)")
-    return outcomes
+def restore_plan(image, plan: RestorationPlan, pipeline, options: RestoreOptions = RestoreOptions(),
+                 tokens: TokenSource | None = None, progress: ProgressCallback | None = None,
+                 cancel: CancelCheck | None = None, face_parser: FaceParser | None = None) -> PhotoRestoration:
+    """Restore `image` (an `engine.imageio.LoadedImage`, or RGB uint8 pixels) as `plan` says.
 
-
-def restore_photo(image, people: Sequence[PersonReferences], pipeline, analyzer=None,
-                  options: RestoreOptions = RestoreOptions(), progress: ProgressCallback | None = None,
-                  cancel: CancelCheck | None = None, face_parser: FaceParser | None = None,
-                  faces: Sequence[Face] | None = None) -> PhotoRestoration:
-    """Restore every eligible face of `image` (an `engine.imageio.LoadedImage`, or RGB uint8 pixels).
-
-    `pipeline`: a loaded `FaceMePipeline`; `analyzer`: the face analyzer used for detection and
-    person matching (default: the pipeline's InsightFace analyzer). `faces`: faces already found in
-    this image (e.g. the ones a user ticked): only these are decided and restored, and the photo is
-    not analysed again (the analyzer is then needed only to read the people's references; the faces'
-    embeddings must come from the same embedding model to be matched). Raises NoFaceError when the
-    photo has no face at all (UsageError when `faces` is empty), CancelledError when `cancel` asks to
-    stop (nothing is returned then).
-    """
+    `pipeline`: a loaded `FaceMePipeline`; `tokens`: where identity tokens come from (default: encode the
+    identity's references with the pipeline). Each face restored with seed (options.seed or a fresh one)
+    + its index in the plan; the outcomes carry it. CancelledError when `cancel` asks to stop."""
     pixels = image.pixels if hasattr(image, "pixels") else np.asarray(image)
-    source = getattr(image, "path", None)
     grayscale = bool(getattr(image, "is_grayscale", False)) or _is_gray(pixels)
-    analyzer = analyzer if analyzer is not None else getattr(pipeline, "face_analyzer", None)
-    if analyzer is None and (faces is None or people):
-        raise UsageError("no face analyzer: pass one or use a pipeline loaded from a model pack")
+    if tokens is None:
+        def tokens(identity: Identity):
+            from engine.restore.identity import reference_crops
+
+            images = reference_crops(identity.faces) if identity.faces else list(identity.images)
+            return pipeline.encode_identity(images, cancel=cancel)
 
     check_cancelled(cancel, "restoration")
-    if faces is None:
-        report(progress, 0, 0, "finding faces")
-        faces = analyzer.detect(np.ascontiguousarray(pixels[..., :3]))
-        if not faces:
-            raise NoFaceError("no face found in the photo; nothing was restored", source)
-    elif not faces:
-        raise UsageError("no face was chosen, so there is nothing to restore", source)
-    else:
-        faces = list(faces)
-    names = [p.name for p in people]
-    if len(set(names)) != len(names):
-        raise UsageError(f"each person may be given once (got {', '.join(names)})")
-    embedded = [embed_references(analyzer, p.name, p.images) for p in people]
-    outcomes = plan_faces(faces, embedded, options)
-
+    outcomes = list(plan.faces)
     todo = [i for i, o in enumerate(outcomes) if o.action != "skipped"]
     total = max(len(todo) * options.steps, 1)
     identities: dict[str, object] = {}
@@ -213,23 +101,28 @@ def restore_photo(image, people: Sequence[PersonReferences], pipeline, analyzer=
         outcome = outcomes[i]
         identity = None
         if outcome.action == "restored":
-            if outcome.person not in identities:
-                person = next(p for p in people if p.name == outcome.person)
-                report(progress, n * options.steps, total, f"reading {person.name}'s references")
-                identities[outcome.person] = pipeline.encode_identity(list(person.images), cancel=cancel)
-            identity = identities[outcome.person]
+            if outcome.identity not in plan.identities:
+                raise UsageError(f"the plan restores face {i + 1} as {outcome.person_name}, but has no identity "
+                                 f"{outcome.identity!r}")
+            if outcome.identity not in identities:
+                who = plan.identities[outcome.identity]
+                report(progress, n * options.steps, total, f"reading {who.name}'s references")
+                identities[outcome.identity] = _pipeline_tensor(pipeline, tokens(who))
+            identity = identities[outcome.identity]
         alignment = align_face(outcome.face.landmarks)
         crop = warp_to_crop(np.ascontiguousarray(pixels[..., :3]), alignment)
 
         def face_progress(done: int, _total: int, message: str, offset: int = n * options.steps) -> None:
             report(progress, offset + done, total, f"face {n + 1} of {len(todo)}: {message}")
 
+        seed = base_seed + i
         result = pipeline(crop, identity=identity, steps=options.steps, guidance_scale=options.guidance_scale,
-                          conditioning_scale=options.conditioning_scale, seed=base_seed + i,
+                          conditioning_scale=options.conditioning_scale, seed=seed,
                           color_fix=options.color_fix, progress=face_progress, cancel=cancel)
         parsing = face_parser(result) if face_parser is not None else None
         restored_pairs.append((result, alignment, parsing))
-        log.info("face %d: %s", i + 1, outcome.reason)
+        outcomes[i] = replace(outcome, seed=seed)
+        log.info("face %d: %s — %s", i + 1, outcome.action, outcome.reason)
 
     check_cancelled(cancel, "restoration")
     if restored_pairs:
@@ -239,6 +132,41 @@ def restore_photo(image, people: Sequence[PersonReferences], pipeline, analyzer=
     else:
         output = pixels.copy()
     return PhotoRestoration(output, outcomes)
+
+
+def plan_photo_ad_hoc(pixels: np.ndarray, people: Sequence[PersonReferences], analyzer,
+                      options: RestoreOptions = RestoreOptions(), faces: Sequence[Face] | None = None,
+                      source=None) -> RestorationPlan:
+    """Find the faces (detector sizes 640 → 256 for InsightFace) unless given, and match them to `people`.
+    NoFaceError when the photo has no face, UsageError when `faces` is given empty."""
+    check_people(people)
+    if faces is None:
+        faces = detect_faces(analyzer, pixels)
+        if not faces:
+            raise NoFaceError("no face found in the photo; nothing was restored", source)
+    elif not faces:
+        raise UsageError("no face was chosen, so there is nothing to restore", source)
+    return plan_ad_hoc(list(faces), people, analyzer, options, str(source) if source else None)
+
+
+def restore_photo(image, people: Sequence[PersonReferences], pipeline, analyzer=None,
+                  options: RestoreOptions = RestoreOptions(), progress: ProgressCallback | None = None,
+                  cancel: CancelCheck | None = None, face_parser: FaceParser | None = None,
+                  faces: Sequence[Face] | None = None) -> PhotoRestoration:
+    """Ad hoc: restore every eligible face of `image`, matching faces to `people` by embedding.
+
+    `analyzer`: finds the faces and embeds the references (default: the pipeline's InsightFace). `faces`:
+    faces already found in this image (only these are planned). Raises NoFaceError when the photo has
+    no face (UsageError when `faces` is empty), CancelledError when `cancel` asks to stop."""
+    pixels = image.pixels if hasattr(image, "pixels") else np.asarray(image)
+    analyzer = analyzer if analyzer is not None else getattr(pipeline, "face_analyzer", None)
+    if analyzer is None and (faces is None or people):
+        raise UsageError("no face analyzer: pass one or use a pipeline loaded from a model pack")
+    check_cancelled(cancel, "restoration")
+    if faces is None:
+        report(progress, 0, 0, "finding faces")
+    plan = plan_photo_ad_hoc(pixels, people, analyzer, options, faces, getattr(image, "path", None))
+    return restore_plan(image, plan, pipeline, options, progress=progress, cancel=cancel, face_parser=face_parser)
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -253,7 +181,7 @@ def restore_photo_file(input_path: str | Path, output_path: str | Path, people: 
                        pipeline, analyzer=None, options: RestoreOptions = RestoreOptions(),
                        progress: ProgressCallback | None = None, cancel: CancelCheck | None = None,
                        face_parser: FaceParser | None = None) -> PhotoRestoration:
-    """Read `input_path`, restore it, write `output_path` (same format, EXIF and ICC as the input,
+    """Read `input_path`, restore it ad hoc, write `output_path` (same format, EXIF and ICC as the input,
     atomically). The input is only read. Nothing is written on any error (NoFaceError included)."""
     from engine.imageio import read_image, write_image
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import Qt
 
 from app_testkit import make_window, wait_idle
@@ -187,4 +188,33 @@ def test_any_photo_file_can_be_added_as_a_reference(qtbot, scanned_env, shared):
     wait_idle(qtbot, window)
     assert [r.face.photo for r in page.picks] == [extra]
     assert page.picks[0].picked_by_user and page.person_id == person
+    window.close()
+
+
+def test_a_photo_of_several_people_as_a_reference_asks_which_face(qtbot, scanned_env, shared):
+    """References → "Add photo from disk": a group photo is not read by its largest face; the user picks."""
+    from app import people_actions
+    from engine.errors import UsageError
+
+    couple = shared / "data" / "group_photos" / "images" / "deepface_couple.jpg"  # MIT, two faces
+    window = make_window(qtbot, scanned_env)
+    window.show_page("references")
+    wait_idle(qtbot, window)
+    page = window.references
+    asked = []
+
+    def choose_face(path, faces):
+        asked.append((path, len(faces)))
+        return faces[1].id  # the right-hand face
+
+    page.choose_face = choose_face
+    page.add_file(couple)
+    wait_idle(qtbot, window, 120)
+    assert asked == [(couple, 2)]
+    assert [r.face.photo for r in page.picks] == [couple]
+    assert page.picks[0].face.box[0] > 1000  # the chosen (right-hand) face, not the first
+    # without a choice, the engine refuses, naming the file and the count
+    with pytest.raises(UsageError, match="shows 2 faces") as error:
+        people_actions.add_reference_file(window.context.catalog(), page.person_id, couple, [])
+    assert "deepface_couple.jpg" in str(error.value)
     window.close()

@@ -6,15 +6,15 @@ from app_testkit import make_window, wait_idle
 
 
 def test_memory_setting_reloads_the_model_in_low_mode_with_the_tiny_pack(qtbot, env, tiny_pack, monkeypatch):
-    from app.model_service import load_faceme_pipeline
+    from app.model_service import load_restoration_service
 
     monkeypatch.setenv("FACEME_CACHE", str(env / "cache"))
     loaded = []
 
     def loader(settings, progress):
-        pipeline = load_faceme_pipeline(settings, progress)  # the app's own loader, on the tiny pack
-        loaded.append(pipeline.memory_mode)
-        return pipeline
+        service = load_restoration_service(settings, progress)  # the app's own loader, on the tiny pack
+        loaded.append(service.pipeline.memory_mode)
+        return service
 
     window = make_window(qtbot, env, model_loader=loader)
     wait_idle(qtbot, window)
@@ -31,8 +31,8 @@ def test_memory_setting_reloads_the_model_in_low_mode_with_the_tiny_pack(qtbot, 
     wait_idle(qtbot, window)
     assert model.loaded_for is None  # released: the next job loads in the new mode
     assert '"memory": "low"' in window.context.preferences_path.read_text()
-    with model.use(window.context.settings) as pipeline:
-        restored = pipeline(pipeline_crop(), steps=1, seed=0)
+    with model.use(window.context.settings) as service:
+        restored = service.pipeline(pipeline_crop(), steps=1, seed=0)
     assert loaded == ["full", "low"] and restored.shape == (512, 512, 3)
     window.close()
 

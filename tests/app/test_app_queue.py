@@ -74,6 +74,12 @@ def test_batch_cancel_resume_close_and_resume_at_next_start(qtbot, env, shared, 
     wait_idle(qtbot, window2, 240)
     job = _items(window2, job_id)
     assert job.counts() == {"done": 5}, job.counts()
+    # each restored photo's faces, as the Queue shows them: whose face, what was done and why
+    assert all(i.faces and i.faces[0].startswith("face 1: restored") for i in job.items), job.items[0].faces
+    window2.queue.reload()
+    wait_idle(qtbot, window2)
+    rows = window2.queue.items
+    assert rows.topLevelItem(0).childCount() == 1 and "face 1: restored" in rows.topLevelItem(0).child(0).text(2)
     outputs = sorted(p.name for p in out.iterdir())
     assert outputs == [f"photo{n}.jpg" for n in range(5)]
     assert not _partial_files(out)

@@ -49,7 +49,8 @@ def test_batch_killed_and_resumed(shared, tmp_path, tiny_pack, run_cli):
     code, stdout, stderr = run_cli(*args)
     assert code == 0, stderr
     assert "restored" in stdout and "skipped" in stdout
-    assert "nobody in it has reference photos" in stdout  # Ryder's single photo: no person, no refs
+    # Ryder's single photo: its face is in no person, and unmatched faces are left alone
+    assert "no face to restore: in no person of the album; unmatched faces are left alone" in stdout
 
     catalog = open_catalog(db)
     try:
@@ -75,7 +76,9 @@ def test_batch_killed_and_resumed(shared, tmp_path, tiny_pack, run_cli):
     assert all(p.read_bytes() == data for p, data in inputs.items())  # inputs untouched
     # running it again does nothing more
     code, stdout, _ = run_cli(*args)
-    assert code == 0 and "0 restored" in stdout and "(2 done before this run)" in stdout
+    # a new job over the same album: the outputs already there are done, Ryder's photo is skipped again;
+    # each photo counted once (issue 14 item 13: no photo both "skipped" and "done before")
+    assert code == 0 and "3 photos: 0 restored, 1 skipped, 0 failed in this run (2 done before this run)" in stdout
 
 
 def test_batch_needs_a_model_pack_and_a_separate_output(tmp_path, run_cli):
@@ -92,10 +95,11 @@ def test_batch_needs_a_model_pack_and_a_separate_output(tmp_path, run_cli):
 def test_output_inside_the_album_is_refused(tmp_path, catalog):
     import pytest
 
-    from engine.catalog.batch import BatchOptions, start_or_resume
+    from engine.catalog.jobs import start_or_resume
     from engine.errors import UsageError
+    from engine.restore.options import RestoreOptions
 
     (tmp_path / "album").mkdir()
     with pytest.raises(UsageError, match="inside an album"):
-        start_or_resume(catalog, [tmp_path / "album"], tmp_path / "album" / "restored", BatchOptions(),
+        start_or_resume(catalog, [tmp_path / "album"], tmp_path / "album" / "restored", RestoreOptions(),
                         scan_first=False)

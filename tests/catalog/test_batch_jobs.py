@@ -1,6 +1,6 @@
 """Batch jobs as the GUI drives them: cancel inside a photo, resume, cancel for good, retry failures.
 
-The restorer is a stand-in behind engine.catalog.batch's PhotoRestorer protocol (the job bookkeeping is
+The restorer is a stand-in behind engine.restore.batch's PhotoRestorer protocol (the job bookkeeping is
 what is tested; test_batch.py runs the real FaceMe restorer on the tiny pack). It writes real outputs
 through engine.imageio and checks cancellation through engine.progress like restore_photo does.
 """
@@ -9,16 +9,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 import pytest
 from catalog_testkit import add_photos, lfw_numbers
 from sqlalchemy import func, select
 
-from engine.catalog import batch
-from engine.catalog.batch import BatchOptions
+from engine.catalog import jobs
 from engine.catalog.models import Restoration
 from engine.errors import CancelledError, UsageError
 from engine.imageio import read_image, write_image
 from engine.progress import check_cancelled
+from engine.restore import batch as restore_batch
+from engine.restore.options import RestoreOptions
+from engine.restore.photo import PhotoRestoration
+
+
+class _Batch:
+    """The job table (engine.catalog.jobs) and the runner (engine.restore.batch) under one name."""
+
+    def __getattr__(self, name):
+        return getattr(restore_batch if name == "run_job" else jobs, name)
+
+
+batch = _Batch()
 
 
 class CopyRestorer:
@@ -31,22 +45,29 @@ class CopyRestorer:
         self.broken = broken
         self.calls: list[str] = []
 
-    def restore(self, input_path: Path, output_path: Path, people: list, options: BatchOptions) -> dict:
+    def restore(self, catalog, photo_id: int, input_path: Path, output_path: Path, options: RestoreOptions,
+                cancel) -> PhotoRestoration:
+        assert options.steps == 1  # the options the job was started with
         self.calls.append(input_path.name)
         if self.stop_at is not None and len(self.calls) == self.stop_at:
             self.stop_requested = True  # the user presses Stop while this photo is being restored
         check_cancelled(self.cancel, "restoration")
         if input_path.name in self.broken:
             raise RuntimeError("the GPU fell over")
-        write_image(output_path, read_image(input_path).pixels)
-        return {"copied": True}
+        pixels = read_image(input_path).pixels
+        write_image(output_path, pixels)
+        from engine.faces.types import Face
+        from engine.restore.plan import PlannedFace
+
+        face = Face((0.0, 0.0, 10.0, 10.0), 1.0, np.zeros((5, 2), np.float32))
+        return PhotoRestoration(pixels, [PlannedFace(face, "blind", "copied", seed=1)])
 
 
 @pytest.fixture
 def job(shared, tmp_path, catalog, analyzer):
     album = tmp_path / "album"
     photos = add_photos(shared, album, "Dick_Cheney", lfw_numbers(shared, "Dick_Cheney")[:3])
-    job_id = batch.start_or_resume(catalog, [album], tmp_path / "out", BatchOptions(steps=1), analyzer=analyzer)
+    job_id = batch.start_or_resume(catalog, [album], tmp_path / "out", RestoreOptions(steps=1), analyzer=analyzer)
     return job_id, [p.name for p in photos]
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 from engine.catalog.db import current_revision, head_revision, open_catalog
 from engine.catalog.models import (Assignment, AssignmentOrigin, Base, Face, Person, Photo, PhotoStatus,
                                    Reference)
-from engine.errors import UsageError
+from engine.errors import CatalogError, UsageError
 
 
 def _schema_differences(catalog) -> list:
@@ -73,10 +73,10 @@ def test_foreign_keys_are_enforced(catalog):
                              embedding=b"", embedding_model="m"))
 
 
-def test_bad_catalog_url_is_a_usage_error(tmp_path):
+def test_bad_catalog_url_is_a_usage_error_and_an_unreachable_server_a_catalog_error(tmp_path):
     with pytest.raises(UsageError):
         open_catalog("nosuchdialect://x/y")
-    with pytest.raises(UsageError, match="cannot open the catalog"):
+    with pytest.raises(CatalogError, match="database server cannot be reached"):
         open_catalog("postgresql+psycopg://nobody@/nodb?host=/nonexistent-socket-dir")
 
 

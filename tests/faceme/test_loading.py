@@ -29,7 +29,8 @@ def test_fp16_variant_files_are_used_when_present(tiny_pack, tmp_path):
     from diffusers import UNet2DConditionModel
 
     pack = tmp_path / "pack"
-    shutil.copytree(tiny_pack, pack)
+    # the user's own files, placed by hand: no install records (they are made on this first load)
+    shutil.copytree(tiny_pack, pack, ignore=shutil.ignore_patterns(".faceme-part.json"))
     unet_dir = pack / "realvisxl_v3.0" / "unet"
     unet = UNet2DConditionModel.from_pretrained(unet_dir)
     (unet_dir / "diffusion_pytorch_model.safetensors").unlink()

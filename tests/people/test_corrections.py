@@ -139,5 +139,11 @@ def test_people_cli(shared, tmp_path, run_cli, analyzer, monkeypatch):
     assert faces == {str(cheney[0]): True, str(cheney[1]): True}
     assert str(cheney[2]) in {f["photo"] for f in listing["unassigned"]}
 
+    # the rejected (now unknown) face becomes a person of its own
+    code, out, err = run_cli("people", "new", "Dick 2003", cheney[2], "--catalog", db)
+    assert code == 0 and "new person Dick 2003" in out, err
+    listing = json.loads(run_cli("people", "list", "--json", "--catalog", db)[1])
+    assert {p["name"]: [f["photo"] for f in p["faces"]] for p in listing["people"]}["Dick 2003"] == [str(cheney[2])]
+
     assert run_cli("people", "rename", "Nobody", "X", "--catalog", db)[0] == 2
     assert run_cli("people", "confirm", "Dick", tmp_path / "nope.jpg", "--catalog", db)[0] == 2

@@ -13,12 +13,12 @@ from engine.restore import PersonReferences, RestoreOptions, restore_photo, rest
 
 @pytest.fixture(scope="module")
 def tiny_pipeline(tiny_pack):
-    """The tiny pack's pipeline, through the CLI's per-process cache (shared with the CLI tests)."""
-    from engine.cli.restore import load_pipeline
+    """The tiny pack's pipeline, through the per-process restoration service (shared with the CLI tests)."""
+    from engine.restore.service import get_service
     from engine.settings import Settings
 
     settings = Settings()
-    return load_pipeline(Path(tiny_pack).resolve(), settings.device, settings.dtype)
+    return get_service(Path(tiny_pack).resolve(), settings.device, settings.dtype).pipeline
 
 
 def test_no_face_raises_and_writes_nothing(shared, tiny_pipeline, tmp_path):
@@ -108,4 +108,5 @@ def test_crop_around_face_reaches_margin_face_sizes_and_stays_inside_the_photo()
     pixels = np.arange(100 * 200 * 3, dtype=np.uint32).reshape(100, 200, 3)
     crop = crop_around_face(pixels, (50.0, 40.0, 70.0, 60.0), margin=0.5)  # 20 px face, 10 px around it
     assert crop.shape == (40, 40, 3) and np.array_equal(crop, pixels[30:70, 40:80])
-    assert crop_around_face(pixels, (0.0, 0.0, 100.0, 90.0)).shape == (100, 180, 3)  # clipped to the photo
+    # the one reference margin rule (half a face size around the box), clipped to the photo
+    assert crop_around_face(pixels, (0.0, 0.0, 100.0, 90.0)).shape == (100, 150, 3)

@@ -133,3 +133,33 @@ def test_exif_orientation_is_applied_and_the_output_is_upright(shared, tiny_pack
     assert (result.width, result.height) == upright.size
     written = Image.open(out).getexif()
     assert written.get(0x0112, 1) == 1 and written.get(0x010F) == "FaceMe test camera"
+
+
+def test_reference_file_names_with_commas_and_people_sharing_a_name(shared, tiny_pack, tmp_path, run_cli):
+    import shutil
+
+    photo = shared / "data/deepface_ids/images/person_03/img47.jpg"
+    odd = tmp_path / "Smith, Anna (2019).jpg"  # a comma in the file name
+    shutil.copy2(shared / "data/deepface_ids/images/person_01/img1.jpg", odd)
+    other = shared / "data/deepface_ids/images/person_03/img8.jpg"
+    for person_args in (["--person", f"Sam={odd}"], ["--ref", f"Sam={odd}"],
+                        ["--person", f"Sam={other}", "--person", f"Sam={odd}"]):  # two Sams: two people
+        out = tmp_path / "out.jpg"
+        code, stdout, stderr = run_cli("restore", photo, "-o", out, "--models", tiny_pack, "--steps", "1",
+                                       "--seed", "1", "--match-threshold", "-1", *person_args)
+        assert code == 0, stderr
+        assert "restored as Sam" in stdout
+    # a comma-separated list still works, and a missing piece is named with the way out
+    code, _, err = run_cli("restore", photo, "-o", tmp_path / "x.jpg", "--models", tiny_pack,
+                           "--person", f"Sam={other},{tmp_path / 'Smith'}")
+    assert code == 2 and "Smith" in err and "--ref" in err
+
+
+def test_a_group_photo_as_a_reference_is_refused_naming_the_file_and_count(shared, tiny_pack, tmp_path, run_cli):
+    photo = shared / "data/deepface_ids/images/person_03/img47.jpg"
+    group = shared / "data/group_photos/images/deepface_couple.jpg"
+    code, _, err = run_cli("restore", photo, "-o", tmp_path / "out.jpg", "--models", tiny_pack, "--steps", "1",
+                           "--person", f"Rose={group}")
+    assert code == 2, err
+    assert "deepface_couple.jpg" in err and "shows 2 faces" in err
+    assert not (tmp_path / "out.jpg").exists()

@@ -1,0 +1,304 @@
+"""The catalog's batch-job table: which photos a batch restores, where to, and how each one went.
+
+    job = start_or_resume(catalog, roots, out_dir, options)   (scans roots not yet in the catalog)
+    list_jobs / get_job / unfinished_job                       (the jobs as plain rows, with each
+                                                                restored photo's per-face record)
+    cancel_job / retry_failed                                  (the user's word on a job)
+
+The catalog stores; it does not restore: `engine.restore.batch.run_job` restores a job's pending photos
+and records their outcomes here. The options a job was started with are stored with it
+(`engine.restore.options.RestoreOptions.to_dict`), so a resumed job restores as it began.
+
+Which photos: every catalogued photo under the roots. The output tree mirrors the album:
+OUT/<path relative to its root> (with several roots, OUT/<root folder name>/<relative path>).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+
+from engine.catalog.db import Catalog
+from engine.catalog.models import (BatchItem, BatchJob, ItemStatus, JobStatus, Photo, PhotoStatus, Restoration,
+                                   RestorationFace)
+from engine.errors import UsageError
+from engine.progress import CancelCheck, ProgressCallback
+
+log = logging.getLogger(__name__)
+
+
+def _relative_outputs(roots: list[str], photos: list[Photo]) -> dict[int, str]:
+    names = [os.path.basename(r.rstrip(os.sep)) or "album" for r in roots]
+    out = {}
+    for photo in photos:
+        for root, name in zip(roots, names):
+            if photo.path == root or photo.path.startswith(root.rstrip(os.sep) + os.sep):
+                rel = os.path.relpath(photo.path, root) if photo.path != root else os.path.basename(root)
+                out[photo.id] = rel if len(roots) == 1 else os.path.join(name, rel)
+                break
+    return out
+
+
+def _photos_under(session, roots: list[str]) -> list[Photo]:
+    from engine.catalog.scanner import _like_prefix
+
+    photos = {}
+    for root in roots:
+        for photo in session.scalars(select(Photo).where(
+                (Photo.path == root) | Photo.path.like(_like_prefix(root), escape="\\"))):
+            photos[photo.id] = photo
+    return sorted(photos.values(), key=lambda p: p.path)
+
+
+def start_or_resume(catalog: Catalog, roots: Sequence[str | Path], out_dir: str | Path, options: Any,
+                    scan_first: bool = True, analyzer=None, progress: ProgressCallback | None = None,
+                    cancel: CancelCheck | None = None) -> int:
+    """The id of the unfinished job for these roots and output folder, or of a new one.
+
+    `options` (an `engine.restore.options.RestoreOptions`, or its dict) is stored with a new job; a
+    resumed job keeps the options it was started with. Roots not in the catalog yet are scanned first (a
+    scan of an already scanned folder costs nothing for unchanged photos, so this is always done unless
+    `scan_first` is False).
+    """
+    roots = [os.path.abspath(os.fspath(r)) for r in roots]
+    out = os.path.abspath(os.fspath(out_dir))
+    for root in roots:
+        if out == root or out.startswith(root.rstrip(os.sep) + os.sep):
+            raise UsageError("the output folder must not be inside an album folder (outputs would be scanned "
+                             "as photos)", out)
+    if scan_first:
+        from engine.catalog.scanner import scan
+
+        scan(catalog, roots, analyzer=analyzer, progress=progress, cancel=cancel)
+    with catalog.transaction() as session:
+        for job in session.scalars(select(BatchJob).where(BatchJob.out_dir == out,
+                                                          BatchJob.status == JobStatus.running)):
+            if sorted(job.roots) == sorted(roots):
+                log.info("resuming batch job %d", job.id)
+                _add_new_items(session, job, roots)
+                return job.id
+        job = BatchJob(out_dir=out, roots=roots,
+                       options=dict(options) if isinstance(options, dict) else options.to_dict())
+        session.add(job)
+        session.flush()
+        _add_new_items(session, job, roots)
+        return job.id
+
+
+def _add_new_items(session, job: BatchJob, roots: list[str]) -> None:
+    photos = [p for p in _photos_under(session, roots) if p.status == PhotoStatus.ok]
+    have = set(session.scalars(select(BatchItem.photo_id).where(BatchItem.job_id == job.id)))
+    outputs = _relative_outputs(roots, photos)
+    for photo in photos:
+        if photo.id not in have and photo.id in outputs:
+            session.add(BatchItem(job_id=job.id, photo_id=photo.id, relative_output=outputs[photo.id]))
+    session.flush()
+
+
+# --- the jobs as the GUI shows them, and the user's word on them ---------------------------------
+
+@dataclass(frozen=True)
+class FaceRecord:
+    """What a restoration did with one face (a `restoration_faces` row)."""
+
+    face_index: int
+    action: str  # restored | blind | skipped
+    reason: str
+    box: tuple[float, ...] = ()
+    face_id: int | None = None
+    person_id: int | None = None
+    person_name: str | None = None
+    seed: int | None = None
+    similarity_restored: float | None = None
+    similarity_unrestored: float | None = None
+    verdict: str | None = None
+    check_model: str | None = None
+
+    def describe(self) -> str:
+        who = f"{self.person_name} (person {self.person_id})" if self.person_id is not None else "nobody known"
+        what = {"restored": f"restored as {who}", "blind": "restored blind", "skipped": "left alone"}.get(
+            self.action, self.action)
+        seed = f", seed {self.seed}" if self.seed is not None else ""
+        whose = f" [{who}]" if self.action != "restored" and self.person_id is not None else ""
+        return f"face {self.face_index + 1}: {what}{whose} — {self.reason}{seed}"
+
+
+@dataclass(frozen=True)
+class BatchItemRow:
+    id: int
+    photo: Path
+    output: Path
+    status: str  # pending | done | skipped | failed
+    reason: str | None
+    faces: list[FaceRecord] = field(default_factory=list)  # the restoration's per-face record (done items)
+
+
+@dataclass(frozen=True)
+class BatchJobRow:
+    id: int
+    out_dir: Path
+    roots: list[str]
+    status: str  # running | done | cancelled
+    items: list[BatchItemRow]
+
+
+def _job(session, job_id: int) -> BatchJob:
+    job = session.get(BatchJob, job_id)
+    if job is None:
+        raise UsageError(f"batch {job_id} no longer exists")
+    return job
+
+
+def _face_records(session, job: BatchJob, items: list[BatchItem]) -> dict[int, list[FaceRecord]]:
+    """{photo id: the faces of the job's restoration of it} (its newest restoration in this job)."""
+    done = {i.photo_id for i in items if i.status == ItemStatus.done}
+    if not done:
+        return {}
+    latest: dict[int, Restoration] = {}
+    for restoration in session.scalars(select(Restoration).where(Restoration.photo_id.in_(done))
+                                       .order_by(Restoration.id)):
+        if (restoration.settings or {}).get("batch_job") == job.id:
+            latest[restoration.photo_id] = restoration
+    return {photo_id: [face_record(f) for f in r.faces] for photo_id, r in latest.items()}
+
+
+def face_record(row: RestorationFace) -> FaceRecord:
+    return FaceRecord(row.face_index, row.action, row.reason, tuple(row.box or ()), row.face_id, row.person_id,
+                      row.person_name, row.seed, row.similarity_restored, row.similarity_unrestored, row.verdict,
+                      row.check_model)
+
+
+def _job_row(session, job: BatchJob) -> BatchJobRow:
+    rows = session.execute(select(BatchItem, Photo.path).join(Photo, BatchItem.photo_id == Photo.id)
+                           .where(BatchItem.job_id == job.id).order_by(BatchItem.id)).all()
+    faces = _face_records(session, job, [item for item, _ in rows])
+    items = [BatchItemRow(item.id, Path(path), Path(job.out_dir) / item.relative_output,
+                          ItemStatus(item.status).value, item.reason, faces.get(item.photo_id, []))
+             for item, path in rows]
+    return BatchJobRow(job.id, Path(job.out_dir), list(job.roots), JobStatus(job.status).value, items)
+
+
+def list_jobs(catalog: Catalog) -> list[BatchJobRow]:
+    """Every batch job with its items, newest first."""
+    with catalog.session() as session:
+        return [_job_row(session, job) for job in session.scalars(select(BatchJob).order_by(BatchJob.id.desc()))]
+
+
+def get_job(catalog: Catalog, job_id: int) -> BatchJobRow:
+    """One job with its items; UsageError when it no longer exists."""
+    with catalog.session() as session:
+        return _job_row(session, _job(session, job_id))
+
+
+def unfinished_job(catalog: Catalog) -> int | None:
+    """The newest job still "running" with photos left (the app or a batch was closed or killed mid-way)."""
+    with catalog.session() as session:
+        return session.scalar(select(BatchJob.id).where(BatchJob.status == JobStatus.running)
+                              .where(BatchJob.items.any(BatchItem.status == ItemStatus.pending))
+                              .order_by(BatchJob.id.desc()).limit(1))
+
+
+def cancel_job(catalog: Catalog, job_id: int) -> bool:
+    """The user stopped the job for good: it is no longer resumed by itself (run_job re-opens it).
+    False when it was not running (finished, already cancelled, or gone)."""
+    with catalog.transaction() as session:
+        job = session.get(BatchJob, job_id)
+        if job is None or job.status != JobStatus.running:
+            return False
+        job.status = JobStatus.cancelled
+        return True
+
+
+def retry_failed(catalog: Catalog, job_id: int) -> int:
+    """Put the job's failed photos back in line (pending, reason cleared) and re-open the job; returns
+    how many. run_job then restores them."""
+    with catalog.transaction() as session:
+        job = _job(session, job_id)
+        count = session.execute(update(BatchItem).where(BatchItem.job_id == job_id,
+                                                        BatchItem.status == ItemStatus.failed)
+                                .values(status=ItemStatus.pending, reason=None, finished_at=None)).rowcount
+        if count:
+            job.status, job.finished_at = JobStatus.running, None
+        return count
+
+
+# --- what run_job (engine.restore.batch) reads and records ----------------------------------------
+
+@dataclass(frozen=True)
+class PendingItem:
+    id: int
+    photo_id: int
+    relative_output: str
+    status: str
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """A job as a run sees it: its stored options (a dict), output folder and items."""
+
+    id: int
+    out_dir: Path
+    options: dict
+    items: list[PendingItem]
+
+
+def open_job(catalog: Catalog, job_id: int) -> JobPlan:
+    """Re-open the job ("running") and read what a run needs; UsageError when it no longer exists."""
+    with catalog.transaction() as session:
+        job = _job(session, job_id)
+        job.status, job.finished_at = JobStatus.running, None
+        items = [PendingItem(i.id, i.photo_id, i.relative_output, ItemStatus(i.status).value) for i in job.items]
+        return JobPlan(job.id, Path(job.out_dir), dict(job.options or {}), items)
+
+
+def item_ids_by_photo(catalog: Catalog, job_id: int) -> dict[int, int]:
+    """{photo id: item id} of a job."""
+    with catalog.session() as session:
+        return dict(session.execute(select(BatchItem.photo_id, BatchItem.id).where(BatchItem.job_id == job_id)).all())
+
+
+def photo_for_item(catalog: Catalog, photo_id: int) -> tuple[str, str, int]:
+    """(path, status, number of catalogued faces) of an item's photo."""
+    with catalog.session() as session:
+        photo = session.get(Photo, photo_id)
+        return photo.path, PhotoStatus(photo.status).value, len(photo.faces)
+
+
+def record_item(catalog: Catalog, job_id: int, item_id: int, status: str, reason: str | None,
+                output: Path | None = None, settings: dict | None = None, model_versions: dict | None = None,
+                faces: Sequence[FaceRecord] = ()) -> None:
+    """One photo's outcome, in one transaction: the item's status and, for a restored photo, its
+    restoration with one row per face."""
+    from engine.catalog.models import utcnow
+
+    with catalog.transaction() as session:
+        item = session.get(BatchItem, item_id)
+        item.status, item.reason, item.finished_at = ItemStatus(status), reason, utcnow()
+        if item.status == ItemStatus.done and output is not None:
+            restoration = Restoration(photo_id=item.photo_id, output_path=str(output),
+                                      settings={**(settings or {}), "batch_job": job_id},
+                                      model_versions=model_versions or {"note": reason})
+            session.add(restoration)
+            session.flush()
+            for f in faces:
+                session.add(RestorationFace(
+                    restoration_id=restoration.id, face_index=f.face_index, face_id=f.face_id,
+                    person_id=f.person_id, person_name=f.person_name, action=f.action, reason=f.reason,
+                    seed=f.seed, box=[float(v) for v in f.box], similarity_restored=f.similarity_restored,
+                    similarity_unrestored=f.similarity_unrestored, verdict=f.verdict, check_model=f.check_model))
+
+
+def finish_job(catalog: Catalog, job_id: int) -> list[tuple[str, str, str | None]]:
+    """Mark the job done; returns every item as (photo path, status, reason)."""
+    from engine.catalog.models import utcnow
+
+    with catalog.transaction() as session:
+        job = _job(session, job_id)
+        job.status, job.finished_at = JobStatus.done, utcnow()
+        return [(item.photo.path, ItemStatus(item.status).value, item.reason) for item in job.items]

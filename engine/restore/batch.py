@@ -1,0 +1,206 @@
+"""Batch restoration of albums over the catalog's job table (engine.catalog.jobs), resumable after a kill.
+
+    job_id = engine.catalog.jobs.start_or_resume(catalog, roots, out_dir, options)
+    summary = run_job(catalog, job_id, ServiceRestorer(service), progress, cancel)
+
+Each photo is restored as the album says (engine.restore.album: its catalog faces with their people;
+faces only the restore detector finds follow `unmatched`), with the options the job was started with.
+A photo in which no face gets restored is skipped with the faces' reasons; a photo without any face
+(neither the scan nor the restore detector found one) is skipped as such. Every restored photo's
+faces are recorded (person, action, reason, seed) with its restoration.
+
+Crash safety: outputs are written atomically by engine.imageio (temporary file, then rename), so an
+output file is always whole; an item is marked done in the same transaction that records its
+restoration. A resumed job first deletes temporary files that a killed write left behind, and takes
+an item whose output already exists (written, then killed before the commit) as done instead of
+restoring it again. So no photo is restored twice and no half-written output remains.
+
+Cancelling (`cancel` returns True) stops run_job with CancelledError, between photos or inside one:
+the photo in flight is not marked at all (it stays pending and is restored on the next run), and the
+job stays "running", so it is resumed by `unfinished_job`'s caller at the next start; `cancel_job`
+marks it "cancelled" when the user means to stop it for good (running it again re-opens it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from engine.catalog import jobs
+from engine.catalog.db import Catalog
+from engine.catalog.jobs import FaceRecord
+from engine.errors import CancelledError, FaceMeError, NoFaceError
+from engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
+from engine.restore.options import RestoreOptions
+from engine.restore.photo import PhotoRestoration
+
+log = logging.getLogger(__name__)
+
+
+class PhotoRestorer(Protocol):
+    def restore(self, catalog: Catalog, photo_id: int, input_path: Path, output_path: Path,
+                options: RestoreOptions, cancel: CancelCheck | None) -> PhotoRestoration:
+        """Restore one album photo as its plan says; write output_path (atomically) when a face was restored."""
+
+
+#: called with (photo id, photo name, done, total, message) while one photo is restored
+PhotoProgress = Callable[[int, str, int, int, str], None]
+
+
+class ServiceRestorer:
+    """Album photos restored through a RestorationService: the one given, else the process's service for
+    the job's options (models folder, device, precision)."""
+
+    def __init__(self, service=None, on_photo: PhotoProgress | None = None):
+        self._service = service
+        self.on_photo = on_photo
+
+    def restore(self, catalog, photo_id, input_path, output_path, options, cancel):
+        name = Path(input_path).name
+
+        def progress(done: int, total: int, message: str) -> None:
+            if self.on_photo is not None:
+                self.on_photo(photo_id, name, done, total, message)
+
+        progress(0, 0, "starting")
+        from engine.restore.service import service_for
+
+        service = self._service if self._service is not None else service_for(options)
+        return service.restore_album_photo(catalog, photo_id, input_path, output_path, options,
+                                           progress=progress, cancel=cancel)
+
+
+#: called with (item id, "done" | "skipped" | "failed", reason or None) after each photo
+ItemCallback = Callable[[int, str, "str | None"], None]
+
+
+@dataclass
+class BatchSummary:
+    """Each photo of the job counted once: restored, skipped or failed in this run, done before it, or
+    still pending (a stopped run)."""
+
+    job_id: int
+    out_dir: str
+    total: int = 0
+    restored: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    already_done: int = 0
+    earlier: list[tuple[str, str, str]] = field(default_factory=list)  # (path, status, reason) skipped/failed before
+    faces: list[tuple[str, list[FaceRecord]]] = field(default_factory=list)  # this run's restored photos
+    seconds: float = 0.0
+
+    @property
+    def pending(self) -> int:
+        return self.total - self.restored - len(self.skipped) - len(self.failed) - self.already_done
+
+    def lines(self, verbose: bool = False) -> list[str]:
+        left = f", {self.pending} left" if self.pending else ""
+        out = [f"batch job {self.job_id}: {self.total} photo{'s' if self.total != 1 else ''}: {self.restored} restored, "
+               f"{len(self.skipped)} skipped, {len(self.failed)} failed in this run ({self.already_done} done before "
+               f"this run{left}) in {self.seconds:.1f} s → {self.out_dir}"]
+        out += [f"skipped: {path}: {reason}" for path, reason in self.skipped]
+        out += [f"failed: {path}: {reason}" for path, reason in self.failed]
+        out += [f"{status} in an earlier run: {path}: {reason}" for path, status, reason in self.earlier]
+        if verbose:
+            for path, faces in self.faces:
+                out.append(f"restored: {path}")
+                out += [f"  {f.describe()}" for f in faces]
+        return out
+
+
+def face_records(result: PhotoRestoration) -> list[FaceRecord]:
+    return [FaceRecord(i, f.action, f.reason, tuple(float(v) for v in f.face.box), f.catalog_face_id, f.person_id,
+                       f.person_name, f.seed) for i, f in enumerate(result.faces)]
+
+
+def nothing_restored(result: PhotoRestoration) -> str:
+    if not result.faces:
+        return "no face found (neither the scan nor the restore detector found one)"
+    reasons = list(dict.fromkeys(f.reason for f in result.faces))
+    return "no face to restore: " + "; ".join(reasons)
+
+
+def run_job(catalog: Catalog, job_id: int, restorer: PhotoRestorer, progress: ProgressCallback | None = None,
+            cancel: CancelCheck | None = None, on_item: ItemCallback | None = None) -> BatchSummary:
+    """Restore the job's pending photos with the options the job was started with, recording each
+    outcome as it happens.
+
+    A job that was cancelled is re-opened ("running") first. `on_item(item_id, status, reason)` is
+    called after each photo's outcome is committed. Raises CancelledError when `cancel` asks to stop
+    (the photo in flight stays pending), ModelPackError when the pack is broken (every photo would
+    fail alike), UsageError when the job no longer exists; any other error of one photo marks only
+    that photo failed.
+    """
+    from engine.imageio import remove_partial_writes
+
+    start = time.monotonic()
+    job = jobs.open_job(catalog, job_id)
+    options = RestoreOptions.from_dict(job.options)
+    summary = BatchSummary(job_id, str(job.out_dir), total=len(job.items))
+    if job.out_dir.exists():
+        for leftover in remove_partial_writes(job.out_dir):
+            log.info("removed a partial output left by an interrupted run: %s", leftover)
+    done = sum(1 for item in job.items if item.status != "pending")
+    summary.already_done = done
+    report(progress, done, summary.total, "restoring")
+    work_start, worked = time.monotonic(), 0
+    for item in job.items:
+        if item.status != "pending":
+            continue
+        check_cancelled(cancel, "batch")
+        output = job.out_dir / item.relative_output
+        path, photo_status, _ = jobs.photo_for_item(catalog, item.photo_id)
+        result = None
+        if output.exists():
+            # written by a run killed before it could record it: done, not restored again
+            status, reason = "done", "output already there (an interrupted or earlier run)"
+        elif photo_status != "ok":
+            status, reason = "skipped", f"photo is {photo_status}"
+        else:
+            try:
+                output.parent.mkdir(parents=True, exist_ok=True)
+                result = restorer.restore(catalog, item.photo_id, Path(path), output, options, cancel)
+                status, reason = ("done", None) if result.restored_count else ("skipped", nothing_restored(result))
+            except CancelledError:
+                raise  # not a failure: the item stays pending and is restored on the next run
+            except NoFaceError as exc:
+                status, reason = "skipped", exc.message
+            except FaceMeError as exc:
+                if exc.exit_code == 4:  # the model pack is broken: every photo would fail the same way
+                    raise
+                status, reason = "failed", str(exc)
+            except Exception as exc:  # one bad photo must not stop an album; it is reported
+                log.exception("restoring %s failed", path)
+                status, reason = "failed", f"{exc.__class__.__name__}: {exc}"
+        restored = status == "done" and result is not None
+        faces = face_records(result) if restored else []
+        jobs.record_item(catalog, job_id, item.id, status, reason, output if status == "done" else None,
+                         settings=options.to_dict(), model_versions={"models_dir": options.models_dir} if restored
+                         else None, faces=faces)
+        if on_item is not None:
+            on_item(item.id, status, reason)
+        if restored:
+            summary.restored += 1
+            summary.faces.append((path, faces))
+        elif status == "done":
+            summary.already_done += 1  # its output was already there (an interrupted or earlier run)
+        elif status == "skipped":
+            summary.skipped.append((path, reason))
+        else:
+            summary.failed.append((path, reason))
+        done += 1
+        worked += 1
+        eta = (summary.total - done) * (time.monotonic() - work_start) / worked
+        report(progress, done, summary.total, f"{os.path.basename(path)} (eta {eta:.0f} s)")
+    this_run = {p for p, _ in summary.skipped} | {p for p, _ in summary.failed}
+    for path, status, reason in jobs.finish_job(catalog, job_id):
+        if status in ("skipped", "failed") and path not in this_run:
+            summary.earlier.append((path, status, reason or ""))
+    summary.seconds = time.monotonic() - start
+    return summary

@@ -1,0 +1,71 @@
+"""The one options type of a restoration, persisted with a batch job so a resumed job restores as it began.
+
+`RestoreOptions` says how every face is restored (FaceMe's released defaults for the model settings),
+what to do with faces of nobody known, and which model pack, device and precision to use. Batch, GUI
+and CLI build it, `engine.restore.service` runs it; `to_dict` / `from_dict` are its stored form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+from engine.errors import UsageError
+from engine.restore.pasteback import DEFAULT_MASK, MaskShape
+
+#: Faces whose box is smaller than this (larger side, photo pixels) are left alone by default: the
+#: 512 px model would have to invent a face from a few dozen pixels (about 13x enlargement).
+DEFAULT_MIN_FACE_SIZE = 40
+
+Unmatched = Literal["blind", "skip"]
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    """How to restore a photo.
+
+    `seed`: None draws a fresh one per photo; an int makes the run reproducible (face i uses seed + i).
+    `unmatched`: what to do with a face of nobody known (or of a person without references) — restore
+    it "blind" (no identity) or "skip" it.
+    `min_face_size`: faces smaller than this (larger box side, pixels) are left alone.
+    `match_threshold`: ad-hoc matching only; None uses the embedding model's documented threshold.
+    `max_faces`: restore at most this many faces (the largest); None restores all.
+    `models_dir`, `device`, `dtype`: the model pack and where it runs (None: the user's settings).
+    """
+
+    steps: int = 50
+    guidance_scale: float = 5.0
+    conditioning_scale: float = 1.0
+    seed: int | None = None
+    color_fix: bool = True
+    unmatched: Unmatched = "blind"
+    min_face_size: float = DEFAULT_MIN_FACE_SIZE
+    match_threshold: float | None = None
+    max_faces: int | None = None
+    mask: MaskShape = field(default=DEFAULT_MASK)
+    models_dir: str | None = None
+    device: str | None = None
+    dtype: str | None = None
+
+    def __post_init__(self):
+        if self.unmatched not in ("blind", "skip"):
+            raise UsageError(f"unmatched must be 'blind' or 'skip', not {self.unmatched!r}")
+        if self.steps < 1:
+            raise UsageError(f"steps must be at least 1 (got {self.steps})")
+        if self.max_faces is not None and self.max_faces < 0:
+            raise UsageError(f"max_faces must not be negative (got {self.max_faces})")
+        if self.min_face_size < 0:
+            raise UsageError(f"min_face_size must not be negative (got {self.min_face_size})")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values (stored with a batch job)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RestoreOptions:
+        """The options stored by `to_dict` (unknown keys of older or newer versions are ignored)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in (data or {}).items() if k in known}
+        if isinstance(values.get("mask"), dict):
+            values["mask"] = MaskShape(**values["mask"])
+        return cls(**values)

@@ -1,0 +1,151 @@
+"""The restoration service: the one place that holds a loaded FaceMe pipeline and its face analyzer.
+
+    service = get_service(models_dir, device, dtype)       (one per key and process)
+    plan = service.plan_album_photo(catalog, photo_id, pixels, options)   or   service.plan_ad_hoc(...)
+    result = service.restore(image, plan, options, catalog=catalog)
+
+Batch (engine.restore.batch), GUI (app/model_service.py holds one) and CLI all restore through it. It
+refines the album's face geometry with the pack's detector (never the person), and takes identity
+tokens from the catalog's store (engine.restore.identity), so each person is encoded once per pack.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import UsageError
+from engine.faces.types import Face
+from engine.progress import CancelCheck, ProgressCallback
+from engine.restore.identity import IdentityTokens, pack_fingerprint
+from engine.restore.options import RestoreOptions
+from engine.restore.photo import FaceParser, PhotoRestoration, plan_photo_ad_hoc, restore_plan, same_file
+from engine.restore.plan import PersonReferences, RestorationPlan, detect_faces
+
+log = logging.getLogger(__name__)
+
+
+class RestorationService:
+    """A FaceMe pipeline loaded from `models_dir` on `device` in `dtype` (loaded on first use, or given),
+    its face analyzer, and identity tokens per catalog."""
+
+    def __init__(self, models_dir: str | Path, device: str = "auto", dtype: str = "auto", pipeline=None):
+        self.models_dir = Path(models_dir)
+        self.device = device or "auto"
+        self.dtype = dtype or "auto"
+        self._pipeline = pipeline
+        self._lock = threading.RLock()
+        self._fingerprint: str | None = None
+        self._tokens: dict[str, IdentityTokens] = {}
+
+    @property
+    def key(self) -> tuple:
+        return (str(self.models_dir), self.device, self.dtype)
+
+    @property
+    def pipeline(self):
+        with self._lock:
+            if self._pipeline is None:
+                from engine.faceme.pipeline import FaceMePipeline
+
+                started = time.monotonic()
+                self._pipeline = FaceMePipeline.from_pack(self.models_dir, device=self.device, dtype=self.dtype)
+                log.info("FaceMe loaded from %s in %.1f s", self.models_dir, time.monotonic() - started)
+            return self._pipeline
+
+    def load(self) -> RestorationService:
+        _ = self.pipeline
+        return self
+
+    @property
+    def analyzer(self):
+        """The pack's face analyzer (InsightFace SCRFD + ArcFace): restore-time detection and matching."""
+        return self.pipeline.face_analyzer
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = pack_fingerprint(self.models_dir)
+        return self._fingerprint
+
+    def identity_tokens(self, catalog=None) -> IdentityTokens:
+        """The identity-token store for `catalog` (None: ad hoc, memory only)."""
+        key = getattr(catalog, "url", None) or ""
+        with self._lock:
+            if key not in self._tokens:
+                self._tokens[key] = IdentityTokens(self.fingerprint, catalog)
+            return self._tokens[key]
+
+    # -- plans
+    def detect(self, pixels: np.ndarray) -> list[Face]:
+        """The pack detector's faces (detector sizes 640 → 256 until one is found)."""
+        return detect_faces(self.analyzer, pixels)
+
+    def plan_album_photo(self, catalog, photo_id: int, pixels: np.ndarray | None, options: RestoreOptions,
+                         overrides: dict | None = None) -> RestorationPlan:
+        """The album's plan for a catalogued photo; with `pixels`, geometry refined by the pack detector."""
+        from engine.restore.album import plan_from_album
+
+        refine = self.detect(pixels) if pixels is not None else None
+        with catalog.transaction() as session:  # suggestions may be stored for people without any yet
+            return plan_from_album(session, photo_id, options, refine=refine, overrides=overrides)
+
+    def plan_ad_hoc(self, pixels: np.ndarray, people: Sequence[PersonReferences], options: RestoreOptions,
+                    faces: Sequence[Face] | None = None, source=None) -> RestorationPlan:
+        return plan_photo_ad_hoc(pixels, people, self.analyzer, options, faces, source)
+
+    # -- restoring
+    def restore(self, image, plan: RestorationPlan, options: RestoreOptions, catalog=None,
+                progress: ProgressCallback | None = None, cancel: CancelCheck | None = None,
+                face_parser: FaceParser | None = None) -> PhotoRestoration:
+        store = self.identity_tokens(catalog)
+        pipeline = self.pipeline
+
+        def tokens(identity):
+            return store.tokens(identity, lambda images: pipeline.encode_identity(images, cancel=cancel))
+
+        return restore_plan(image, plan, pipeline, options, tokens, progress, cancel, face_parser)
+
+    def restore_album_photo(self, catalog, photo_id: int, input_path: str | Path, output_path: str | Path,
+                            options: RestoreOptions, progress: ProgressCallback | None = None,
+                            cancel: CancelCheck | None = None, write_when_nothing: bool = False
+                            ) -> PhotoRestoration:
+        """Read, plan from the album, restore, write `output_path` atomically (not when no face was
+        restored, unless `write_when_nothing`)."""
+        from engine.imageio import read_image, write_image
+
+        input_path, output_path = Path(input_path), Path(output_path)
+        if same_file(input_path, output_path):
+            raise UsageError("the output would overwrite the input photo; choose another output path", output_path)
+        loaded = read_image(input_path)
+        plan = self.plan_album_photo(catalog, photo_id, loaded.pixels, options)
+        result = self.restore(loaded, plan, options, catalog, progress, cancel)
+        if result.restored_count or write_when_nothing:
+            write_image(output_path, result.pixels, like=loaded)
+        return result
+
+
+_SERVICES: dict[tuple, RestorationService] = {}
+_SERVICES_LOCK = threading.Lock()
+
+
+def get_service(models_dir: str | Path, device: str = "auto", dtype: str = "auto") -> RestorationService:
+    """The process's service for this models folder, device and precision (the pipeline loads on first use)."""
+    key = (str(Path(models_dir).resolve()), device or "auto", dtype or "auto")
+    with _SERVICES_LOCK:
+        if key not in _SERVICES:
+            _SERVICES[key] = RestorationService(key[0], key[1], key[2])
+        return _SERVICES[key]
+
+
+def service_for(options: RestoreOptions) -> RestorationService:
+    """The service for the options' models folder, device and precision (the user's settings fill gaps)."""
+    from engine.settings import Settings
+
+    settings = Settings().with_overrides(models_dir=options.models_dir, device=options.device)
+    return get_service(settings.models_dir, options.device or settings.device, options.dtype or settings.dtype)
