@@ -110,7 +110,8 @@ def test_pipeline_matches_the_released_procedure_at_50_steps(tiny_pack, pipeline
     got = pipeline(lq_image, references=ref_paths, steps=50, guidance_scale=5.0, seed=1234)
     assert got.shape == expected.shape == (512, 512, 3)
     diff = np.abs(got.astype(int) - expected.astype(int))
-    assert diff.max() <= 2, f"max diff {diff.max()}"
-    assert diff.mean() < 0.05
+    # float noise only (measured 2026-11-29: max 1 level on 0.005 % of the pixels)
+    assert diff.max() <= 1, f"max diff {diff.max()}"
+    assert (diff > 0).mean() < 0.001
     # and the comparison is not vacuous: the restoration is not the input handed back
     assert np.abs(expected.astype(int) - lq_image.astype(int)).mean() > 1.0
