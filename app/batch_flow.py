@@ -63,14 +63,14 @@ class StudioRestorer:
         self.model = model
         self.on_photo = on_photo
 
-    def restore(self, catalog, photo_id, input_path, output_path, options, cancel):
+    def restore(self, catalog, photo_id, input_path, output_path, options, cancel, write=None):
         from engine.restore.batch import ServiceRestorer
 
         settings = self.settings.with_overrides(models_dir=options.models_dir, device=options.device)
         # a stop inside the photo raises CancelledError: engine.restore.batch.run_job keeps it pending
         with self.model.use(settings) as service:
             return ServiceRestorer(service, self.on_photo).restore(catalog, photo_id, input_path, output_path,
-                                                                   options, cancel)
+                                                                   options, cancel, write)
 
 
 def _job_view(job) -> JobView:

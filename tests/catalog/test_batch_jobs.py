@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from engine.catalog import jobs
 from engine.catalog.models import Restoration
 from engine.errors import CancelledError, UsageError
-from engine.imageio import read_image, write_image
+from engine.imageio import read_image
 from engine.progress import check_cancelled
 from engine.restore import batch as restore_batch
 from engine.restore.options import RestoreOptions
@@ -46,7 +46,7 @@ class CopyRestorer:
         self.calls: list[str] = []
 
     def restore(self, catalog, photo_id: int, input_path: Path, output_path: Path, options: RestoreOptions,
-                cancel) -> PhotoRestoration:
+                cancel, write) -> PhotoRestoration:
         assert options.steps == 1  # the options the job was started with
         self.calls.append(input_path.name)
         if self.stop_at is not None and len(self.calls) == self.stop_at:
@@ -54,8 +54,9 @@ class CopyRestorer:
         check_cancelled(self.cancel, "restoration")
         if input_path.name in self.broken:
             raise RuntimeError("the GPU fell over")
-        pixels = read_image(input_path).pixels
-        write_image(output_path, pixels)
+        loaded = read_image(input_path)
+        pixels = loaded.pixels
+        write(pixels, loaded)
         from engine.faces.types import Face
         from engine.restore.plan import PlannedFace
 

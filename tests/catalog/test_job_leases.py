@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import update
 
 from engine.catalog import leases
-from engine.catalog.batch import cancel_job
+from engine.catalog.jobs import cancel_job
 from engine.catalog.db import open_catalog
 from engine.catalog.models import BatchJob, utcnow
 from engine.errors import JobBusyError, LeaseLostError
