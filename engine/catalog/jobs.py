@@ -347,17 +347,32 @@ def record_item(catalog: Catalog, job_id: int, item_id: int, status: str, reason
         if output_sha256 is not None:
             item.output_sha256 = output_sha256
         if item.status == ItemStatus.done and output is not None:
-            restoration = Restoration(photo_id=item.photo_id, output_path=str(output),
-                                      settings={**(settings or {}), "batch_job": job_id},
-                                      model_versions=model_versions or {"note": reason})
-            session.add(restoration)
-            session.flush()
-            for f in faces:
-                session.add(RestorationFace(
-                    restoration_id=restoration.id, face_index=f.face_index, face_id=f.face_id,
-                    person_id=f.person_id, person_name=f.person_name, action=f.action, reason=f.reason,
-                    seed=f.seed, box=[float(v) for v in f.box], similarity_restored=f.similarity_restored,
-                    similarity_unrestored=f.similarity_unrestored, verdict=f.verdict, check_model=f.check_model))
+            _add_restoration(session, item.photo_id, output, {**(settings or {}), "batch_job": job_id},
+                             model_versions or {"note": reason}, faces)
+
+
+def _add_restoration(session, photo_id: int | None, output: str | Path, settings: dict, model_versions: dict,
+                     faces: Sequence[FaceRecord]) -> None:
+    restoration = Restoration(photo_id=photo_id, output_path=os.path.abspath(os.fspath(output)),
+                              settings=settings, model_versions=model_versions)
+    session.add(restoration)
+    session.flush()
+    for f in faces:
+        session.add(RestorationFace(
+            restoration_id=restoration.id, face_index=f.face_index, face_id=f.face_id,
+            person_id=f.person_id, person_name=f.person_name, action=f.action, reason=f.reason,
+            seed=f.seed, box=[float(v) for v in f.box], similarity_restored=f.similarity_restored,
+            similarity_unrestored=f.similarity_unrestored, verdict=f.verdict, check_model=f.check_model))
+
+
+def record_restoration(catalog: Catalog, photo_id: int | None, output: str | Path, settings: dict | None = None,
+                       faces: Sequence[FaceRecord] = ()) -> None:
+    """A restoration saved outside a batch (the app's Save): recorded with its output, so the scanner
+    never catalogues the output as a photo (photo_id None: a photo outside the albums)."""
+    with catalog.transaction() as session:
+        if photo_id is not None and session.get(Photo, photo_id) is None:
+            photo_id = None  # removed from the catalog meanwhile; the output is still one
+        _add_restoration(session, photo_id, output, settings or {}, {"source": "app"}, faces)
 
 
 def finish_job(catalog: Catalog, job_id: int) -> list[tuple[str, str, str | None]]:
