@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,12 +231,15 @@ def get_job(catalog: Catalog, job_id: int) -> BatchJobRow:
         return _job_row(session, _job(session, job_id))
 
 
-def unfinished_job(catalog: Catalog) -> int | None:
-    """The newest job still "running" with photos left (the app or a batch was closed or killed mid-way)."""
+def unfinished_job(catalog: Catalog, skip: Collection[int] = ()) -> int | None:
+    """The newest job still "running" with photos left (the app or a batch was closed or killed mid-way),
+    other than those in `skip` (jobs another live process runs)."""
+    query = (select(BatchJob.id).where(BatchJob.status == JobStatus.running)
+             .where(BatchJob.items.any(BatchItem.status == ItemStatus.pending)))
+    if skip:
+        query = query.where(BatchJob.id.not_in(list(skip)))
     with catalog.session() as session:
-        return session.scalar(select(BatchJob.id).where(BatchJob.status == JobStatus.running)
-                              .where(BatchJob.items.any(BatchItem.status == ItemStatus.pending))
-                              .order_by(BatchJob.id.desc()).limit(1))
+        return session.scalar(query.order_by(BatchJob.id.desc()).limit(1))
 
 
 def cancel_job(catalog: Catalog, job_id: int) -> bool:
