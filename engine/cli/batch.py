@@ -11,6 +11,8 @@ identity of a person you said it is not; faces of nobody with references are res
 Running the same command again after an interruption continues the job where it stopped, with the
 options it was started with; no photo is restored twice and no half-written output is left. Ends with
 a summary (each photo counted once); --verbose adds each restored photo's faces: person, action, reason.
+An OUTDIR inside an album, or one containing an album, is refused before anything runs (exit 2); a
+batch that another live process runs is refused (exit 6; `faceme jobs list` shows who runs it).
 """
 
 from __future__ import annotations
