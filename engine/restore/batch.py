@@ -43,7 +43,7 @@ import numpy as np
 from engine.catalog import jobs, leases
 from engine.catalog.db import Catalog
 from engine.catalog.jobs import FaceRecord
-from engine.errors import CancelledError, FaceMeError, NoFaceError
+from engine.errors import CancelledError, FaceMeError, LeaseLostError, NoFaceError
 from engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
 from engine.restore.options import RestoreOptions
 from engine.restore.photo import PhotoRestoration
@@ -184,7 +184,16 @@ def run_job(catalog: Catalog, job_id: int, restorer: PhotoRestorer, progress: Pr
         def stop() -> bool:
             return keeper.should_stop() or bool(cancel is not None and cancel())
 
-        return _run_held_job(catalog, job_id, restorer, progress, stop, on_item)
+        try:
+            return _run_held_job(catalog, job_id, restorer, progress, stop, on_item)
+        except CancelledError:
+            if keeper.lost:
+                raise LeaseLostError(f"batch {job_id} was taken over by another process; this one stopped "
+                                     "(the photo in flight is left to it)") from None
+            if keeper.cancelled_elsewhere:
+                raise CancelledError(f"batch {job_id} was cancelled from another process (`faceme jobs cancel`); "
+                                     f"`faceme jobs resume {job_id}` continues it") from None
+            raise
 
 
 def _run_held_job(catalog: Catalog, job_id: int, restorer: PhotoRestorer, progress: ProgressCallback | None,

@@ -176,3 +176,30 @@ def test_an_output_written_before_a_kill_counts_only_while_it_is_the_recorded_fi
         per_photo = session.execute(select(Restoration.photo_id, func.count(Restoration.id))
                                     .group_by(Restoration.photo_id)).all()
     assert sorted(n for _, n in per_photo) == [2, 2, 2]
+
+
+def test_a_job_cancelled_from_another_process_stops_at_the_next_heartbeat(catalog, job):
+    """run_job holds the lease with heartbeats: `faceme jobs cancel` elsewhere stops it like the user's
+    cancel, with a message saying where it was cancelled; the photo in flight stays pending."""
+    import time
+
+    from engine.catalog import leases
+
+    job_id, names = job
+    seen = {}
+
+    class CancelledMeanwhile(CopyRestorer):
+        def restore(self, catalog, photo_id, input_path, output_path, options, cancel, write):
+            seen["owner"] = leases.owner_of(catalog, job_id)
+            batch.cancel_job(catalog, job_id)  # as `faceme jobs cancel` does from another process
+            deadline = time.monotonic() + 10
+            while not cancel() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.cancel = cancel  # the run's check: the user's and the lease's
+            return super().restore(catalog, photo_id, input_path, output_path, options, cancel, write)
+
+    with pytest.raises(CancelledError, match="cancelled from another process"):
+        batch.run_job(catalog, job_id, CancelledMeanwhile(), heartbeat_seconds=0.05)
+    assert seen["owner"].mine and seen["owner"].alive  # held while it ran
+    assert leases.owner_of(catalog, job_id) is None  # released when it stopped
+    assert _statuses(catalog, job_id) == dict.fromkeys(names, "pending")
