@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.paths:
         window.handle_dropped_paths([p.resolve() for p in args.paths])
     code = app.exec()
+    window.stop_work()  # no thread may outlive the application (Qt aborts on a running QThread's destruction)
     log.info("FaceMe Studio closed")
     return code
 

@@ -28,6 +28,8 @@ class JobView:
     roots: list[str]
     status: str  # running | done | cancelled
     items: list[ItemView] = field(default_factory=list)
+    #: who runs it when that is another live process (a CLI `faceme batch`): "running in process 1234 on …"
+    elsewhere: str | None = None
 
     @property
     def title(self) -> str:
@@ -40,6 +42,8 @@ class JobView:
     def state_text(self, running: bool) -> str:
         if running:
             return "running"
+        if self.elsewhere:
+            return "running elsewhere"
         if self.status == "cancelled":
             return "cancelled"
         return "finished" if not self.counts().get("pending") else "paused"
@@ -63,33 +67,45 @@ class StudioRestorer:
         self.model = model
         self.on_photo = on_photo
 
-    def restore(self, catalog, photo_id, input_path, output_path, options, cancel):
+    def restore(self, catalog, photo_id, input_path, output_path, options, cancel, write=None):
         from engine.restore.batch import ServiceRestorer
 
         settings = self.settings.with_overrides(models_dir=options.models_dir, device=options.device)
         # a stop inside the photo raises CancelledError: engine.restore.batch.run_job keeps it pending
         with self.model.use(settings) as service:
             return ServiceRestorer(service, self.on_photo).restore(catalog, photo_id, input_path, output_path,
-                                                                   options, cancel)
+                                                                   options, cancel, write)
 
 
-def _job_view(job) -> JobView:
+def _job_view(job, owner=None) -> JobView:
+    elsewhere = owner.describe() if owner is not None and owner.alive and not owner.mine else None
     return JobView(job.id, job.out_dir, list(job.roots), job.status,
                    [ItemView(i.id, i.photo, i.output, i.status, i.reason, [f.describe() for f in i.faces])
-                    for i in job.items])
+                    for i in job.items], elsewhere)
 
 
 def list_jobs(catalog) -> list[JobView]:
+    """Every batch, newest first, each with who runs it when another live process does."""
     from engine.catalog import jobs
+    from engine.catalog.leases import owners
 
-    return [_job_view(job) for job in jobs.list_jobs(catalog)]
+    held = owners(catalog)
+    return [_job_view(job, held.get(job.id)) for job in jobs.list_jobs(catalog)]
+
+
+def running_elsewhere(catalog) -> set[int]:
+    """The jobs another live process (a CLI `faceme batch`, another window) runs now."""
+    from engine.catalog.leases import owners
+
+    return {job_id for job_id, owner in owners(catalog).items() if owner.alive and not owner.mine}
 
 
 def unfinished_job(catalog) -> int | None:
-    """The newest batch that was still running when the app last closed (or crashed), if any."""
+    """The newest batch that was still running when the app last closed (or crashed), if any; never one
+    that another live process runs (it is shown as running elsewhere, not resumed here)."""
     from engine.catalog import jobs
 
-    return jobs.unfinished_job(catalog)
+    return jobs.unfinished_job(catalog, skip=running_elsewhere(catalog))
 
 
 def batch_options(settings, steps: int, guidance: float, unmatched: str = "blind", color_fix: bool = True):

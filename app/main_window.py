@@ -243,6 +243,14 @@ class MainWindow(QMainWindow):
     # --- closing -------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         """Stop running work between steps; a batch resumes from its job table at the next start."""
+        self.stop_work()
+        event.accept()
+
+    def stop_work(self) -> None:
+        """Stop every job (between photos, or at a denoising step) and wait for every thread, once. Called
+        on close, and by main() after the event loop ends (a quit that closed no window)."""
+        if self.context.runner.closing:
+            return
         if self.context.runner.is_busy():
             self.statusBar().showMessage("Stopping the running jobs…")
             log.info("closing while %d job(s) run: cancelling them", len(self.context.runner.jobs))
@@ -250,4 +258,3 @@ class MainWindow(QMainWindow):
             page.shutdown()
         stopped = self.context.shutdown()
         log.info("closed (jobs stopped cleanly: %s)", stopped)
-        event.accept()

@@ -14,6 +14,9 @@ from engine.settings import APP_NAME, Settings, default_catalog_url, default_mod
 
 log = logging.getLogger(__name__)
 
+#: the default Save folder, beside the albums
+RESTORED_FOLDER = "Restored"
+
 NAMING_HELP = "{stem} is the photo's name without extension; the extension is kept"
 
 
@@ -30,7 +33,7 @@ class Preferences:
     memory: str = "auto"
     models_dir: str = field(default_factory=lambda: str(default_models_dir()))
     catalog_url: str = field(default_factory=default_catalog_url)
-    #: empty: a "restored" folder beside each photo
+    #: empty: a "Restored" folder beside the albums (never inside one: a scan would catalogue the outputs)
     output_dir: str = ""
     naming: str = "{stem}_restored"
     guidance: float = 5.0
@@ -45,8 +48,23 @@ class Preferences:
         return Settings(models_dir=Path(self.models_dir), catalog_url=self.catalog_url, device=self.device,
                         memory=self.memory)
 
+    def album_of(self, photo: Path) -> Path | None:
+        """The outermost album folder holding the photo, if any."""
+        photo = Path(os.path.abspath(photo))
+        holding = [Path(os.path.abspath(a)) for a in self.albums if photo.is_relative_to(os.path.abspath(a))]
+        return min(holding, key=lambda a: len(a.parts)) if holding else None
+
     def output_path_for(self, photo: Path) -> Path:
-        folder = Path(self.output_dir) if self.output_dir else photo.parent / "restored"
+        """Where Save writes: the chosen folder; by default, for an album photo, a "Restored" folder beside
+        the album (Restored/<album>/<its sub-folders>), else a "restored" folder beside the photo."""
+        album = self.album_of(photo)
+        if self.output_dir:
+            folder = Path(self.output_dir)
+        elif album is not None:
+            relative = Path(os.path.abspath(photo)).parent.relative_to(album)
+            folder = album.parent / RESTORED_FOLDER / album.name / relative
+        else:
+            folder = photo.parent / "restored"
         stem = self.naming.format(stem=photo.stem) if "{stem}" in self.naming else f"{photo.stem}{self.naming}"
         return folder / f"{stem}{photo.suffix}"
 

@@ -270,9 +270,16 @@ def restore(analysis: PhotoAnalysis, request: RestoreRequest, service: Any, cata
                           list(result.faces))
 
 
-def save(outcome: RestoreOutcome, target: Path) -> Path:
-    """Write the result atomically beside or instead of nothing: the original is never overwritten."""
+def save(outcome: RestoreOutcome, target: Path, catalog: Callable[[], Any] | None = None,
+         photo_id: int | None = None) -> Path:
+    """Write the result atomically (the original is never overwritten) and record it in the catalog as
+    a restoration output, so a later scan never catalogues it as a photo (and no batch restores it again)."""
     from engine.imageio import write_image
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    return write_image(target, outcome.pixels, like=outcome.image)
+    written = write_image(target, outcome.pixels, like=outcome.image)
+    if catalog is not None:
+        from engine.catalog.jobs import record_restoration
+
+        record_restoration(catalog(), photo_id, written, {"seed": outcome.seed})
+    return written

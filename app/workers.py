@@ -110,8 +110,15 @@ class JobRunner(QObject):
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self._jobs: list[Job] = []
+        self._closing = False
 
     def start(self, job: Job) -> Job:
+        if self._closing:
+            # shutdown() has begun: a thread started now (a page's refresh after its job ended, a timer)
+            # would outlive the application, and Qt aborts when a running QThread is destroyed
+            log.info("not starting %r: the app is closing", job.doing)
+            job.outcome = "refused"
+            return job
         thread = QThread()
         thread.setObjectName(job.doing[:40])
         job.thread = thread
@@ -166,8 +173,14 @@ class JobRunner(QObject):
         for job in list(self._jobs):
             job.cancel()
 
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
-        """Cancel every job and wait for its thread; True when all stopped in time."""
+        """Cancel every job and wait for its thread; True when all stopped in time. No job starts after
+        this (callbacks of the stopped jobs that would start more are refused)."""
+        self._closing = True
         self.cancel_all()
         stopped = True
         for job in list(self._jobs):

@@ -230,8 +230,10 @@ class QueuePage(Page):
             return
         self.job_title.setText(job.title)
         folder = f"Results in {job.out_dir}"
-        self.job_folder.setToolTip(folder)
-        self.job_folder.setText(self.job_folder.fontMetrics().elidedText(folder, Qt.TextElideMode.ElideMiddle, 420))
+        elsewhere = f" · {job.elsewhere}" if job.elsewhere else ""  # a CLI batch: shown, never resumed here
+        self.job_folder.setToolTip(folder + elsewhere)
+        self.job_folder.setText(self.job_folder.fontMetrics().elidedText(folder, Qt.TextElideMode.ElideMiddle, 420)
+                                + elsewhere)
         self.items.clear()
         rows = []
         for entry in job.items:
@@ -296,7 +298,10 @@ class QueuePage(Page):
         self.pause_button.setVisible(running_this)
         self.cancel_button.setVisible(running_this or (job is not None and unfinished))
         self.resume_button.setVisible(job is not None and not running_this and unfinished)
-        self.resume_button.setEnabled(self.running_job is None)
+        elsewhere = job.elsewhere if job is not None else None
+        self.resume_button.setEnabled(self.running_job is None and not elsewhere)
+        self.resume_button.setToolTip(f"This batch is {elsewhere}; it carries on there" if elsewhere else
+                                      "Carry on with the photos left, with the batch's own settings")
         self.retry_button.setEnabled(job is not None and bool(counts.get("failed")) and self.running_job is None)
         self.open_button.setEnabled(job is not None)
         if running_this and self.running_job is not None:

@@ -169,7 +169,7 @@ class RestorePage(Page):
         self.status = label("", "Muted", wrap=True)
         side.addWidget(self.status)
         save_row = QHBoxLayout()
-        self.save_button = button("Save", "save", tooltip="Save next to the photo (see Settings → Output)")
+        self.save_button = button("Save", "save", tooltip="Save into the Restored folder beside the albums (see Settings → Output)")
         self.save_as_button = button("Save as…", "save-as")
         self.open_folder_button = button("", "folder", tooltip="Open the folder of the saved photo")
         self.save_button.clicked.connect(lambda: self.save())
@@ -450,9 +450,10 @@ class RestorePage(Page):
         if self.outcome is None:
             return
         target = Path(path) if path is not None else self.default_output()
-        outcome = self.outcome
+        outcome, photo_id, catalog = self.outcome, self.analysis.photo_id, self.context.catalog
         self.progress.start(f"Saving {target.name}…")
-        self._job = self.context.runner.run(lambda progress, cancel: restore_flow.save(outcome, target),
+        self._job = self.context.runner.run(lambda progress, cancel: restore_flow.save(outcome, target, catalog,
+                                                                                        photo_id),
                                             f"Saving {target.name}", on_result=self._saved, on_failed=self._failed,
                                             on_finished=self._job_finished)
         self._update_actions()

@@ -76,7 +76,7 @@ class SettingsPage(Page):
 
         form.addRow(label("Restored photos", "SectionTitle"))
         self.output_dir = QLineEdit()
-        self.output_dir.setPlaceholderText("A “restored” folder beside each photo")
+        self.output_dir.setPlaceholderText("A “Restored” folder beside the albums")
         form.addRow("Output folder", _path_row(self.output_dir, lambda: self._choose_dir(self.output_dir)))
         self.naming = QLineEdit()
         self.naming.setToolTip(NAMING_HELP)
@@ -120,8 +120,10 @@ class SettingsPage(Page):
     def _show_example(self) -> None:
         from app.preferences import Preferences
 
-        probe = Preferences(output_dir=self.output_dir.text().strip(), naming=self.naming.text().strip() or "{stem}")
-        self.example.setText(f"Example: /photos/grandma.jpg → {probe.output_path_for(Path('/photos/grandma.jpg'))}")
+        probe = Preferences(output_dir=self.output_dir.text().strip(), naming=self.naming.text().strip() or "{stem}",
+                            albums=["/photos/family"])
+        example = Path("/photos/family/grandma.jpg")
+        self.example.setText(f"Example: {example} → {probe.output_path_for(example)}")
 
     def save(self) -> None:
         prefs = self.context.preferences

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,10 +68,7 @@ def start_or_resume(catalog: Catalog, roots: Sequence[str | Path], out_dir: str 
     """
     roots = [os.path.abspath(os.fspath(r)) for r in roots]
     out = os.path.abspath(os.fspath(out_dir))
-    for root in roots:
-        if out == root or out.startswith(root.rstrip(os.sep) + os.sep):
-            raise UsageError("the output folder must not be inside an album folder (outputs would be scanned "
-                             "as photos)", out)
+    check_output_folder(roots, out)
     if scan_first:
         from engine.catalog.scanner import scan
 
@@ -89,6 +86,38 @@ def start_or_resume(catalog: Catalog, roots: Sequence[str | Path], out_dir: str 
         session.flush()
         _add_new_items(session, job, roots)
         return job.id
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def check_output_folder(roots: Sequence[str | Path], out_dir: str | Path) -> None:
+    """Refuse an output folder that would mix outputs with albums, before anything is scanned or written:
+    one inside an album (its outputs would be scanned as photos) or one that contains an album (with the
+    mirrored tree, OUT/<album name>/… would be the album's own photos). Symlinks are resolved first.
+    UsageError naming the folders."""
+    out = os.path.realpath(os.fspath(out_dir))
+    for root in roots:
+        root = os.path.realpath(os.fspath(root))
+        if _inside(out, root):
+            raise UsageError(f"the output folder must not be inside an album folder ({root}): outputs would be "
+                             "scanned as photos; choose a folder outside the albums", out)
+        if _inside(root, out):
+            raise UsageError(f"the output folder contains the album folder {root}: outputs would land on or "
+                             "beside the album's own photos; choose a folder outside the albums", out)
+
+
+def output_paths(session) -> set[str]:
+    """Every file the catalog records as a restoration output (restorations, and batch outputs whose
+    hash was recorded, even if their run was killed before the commit), as absolute paths. One query
+    each: the scanner checks every file it meets against this set."""
+    paths = set(session.scalars(select(Restoration.output_path)))
+    for out_dir, relative in session.execute(select(BatchJob.out_dir, BatchItem.relative_output)
+                                             .join(BatchItem, BatchItem.job_id == BatchJob.id)
+                                             .where(BatchItem.output_sha256.is_not(None))):
+        paths.add(os.path.join(out_dir, relative))
+    return {os.path.abspath(p) for p in paths}
 
 
 def _add_new_items(session, job: BatchJob, roots: list[str]) -> None:
@@ -190,18 +219,27 @@ def list_jobs(catalog: Catalog) -> list[BatchJobRow]:
         return [_job_row(session, job) for job in session.scalars(select(BatchJob).order_by(BatchJob.id.desc()))]
 
 
+def get_job_options(catalog: Catalog, job_id: int) -> dict:
+    """The options a job was started with (`RestoreOptions.to_dict`); UsageError when it no longer exists."""
+    with catalog.session() as session:
+        return dict(_job(session, job_id).options or {})
+
+
 def get_job(catalog: Catalog, job_id: int) -> BatchJobRow:
     """One job with its items; UsageError when it no longer exists."""
     with catalog.session() as session:
         return _job_row(session, _job(session, job_id))
 
 
-def unfinished_job(catalog: Catalog) -> int | None:
-    """The newest job still "running" with photos left (the app or a batch was closed or killed mid-way)."""
+def unfinished_job(catalog: Catalog, skip: Collection[int] = ()) -> int | None:
+    """The newest job still "running" with photos left (the app or a batch was closed or killed mid-way),
+    other than those in `skip` (jobs another live process runs)."""
+    query = (select(BatchJob.id).where(BatchJob.status == JobStatus.running)
+             .where(BatchJob.items.any(BatchItem.status == ItemStatus.pending)))
+    if skip:
+        query = query.where(BatchJob.id.not_in(list(skip)))
     with catalog.session() as session:
-        return session.scalar(select(BatchJob.id).where(BatchJob.status == JobStatus.running)
-                              .where(BatchJob.items.any(BatchItem.status == ItemStatus.pending))
-                              .order_by(BatchJob.id.desc()).limit(1))
+        return session.scalar(query.order_by(BatchJob.id.desc()).limit(1))
 
 
 def cancel_job(catalog: Catalog, job_id: int) -> bool:
@@ -236,6 +274,8 @@ class PendingItem:
     photo_id: int
     relative_output: str
     status: str
+    #: the hash of the output as encoded, recorded before it was written (None: not written yet)
+    output_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -253,8 +293,35 @@ def open_job(catalog: Catalog, job_id: int) -> JobPlan:
     with catalog.transaction() as session:
         job = _job(session, job_id)
         job.status, job.finished_at = JobStatus.running, None
-        items = [PendingItem(i.id, i.photo_id, i.relative_output, ItemStatus(i.status).value) for i in job.items]
+        items = [PendingItem(i.id, i.photo_id, i.relative_output, ItemStatus(i.status).value, i.output_sha256)
+                 for i in job.items]
         return JobPlan(job.id, Path(job.out_dir), dict(job.options or {}), items)
+
+
+def earlier_output_hashes(catalog: Catalog, job_id: int) -> dict[int, str]:
+    """{item id: hash} for the job's items without a hash of their own whose output file an earlier job
+    wrote with a recorded hash (the same output folder and path): such a file may count as done when it
+    still matches."""
+    with catalog.session() as session:
+        job = _job(session, job_id)
+        mine = {i.relative_output: i.id for i in job.items if i.output_sha256 is None}
+        if not mine:
+            return {}
+        rows = session.execute(select(BatchItem.relative_output, BatchItem.output_sha256)
+                               .join(BatchJob, BatchItem.job_id == BatchJob.id)
+                               .where(BatchJob.out_dir == job.out_dir, BatchJob.id != job_id,
+                                      BatchItem.output_sha256.is_not(None),
+                                      BatchItem.relative_output.in_(list(mine)))
+                               .order_by(BatchItem.id)).all()
+        return {mine[relative]: sha for relative, sha in rows}  # the newest write wins
+
+
+def record_output_hash(catalog: Catalog, item_id: int, sha256: str) -> None:
+    """Record the hash of an item's output before the file is written (engine.imageio.encode_image, then
+    write_encoded): a run killed between the write and its commit leaves an output that a resumed run
+    can recognise as this very file (engine.imageio.verify_output)."""
+    with catalog.transaction() as session:
+        session.get(BatchItem, item_id).output_sha256 = sha256
 
 
 def item_ids_by_photo(catalog: Catalog, job_id: int) -> dict[int, int]:
@@ -272,26 +339,43 @@ def photo_for_item(catalog: Catalog, photo_id: int) -> tuple[str, str, int]:
 
 def record_item(catalog: Catalog, job_id: int, item_id: int, status: str, reason: str | None,
                 output: Path | None = None, settings: dict | None = None, model_versions: dict | None = None,
-                faces: Sequence[FaceRecord] = ()) -> None:
+                faces: Sequence[FaceRecord] = (), output_sha256: str | None = None) -> None:
     """One photo's outcome, in one transaction: the item's status and, for a restored photo, its
-    restoration with one row per face."""
+    restoration with one row per face (and the output's hash, when not recorded before the write)."""
     from engine.catalog.models import utcnow
 
     with catalog.transaction() as session:
         item = session.get(BatchItem, item_id)
         item.status, item.reason, item.finished_at = ItemStatus(status), reason, utcnow()
+        if output_sha256 is not None:
+            item.output_sha256 = output_sha256
         if item.status == ItemStatus.done and output is not None:
-            restoration = Restoration(photo_id=item.photo_id, output_path=str(output),
-                                      settings={**(settings or {}), "batch_job": job_id},
-                                      model_versions=model_versions or {"note": reason})
-            session.add(restoration)
-            session.flush()
-            for f in faces:
-                session.add(RestorationFace(
-                    restoration_id=restoration.id, face_index=f.face_index, face_id=f.face_id,
-                    person_id=f.person_id, person_name=f.person_name, action=f.action, reason=f.reason,
-                    seed=f.seed, box=[float(v) for v in f.box], similarity_restored=f.similarity_restored,
-                    similarity_unrestored=f.similarity_unrestored, verdict=f.verdict, check_model=f.check_model))
+            _add_restoration(session, item.photo_id, output, {**(settings or {}), "batch_job": job_id},
+                             model_versions or {"note": reason}, faces)
+
+
+def _add_restoration(session, photo_id: int | None, output: str | Path, settings: dict, model_versions: dict,
+                     faces: Sequence[FaceRecord]) -> None:
+    restoration = Restoration(photo_id=photo_id, output_path=os.path.abspath(os.fspath(output)),
+                              settings=settings, model_versions=model_versions)
+    session.add(restoration)
+    session.flush()
+    for f in faces:
+        session.add(RestorationFace(
+            restoration_id=restoration.id, face_index=f.face_index, face_id=f.face_id,
+            person_id=f.person_id, person_name=f.person_name, action=f.action, reason=f.reason,
+            seed=f.seed, box=[float(v) for v in f.box], similarity_restored=f.similarity_restored,
+            similarity_unrestored=f.similarity_unrestored, verdict=f.verdict, check_model=f.check_model))
+
+
+def record_restoration(catalog: Catalog, photo_id: int | None, output: str | Path, settings: dict | None = None,
+                       faces: Sequence[FaceRecord] = ()) -> None:
+    """A restoration saved outside a batch (the app's Save): recorded with its output, so the scanner
+    never catalogues the output as a photo (photo_id None: a photo outside the albums)."""
+    with catalog.transaction() as session:
+        if photo_id is not None and session.get(Photo, photo_id) is None:
+            photo_id = None  # removed from the catalog meanwhile; the output is still one
+        _add_restoration(session, photo_id, output, settings or {}, {"source": "app"}, faces)
 
 
 def finish_job(catalog: Catalog, job_id: int) -> list[tuple[str, str, str | None]]:

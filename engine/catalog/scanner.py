@@ -376,6 +376,21 @@ def walk_photos(roots: Sequence[str | Path], skipped: list[tuple[str, str]] | No
             stack.extend(reversed(subfolders))
 
 
+def _without_restoration_outputs(catalog: Catalog, found) -> list[_FoundFile]:
+    """The found files less those the catalog records as restoration outputs (saved from the app, or a
+    batch's): a restored photo is never catalogued as a photo of the album, so it is never restored
+    again. One query per scan, then a set lookup per file."""
+    from engine.catalog.jobs import output_paths
+
+    with catalog.session() as session:
+        outputs = output_paths(session)
+    found = list(found)
+    kept = [item for item in found if item.path not in outputs]
+    if len(kept) != len(found):
+        log.info("left out %d restoration output(s) recorded in the catalog", len(found) - len(kept))
+    return kept
+
+
 def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -466,7 +481,8 @@ class Scanner:
         start = time.monotonic()
         result = ScanResult()
         roots = [os.path.abspath(os.fspath(r)) for r in roots]
-        found = list(walk_photos(roots, result.skipped_folders, self.follow_links, result.outside_links))
+        found = _without_restoration_outputs(
+            self.catalog, walk_photos(roots, result.skipped_folders, self.follow_links, result.outside_links))
         for folder, reason in result.skipped_folders:
             log.warning("skipped %s: %s", folder, reason)
         if result.outside_links:

@@ -11,6 +11,8 @@ identity of a person you said it is not; faces of nobody with references are res
 Running the same command again after an interruption continues the job where it stopped, with the
 options it was started with; no photo is restored twice and no half-written output is left. Ends with
 a summary (each photo counted once); --verbose adds each restored photo's faces: person, action, reason.
+An OUTDIR inside an album, or one containing an album, is refused before anything runs (exit 2); a
+batch that another live process runs is refused (exit 6; `faceme jobs list` shows who runs it).
 """
 
 from __future__ import annotations
@@ -43,36 +45,67 @@ def add_parser(subparsers) -> None:
     p.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from engine.catalog.jobs import start_or_resume
+def check_pack(models_dir: str | Path) -> None:
+    """ModelPackError (exit 4) when the pack is incomplete: found in a second, before any scanning."""
     from engine.errors import ModelPackError
     from engine.models.layout import RESTORATION_PARTS, verify_pack
+
+    broken = [s for s in verify_pack(models_dir, tuple(RESTORATION_PARTS)) if not s.ok]
+    if broken:
+        raise ModelPackError(f"the model pack is incomplete ({', '.join(s.name for s in broken)}); "
+                             "see `faceme models verify`", models_dir)
+
+
+def run_batch_job(catalog, job_id: int, models: Path | None = None, device: str | None = None,
+                  show_faces: bool = False) -> int:
+    """Run a job's pending photos with the options it was recorded with (`models` / `device` override its
+    model folder / device), print the summary; the exit code. `faceme batch` and `faceme jobs
+    resume|retry` both end here. JobBusyError (exit 6) when another live process runs the job."""
+    from engine.catalog.jobs import get_job_options
+    from engine.catalog.leases import owner_of
+    from engine.errors import JobBusyError
     from engine.restore.batch import ServiceRestorer, run_job
+    from engine.restore.options import RestoreOptions
+    from engine.restore.service import get_service
+    from engine.settings import Settings
+
+    recorded = RestoreOptions.from_dict(get_job_options(catalog, job_id))
+    owner = owner_of(catalog, job_id)
+    if owner is not None and owner.alive and not owner.mine:  # a word before the pack check; the lease guards the run
+        raise JobBusyError(f"batch {job_id} is {owner.describe()}; it is not run here. Wait for it to finish, "
+                           f"or stop it with `faceme jobs cancel {job_id}`", owner=owner.describe())
+    settings = Settings().with_overrides(models_dir=models or recorded.models_dir, device=device or recorded.device)
+    check_pack(settings.models_dir)
+    service = get_service(settings.models_dir, device or recorded.device or settings.device,
+                          recorded.dtype or settings.dtype)
+    bar = ProgressBar("restoring", unit=" photos")
+    try:
+        summary = run_job(catalog, job_id, ServiceRestorer(service), progress=bar)
+    finally:
+        bar.close()
+    for line in summary.lines(verbose=show_faces):
+        print(line)
+    return 1 if summary.failed else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.catalog.jobs import check_output_folder, start_or_resume
     from engine.restore.options import RestoreOptions
     from engine.settings import Settings
 
     missing = [str(f) for f in args.folders if not f.is_dir()]
     if missing:
         raise UsageError(f"no such folder: {', '.join(missing)}")
+    check_output_folder(args.folders, args.out)  # before the catalog is even opened: nothing is written
     settings = Settings().with_overrides(models_dir=args.models, device=args.device)
-    broken = [s for s in verify_pack(settings.models_dir, tuple(RESTORATION_PARTS)) if not s.ok]
-    if broken:  # before any scanning: a missing pack is found in a second, not after an hour
-        raise ModelPackError(f"the model pack is incomplete ({', '.join(s.name for s in broken)}); "
-                             "see `faceme models verify`", settings.models_dir)
+    check_pack(settings.models_dir)
     options = RestoreOptions(unmatched=args.unmatched, steps=args.steps, guidance_scale=args.guidance,
                              seed=args.seed, color_fix=args.color_fix, min_face_size=args.min_face_size,
                              models_dir=str(Path(settings.models_dir).resolve()), device=settings.device,
                              dtype=settings.dtype)
-    catalog = open_catalog_from(args)
-    try:
+    with open_catalog_from(args) as catalog:
         scan_bar = ProgressBar("scanning", unit=" photos")
         job_id = start_or_resume(catalog, args.folders, args.out, options, progress=scan_bar)
         scan_bar.close()
-        bar = ProgressBar("restoring", unit=" photos")
-        summary = run_job(catalog, job_id, ServiceRestorer(), progress=bar)
-        bar.close()
-    finally:
-        catalog.close()
-    for line in summary.lines(verbose=args.show_faces):
-        print(line)
-    return 1 if summary.failed else 0
+        # the job's recorded options (a resumed job keeps those it was started with)
+        return run_batch_job(catalog, job_id, show_faces=args.show_faces)

@@ -18,7 +18,6 @@ import json
 from pathlib import Path
 
 from engine.cli.options import add_command_group
-from engine.cli.progress_bar import ProgressBar
 from engine.cli.scan import add_catalog_argument, open_catalog_from
 
 
@@ -49,7 +48,7 @@ def _counts(job) -> dict[str, int]:
 
 
 def run_list(args) -> int:
-    from engine.catalog.batch import list_jobs
+    from engine.catalog.jobs import list_jobs
     from engine.catalog.leases import owners
 
     with open_catalog_from(args) as catalog:
@@ -74,7 +73,7 @@ def run_list(args) -> int:
 
 
 def run_cancel(args) -> int:
-    from engine.catalog.batch import cancel_job, get_job
+    from engine.catalog.jobs import cancel_job, get_job
     from engine.catalog.leases import owner_of
 
     with open_catalog_from(args) as catalog:
@@ -90,7 +89,7 @@ def run_cancel(args) -> int:
 
 
 def run_retry(args) -> int:
-    from engine.catalog.batch import retry_failed
+    from engine.catalog.jobs import retry_failed
 
     with open_catalog_from(args) as catalog:
         count = retry_failed(catalog, args.job)
@@ -100,28 +99,9 @@ def run_retry(args) -> int:
 
 def run_resume(args) -> int:
     """Run the job's remaining photos with its recorded options (the same path as `faceme batch`)."""
-    from engine.catalog.batch import BatchOptions, FaceMeRestorer, get_job, run_job
-    from engine.catalog.leases import owner_of
-    from engine.catalog.models import BatchJob
-    from engine.errors import JobBusyError
-    from engine.settings import Settings
+    from engine.catalog.jobs import get_job
+    from engine.cli.batch import run_batch_job
 
     with open_catalog_from(args) as catalog:
         get_job(catalog, args.job)  # UsageError when it is gone
-        owner = owner_of(catalog, args.job)
-        if owner is not None and owner.alive:  # a friendly early word; the lease itself guards the run
-            raise JobBusyError(f"batch {args.job} is {owner.describe()}; it is not resumed here",
-                               owner=owner.describe())
-        with catalog.session() as session:
-            recorded = dict(session.get(BatchJob, args.job).options or {})
-        options = BatchOptions(**{k: v for k, v in recorded.items() if k in BatchOptions.__dataclass_fields__})
-        settings = Settings().with_overrides(models_dir=args.models or options.models_dir, device=args.device)
-        restorer = FaceMeRestorer(Path(settings.models_dir), device=settings.device, dtype=settings.dtype)
-        bar = ProgressBar("restoring", unit=" photos")
-        try:
-            summary = run_job(catalog, args.job, restorer, progress=bar)
-        finally:
-            bar.close()
-    for line in summary.lines():
-        print(line)
-    return 1 if summary.failed else 0
+        return run_batch_job(catalog, args.job, models=args.models, device=args.device)

@@ -10,10 +10,17 @@ A photo in which no face gets restored is skipped with the faces' reasons; a pho
 faces are recorded (person, action, reason, seed) with its restoration.
 
 Crash safety: outputs are written atomically by engine.imageio (temporary file, then rename), so an
-output file is always whole; an item is marked done in the same transaction that records its
-restoration. A resumed job first deletes temporary files that a killed write left behind, and takes
-an item whose output already exists (written, then killed before the commit) as done instead of
-restoring it again. So no photo is restored twice and no half-written output remains.
+output file is always whole; an output's SHA-256 is recorded before the file appears (encode_image,
+record_output_hash, write_encoded), and the item is marked done in the same transaction that records
+its restoration. A resumed job first deletes temporary files that a killed write left behind, and takes
+an item whose output already exists as done only when it is the very file recorded (verify_output:
+those bytes, decodable); a truncated, replaced or unrecorded file is restored again. So no photo is
+restored twice and no damaged output counts as done.
+
+One process at a time: run_job holds the job's lease (engine.catalog.leases.hold, with heartbeats) for
+the whole run; a job a live other process runs is refused with JobBusyError, a killed owner's job is
+taken over. The run stops like a user's cancel when the lease is lost or the job is cancelled from
+another process (`faceme jobs cancel`).
 
 Cancelling (`cancel` returns True) stops run_job with CancelledError, between photos or inside one:
 the photo in flight is not marked at all (it stays pending and is restored on the next run), and the
@@ -29,23 +36,33 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from engine.catalog import jobs
+import numpy as np
+
+from engine.catalog import jobs, leases
 from engine.catalog.db import Catalog
 from engine.catalog.jobs import FaceRecord
-from engine.errors import CancelledError, FaceMeError, NoFaceError
+from engine.errors import CancelledError, FaceMeError, LeaseLostError, NoFaceError
 from engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
 from engine.restore.options import RestoreOptions
 from engine.restore.photo import PhotoRestoration
 
+if TYPE_CHECKING:
+    from engine.imageio import LoadedImage
+
 log = logging.getLogger(__name__)
+
+
+#: writes a restored photo's pixels to its item's output (`like`: the input, for format and metadata)
+OutputWrite = Callable[[np.ndarray, "LoadedImage | None"], None]
 
 
 class PhotoRestorer(Protocol):
     def restore(self, catalog: Catalog, photo_id: int, input_path: Path, output_path: Path,
-                options: RestoreOptions, cancel: CancelCheck | None) -> PhotoRestoration:
-        """Restore one album photo as its plan says; write output_path (atomically) when a face was restored."""
+                options: RestoreOptions, cancel: CancelCheck | None, write: OutputWrite) -> PhotoRestoration:
+        """Restore one album photo as its plan says; when a face was restored, hand the pixels to `write`
+        (which records the output's hash, then writes output_path atomically)."""
 
 
 #: called with (photo id, photo name, done, total, message) while one photo is restored
@@ -60,7 +77,7 @@ class ServiceRestorer:
         self._service = service
         self.on_photo = on_photo
 
-    def restore(self, catalog, photo_id, input_path, output_path, options, cancel):
+    def restore(self, catalog, photo_id, input_path, output_path, options, cancel, write=None):
         name = Path(input_path).name
 
         def progress(done: int, total: int, message: str) -> None:
@@ -72,7 +89,7 @@ class ServiceRestorer:
 
         service = self._service if self._service is not None else service_for(options)
         return service.restore_album_photo(catalog, photo_id, input_path, output_path, options,
-                                           progress=progress, cancel=cancel)
+                                           progress=progress, cancel=cancel, write=write)
 
 
 #: called with (item id, "done" | "skipped" | "failed", reason or None) after each photo
@@ -126,17 +143,61 @@ def nothing_restored(result: PhotoRestoration) -> str:
     return "no face to restore: " + "; ".join(reasons)
 
 
+def _verified_output(output: Path, sha256: str | None) -> bool:
+    """An output already there counts as done only when it is the very file recorded as written."""
+    from engine.imageio import verify_output
+
+    if not output.exists():
+        return False
+    check = verify_output(output, sha256)
+    if not check:
+        log.warning("%s is there but %s; it is restored again", output, check.reason)
+    return bool(check)
+
+
+def _writer(catalog: Catalog, item_id: int, output: Path, written: dict) -> OutputWrite:
+    def write(pixels: np.ndarray, like=None) -> None:
+        from engine.imageio import encode_image, write_encoded
+
+        encoded = encode_image(output, pixels, like=like)
+        jobs.record_output_hash(catalog, item_id, encoded.sha256)  # before the file appears
+        write_encoded(encoded)
+        written["sha256"] = encoded.sha256
+
+    return write
+
+
 def run_job(catalog: Catalog, job_id: int, restorer: PhotoRestorer, progress: ProgressCallback | None = None,
-            cancel: CancelCheck | None = None, on_item: ItemCallback | None = None) -> BatchSummary:
+            cancel: CancelCheck | None = None, on_item: ItemCallback | None = None,
+            heartbeat_seconds: float = leases.HEARTBEAT_SECONDS) -> BatchSummary:
     """Restore the job's pending photos with the options the job was started with, recording each
-    outcome as it happens.
+    outcome as it happens, holding the job's lease throughout.
 
     A job that was cancelled is re-opened ("running") first. `on_item(item_id, status, reason)` is
-    called after each photo's outcome is committed. Raises CancelledError when `cancel` asks to stop
+    called after each photo's outcome is committed. Raises JobBusyError when a live other process runs
+    the job, CancelledError when `cancel` asks to stop or the job was cancelled or taken over elsewhere
     (the photo in flight stays pending), ModelPackError when the pack is broken (every photo would
     fail alike), UsageError when the job no longer exists; any other error of one photo marks only
     that photo failed.
     """
+    with leases.hold(catalog, job_id, interval=heartbeat_seconds) as keeper:
+        def stop() -> bool:
+            return keeper.should_stop() or bool(cancel is not None and cancel())
+
+        try:
+            return _run_held_job(catalog, job_id, restorer, progress, stop, on_item)
+        except CancelledError:
+            if keeper.lost:
+                raise LeaseLostError(f"batch {job_id} was taken over by another process; this one stopped "
+                                     "(the photo in flight is left to it)") from None
+            if keeper.cancelled_elsewhere:
+                raise CancelledError(f"batch {job_id} was cancelled from another process (`faceme jobs cancel`); "
+                                     f"`faceme jobs resume {job_id}` continues it") from None
+            raise
+
+
+def _run_held_job(catalog: Catalog, job_id: int, restorer: PhotoRestorer, progress: ProgressCallback | None,
+                  cancel: CancelCheck, on_item: ItemCallback | None) -> BatchSummary:
     from engine.imageio import remove_partial_writes
 
     start = time.monotonic()
@@ -146,6 +207,7 @@ def run_job(catalog: Catalog, job_id: int, restorer: PhotoRestorer, progress: Pr
     if job.out_dir.exists():
         for leftover in remove_partial_writes(job.out_dir):
             log.info("removed a partial output left by an interrupted run: %s", leftover)
+    earlier = jobs.earlier_output_hashes(catalog, job_id)
     done = sum(1 for item in job.items if item.status != "pending")
     summary.already_done = done
     report(progress, done, summary.total, "restoring")
@@ -156,16 +218,19 @@ def run_job(catalog: Catalog, job_id: int, restorer: PhotoRestorer, progress: Pr
         check_cancelled(cancel, "batch")
         output = job.out_dir / item.relative_output
         path, photo_status, _ = jobs.photo_for_item(catalog, item.photo_id)
-        result = None
-        if output.exists():
-            # written by a run killed before it could record it: done, not restored again
-            status, reason = "done", "output already there (an interrupted or earlier run)"
+        result, written = None, {}
+        known = item.output_sha256 or earlier.get(item.id)
+        if _verified_output(output, known):
+            # written (hash recorded first) by a run killed before it could commit, or by an earlier job
+            status, reason = "done", "output already there (an interrupted or earlier run; verified)"
+            written["sha256"] = known
         elif photo_status != "ok":
             status, reason = "skipped", f"photo is {photo_status}"
         else:
             try:
                 output.parent.mkdir(parents=True, exist_ok=True)
-                result = restorer.restore(catalog, item.photo_id, Path(path), output, options, cancel)
+                result = restorer.restore(catalog, item.photo_id, Path(path), output, options, cancel,
+                                          write=_writer(catalog, item.id, output, written))
                 status, reason = ("done", None) if result.restored_count else ("skipped", nothing_restored(result))
             except CancelledError:
                 raise  # not a failure: the item stays pending and is restored on the next run
@@ -182,7 +247,7 @@ def run_job(catalog: Catalog, job_id: int, restorer: PhotoRestorer, progress: Pr
         faces = face_records(result) if restored else []
         jobs.record_item(catalog, job_id, item.id, status, reason, output if status == "done" else None,
                          settings=options.to_dict(), model_versions={"models_dir": options.models_dir} if restored
-                         else None, faces=faces)
+                         else None, faces=faces, output_sha256=written.get("sha256"))
         if on_item is not None:
             on_item(item.id, status, reason)
         if restored:

@@ -113,10 +113,11 @@ class RestorationService:
 
     def restore_album_photo(self, catalog, photo_id: int, input_path: str | Path, output_path: str | Path,
                             options: RestoreOptions, progress: ProgressCallback | None = None,
-                            cancel: CancelCheck | None = None, write_when_nothing: bool = False
-                            ) -> PhotoRestoration:
+                            cancel: CancelCheck | None = None, write_when_nothing: bool = False,
+                            write=None) -> PhotoRestoration:
         """Read, plan from the album, restore, write `output_path` atomically (not when no face was
-        restored, unless `write_when_nothing`)."""
+        restored, unless `write_when_nothing`). `write(pixels, like)`, when given, writes it instead
+        (a batch records the output's hash before the file appears)."""
         from engine.imageio import read_image, write_image
 
         input_path, output_path = Path(input_path), Path(output_path)
@@ -126,7 +127,10 @@ class RestorationService:
         plan = self.plan_album_photo(catalog, photo_id, loaded.pixels, options)
         result = self.restore(loaded, plan, options, catalog, progress, cancel)
         if result.restored_count or write_when_nothing:
-            write_image(output_path, result.pixels, like=loaded)
+            if write is not None:
+                write(result.pixels, loaded)
+            else:
+                write_image(output_path, result.pixels, like=loaded)
         return result
 
 

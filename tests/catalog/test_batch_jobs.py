@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from engine.catalog import jobs
 from engine.catalog.models import Restoration
 from engine.errors import CancelledError, UsageError
-from engine.imageio import read_image, write_image
+from engine.imageio import read_image
 from engine.progress import check_cancelled
 from engine.restore import batch as restore_batch
 from engine.restore.options import RestoreOptions
@@ -46,7 +46,7 @@ class CopyRestorer:
         self.calls: list[str] = []
 
     def restore(self, catalog, photo_id: int, input_path: Path, output_path: Path, options: RestoreOptions,
-                cancel) -> PhotoRestoration:
+                cancel, write) -> PhotoRestoration:
         assert options.steps == 1  # the options the job was started with
         self.calls.append(input_path.name)
         if self.stop_at is not None and len(self.calls) == self.stop_at:
@@ -54,8 +54,9 @@ class CopyRestorer:
         check_cancelled(self.cancel, "restoration")
         if input_path.name in self.broken:
             raise RuntimeError("the GPU fell over")
-        pixels = read_image(input_path).pixels
-        write_image(output_path, pixels)
+        loaded = read_image(input_path)
+        pixels = loaded.pixels
+        write(pixels, loaded)
         from engine.faces.types import Face
         from engine.restore.plan import PlannedFace
 
@@ -131,3 +132,74 @@ def test_a_job_that_is_gone_is_a_usage_error(catalog):
             call()
     assert batch.cancel_job(catalog, 99) is False and batch.list_jobs(catalog) == []
     assert batch.unfinished_job(catalog) is None
+
+
+class KilledAfterWriting(CopyRestorer):
+    """Writes the output (its hash recorded first), then stops before the item is committed: the state
+    a kill -9 between the write and the commit leaves."""
+
+    def restore(self, catalog, photo_id, input_path, output_path, options, cancel, write):
+        super().restore(catalog, photo_id, input_path, output_path, options, cancel, write)
+        raise CancelledError("killed after the write")
+
+
+def test_an_output_written_before_a_kill_counts_only_while_it_is_the_recorded_file(catalog, job, tmp_path):
+    from engine.catalog.models import BatchItem
+
+    job_id, names = job
+    with pytest.raises(CancelledError):  # the first photo written, then "killed" before its commit
+        batch.run_job(catalog, job_id, KilledAfterWriting())
+    assert _statuses(catalog, job_id) == dict.fromkeys(names, "pending")
+    with catalog.session() as session:
+        hashes = {i.relative_output: i.output_sha256 for i in session.scalars(select(BatchItem))}
+    assert hashes[names[0]] is not None and hashes[names[1]] is None  # recorded before the write, no commit
+
+    kept = tmp_path / "out" / names[0]
+    kept_bytes = kept.read_bytes()
+    again = CopyRestorer()
+    summary = batch.run_job(catalog, job_id, again)
+    assert again.calls == names[1:]  # the verified output is done, not restored again
+    assert summary.already_done == 1 and summary.restored == 2 and kept.read_bytes() == kept_bytes
+
+    # a truncated output of a finished job: a new job over the same folder restores it again, the whole ones
+    # (matching the hashes recorded by the first job) are kept
+    damaged = tmp_path / "out" / names[1]
+    damaged.write_bytes(damaged.read_bytes()[:2000])
+    album = tmp_path / "album"
+    second = batch.start_or_resume(catalog, [album], tmp_path / "out", RestoreOptions(steps=1), scan_first=False)
+    assert second != job_id
+    third = CopyRestorer()
+    summary = batch.run_job(catalog, second, third)
+    assert third.calls == [names[1]] and summary.restored == 1 and summary.already_done == 2
+    assert read_image(damaged).pixels.shape == read_image(album / names[1]).pixels.shape
+    with catalog.session() as session:  # each photo one restoration per job, no more
+        per_photo = session.execute(select(Restoration.photo_id, func.count(Restoration.id))
+                                    .group_by(Restoration.photo_id)).all()
+    assert sorted(n for _, n in per_photo) == [2, 2, 2]
+
+
+def test_a_job_cancelled_from_another_process_stops_at_the_next_heartbeat(catalog, job):
+    """run_job holds the lease with heartbeats: `faceme jobs cancel` elsewhere stops it like the user's
+    cancel, with a message saying where it was cancelled; the photo in flight stays pending."""
+    import time
+
+    from engine.catalog import leases
+
+    job_id, names = job
+    seen = {}
+
+    class CancelledMeanwhile(CopyRestorer):
+        def restore(self, catalog, photo_id, input_path, output_path, options, cancel, write):
+            seen["owner"] = leases.owner_of(catalog, job_id)
+            batch.cancel_job(catalog, job_id)  # as `faceme jobs cancel` does from another process
+            deadline = time.monotonic() + 10
+            while not cancel() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.cancel = cancel  # the run's check: the user's and the lease's
+            return super().restore(catalog, photo_id, input_path, output_path, options, cancel, write)
+
+    with pytest.raises(CancelledError, match="cancelled from another process"):
+        batch.run_job(catalog, job_id, CancelledMeanwhile(), heartbeat_seconds=0.05)
+    assert seen["owner"].mine and seen["owner"].alive  # held while it ran
+    assert leases.owner_of(catalog, job_id) is None  # released when it stopped
+    assert _statuses(catalog, job_id) == dict.fromkeys(names, "pending")

@@ -15,26 +15,13 @@ import pytest
 from sqlalchemy import update
 
 from engine.catalog import leases
-from engine.catalog.batch import cancel_job
+from engine.catalog.jobs import cancel_job
 from engine.catalog.db import open_catalog
 from engine.catalog.models import BatchJob, utcnow
 from engine.errors import JobBusyError, LeaseLostError
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = "import sys; from engine.cli import main; sys.exit(main())"
-
-_HOLD = """
-import sys, time
-from pathlib import Path
-from engine.catalog.db import open_catalog
-from engine.catalog.leases import hold
-catalog = open_catalog(sys.argv[1])
-with hold(catalog, int(sys.argv[2]), interval=0.2) as keeper:
-    print("held", flush=True)
-    while not keeper.should_stop():
-        time.sleep(0.05)
-    print("stopped: cancelled elsewhere" if keeper.cancelled_elsewhere else "stopped: lost", flush=True)
-"""
 
 _GRAB = """
 import sys, time
@@ -74,8 +61,8 @@ def job(tmp_path) -> tuple[Path, int]:
 
 
 def _start_holder(path: Path, job_id: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(path), str(job_id)], cwd=ROOT, env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "engine.testing.lease_holder", str(path), str(job_id)], cwd=ROOT,
+                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     assert line.strip() == "held", proc.stderr.read()
     return proc
