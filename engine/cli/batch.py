@@ -2,7 +2,7 @@
 
     faceme batch DIR... --out OUTDIR [--catalog DB] [--unmatched blind|skip] [--models DIR]
                  [--steps N] [--guidance G] [--seed S] [--min-face-size PX] [--no-color-fix] [--device D]
-                 [--verbose]
+                 [--memory M] [--verbose]
 
 Folders are scanned first (unchanged photos cost nothing). Each face is restored as the album says:
 with the references of the person it belongs to (confirmed, or grouped by the scan), never with the
@@ -36,7 +36,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--min-face-size", type=float, default=DEFAULT_MIN_FACE_SIZE, metavar="PX",
                    help=f"leave faces smaller than this alone (default {DEFAULT_MIN_FACE_SIZE} px)")
     add_models_option(p)
-    add_restoration_options(p, memory=False)  # the batch's RestoreOptions carry no memory mode yet
+    add_restoration_options(p)
     # its own dest: `faceme -v` (logging) is the main parser's "verbose"
     p.add_argument("--verbose", dest="show_faces", action="store_true",
                    help="print each restored photo's faces: person, action, reason, seed")
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     missing = [str(f) for f in args.folders if not f.is_dir()]
     if missing:
         raise UsageError(f"no such folder: {', '.join(missing)}")
-    settings = Settings().with_overrides(models_dir=args.models, device=args.device)
+    settings = Settings().with_overrides(models_dir=args.models, device=args.device, memory=args.memory)
     broken = [s for s in verify_pack(settings.models_dir, tuple(RESTORATION_PARTS)) if not s.ok]
     if broken:  # before any scanning: a missing pack is found in a second, not after an hour
         raise ModelPackError(f"the model pack is incomplete ({', '.join(s.name for s in broken)}); "
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     options = RestoreOptions(unmatched=args.unmatched, steps=args.steps, guidance_scale=args.guidance,
                              seed=args.seed, color_fix=args.color_fix, min_face_size=args.min_face_size,
                              models_dir=str(Path(settings.models_dir).resolve()), device=settings.device,
-                             dtype=settings.dtype)
+                             dtype=settings.dtype, memory=settings.memory)
     catalog = open_catalog_from(args)
     try:
         scan_bar = ProgressBar("scanning", unit=" photos")
