@@ -1,6 +1,6 @@
 """The restoration service: the one place that holds a loaded FaceMe pipeline and its face analyzer.
 
-    service = service_for(options)   or   get_service(models_dir, device, dtype, memory)   (one per key and process)
+    service = service_for(options)   or   get_service(models_dir, device, dtype, memory)   (one per key)
     plan = service.plan_album_photo(catalog, photo_id, pixels, options)   or   service.plan_ad_hoc(...)
     result = service.restore(image, plan, options, catalog=catalog)
     look = service.preview(image, plan, options)   (a quick look in a few steps; never saved or recorded)
