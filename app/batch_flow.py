@@ -60,7 +60,7 @@ class JobView:
 
 class StudioRestorer:
     """engine.restore.batch's PhotoRestorer on the app's one shared model (a RestorationService), loaded
-    for the job's own models folder and device, with per-photo progress."""
+    for the job's own models folder, device and memory mode, with per-photo progress."""
 
     def __init__(self, settings, model, on_photo=None):
         self.settings = settings
@@ -70,7 +70,8 @@ class StudioRestorer:
     def restore(self, catalog, photo_id, input_path, output_path, options, cancel, write=None):
         from engine.restore.batch import ServiceRestorer
 
-        settings = self.settings.with_overrides(models_dir=options.models_dir, device=options.device)
+        settings = self.settings.with_overrides(models_dir=options.models_dir, device=options.device,
+                                                memory=options.memory)
         # a stop inside the photo raises CancelledError: engine.restore.batch.run_job keeps it pending
         with self.model.use(settings) as service:
             return ServiceRestorer(service, self.on_photo).restore(catalog, photo_id, input_path, output_path,
@@ -113,7 +114,8 @@ def batch_options(settings, steps: int, guidance: float, unmatched: str = "blind
     from engine.restore.options import RestoreOptions
 
     return RestoreOptions(steps=int(steps), guidance_scale=float(guidance), unmatched=unmatched, color_fix=color_fix,
-                          models_dir=str(settings.models_dir), device=settings.device, dtype=settings.dtype)
+                          models_dir=str(settings.models_dir), device=settings.device, dtype=settings.dtype,
+                          memory=settings.memory)
 
 
 def create_job(catalog, roots, out_dir, options, progress=None, cancel=None) -> int:

@@ -73,12 +73,11 @@ def freeze_long_lived_objects() -> None:
 
 
 def load_restoration_service(settings: Settings, progress: ProgressCallback | None = None) -> Any:
-    from engine.faceme.pipeline import FaceMePipeline
-    from engine.restore.service import RestorationService
+    """The engine's service for the settings' models folder, device, precision and memory mode, loaded
+    (the one way every front end loads FaceMe: engine.restore.service.get_service)."""
+    from engine.restore.service import get_service
 
-    pipeline = FaceMePipeline.from_pack(settings.models_dir, device=settings.device, dtype=settings.dtype,
-                                        memory=settings.memory)
-    return RestorationService(settings.models_dir, settings.device, settings.dtype, pipeline=pipeline)
+    return get_service(settings.models_dir, settings.device, settings.dtype, settings.memory).load()
 
 
 def _key(settings: Settings) -> tuple:
@@ -129,6 +128,9 @@ class SharedModel:
         if self._model is None:
             return
         log.info("releasing the FaceMe model loaded for %s", self._loaded_for)
+        from engine.restore.service import release_service
+
+        release_service(self._model)  # else the engine's per-process cache would keep it in memory
         self._model = None
         self._loaded_for = None
         gc.collect()

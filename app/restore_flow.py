@@ -98,6 +98,7 @@ class RestoreOutcome:
     details: list[str] = field(default_factory=list)
     faces: list[Any] = field(default_factory=list)  # engine.restore.plan.PlannedFace, with seeds
     preview: Any = None  # set by the page (a QImage)
+    is_preview: bool = False  # a quick preview: for looking only, never saved
 
 
 def face_analyzer(settings: Settings):
@@ -248,8 +249,12 @@ def plan_of(analysis: PhotoAnalysis, ticked: list[int]):
 
 
 def restore(analysis: PhotoAnalysis, request: RestoreRequest, service: Any, catalog: Callable[[], Any] | None = None,
-            progress: ProgressCallback | None = None, cancel: CancelCheck | None = None) -> RestoreOutcome:
-    """Restore the ticked faces as planned, through the engine's RestorationService (worker thread)."""
+            progress: ProgressCallback | None = None, cancel: CancelCheck | None = None,
+            preview: bool = False) -> RestoreOutcome:
+    """Restore the ticked faces as planned, through the engine's RestorationService (worker thread).
+
+    `preview`: a quick preview instead (RestorationService.preview: a few steps of a faster sampler, so it
+    differs from the restoration itself); its outcome is for looking only (`save` refuses it)."""
     from engine.restore.options import RestoreOptions
 
     if not request.faces:
@@ -258,16 +263,22 @@ def restore(analysis: PhotoAnalysis, request: RestoreRequest, service: Any, cata
     options = RestoreOptions(steps=request.steps, guidance_scale=request.guidance, seed=request.seed,
                              color_fix=request.color_fix, unmatched="blind", min_face_size=0,
                              models_dir=str(service.models_dir))
-    result = service.restore(analysis.image, plan, options, catalog=catalog() if catalog is not None else None,
-                             progress=progress, cancel=cancel)
+    run = service.preview if preview else service.restore
+    result = run(analysis.image, plan, options, catalog=catalog() if catalog is not None else None,
+                 progress=progress, cancel=cancel)
     check_cancelled(cancel, "restoration")
     n = result.restored_count
-    summary = f"{n} face{'s' if n != 1 else ''} restored (seed {request.seed}). Drag the divider to compare."
+    faces = f"{n} face{'s' if n != 1 else ''}"
+    if preview:
+        summary = (f"Quick preview of {faces} (fewer steps, faster sampler): the restoration itself will differ. "
+                   "Press Restore faces for the result to save.")
+    else:
+        summary = f"{faces} restored (seed {request.seed}). Drag the divider to compare."
     details = [f"{o.person_name or 'nobody'}: {o.action} — {o.reason}" for o in result.faces]
     for line in details:
         log.info("%s: %s", analysis.path.name, line)
     return RestoreOutcome(analysis.path, result.pixels, analysis.image, summary, request.seed, details,
-                          list(result.faces))
+                          list(result.faces), is_preview=preview)
 
 
 def save(outcome: RestoreOutcome, target: Path, catalog: Callable[[], Any] | None = None,
@@ -276,6 +287,8 @@ def save(outcome: RestoreOutcome, target: Path, catalog: Callable[[], Any] | Non
     a restoration output, so a later scan never catalogues it as a photo (and no batch restores it again)."""
     from engine.imageio import write_image
 
+    if outcome.is_preview:
+        raise FaceMeError("a quick preview is not the restoration; restore the faces to save the result", target)
     target.parent.mkdir(parents=True, exist_ok=True)
     written = write_image(target, outcome.pixels, like=outcome.image)
     if catalog is not None:

@@ -31,7 +31,8 @@ class RestorePage(Page):
     def __init__(self, context, parent=None):
         super().__init__(context, parent)
         self.analysis: PhotoAnalysis | None = None
-        self.outcome: RestoreOutcome | None = None
+        self.outcome: RestoreOutcome | None = None  # the restoration (what Save writes)
+        self.preview_outcome: RestoreOutcome | None = None  # a quick preview on show (never saved)
         self.saved_path: Path | None = None
         self._before: QImage | None = None
         self._after: QImage | None = None
@@ -161,8 +162,15 @@ class RestorePage(Page):
         side.addLayout(form)
 
         self.restore_button = button("Restore faces", "restore", primary=True)
-        self.restore_button.clicked.connect(self.start_restore)
-        side.addWidget(self.restore_button)
+        self.restore_button.clicked.connect(lambda: self.start_restore())
+        self.preview_button = button("Quick preview", "compare",
+                                     tooltip="A look at the result in a few seconds: fewer steps with a faster "
+                                             "sampler, so it differs from the restoration itself. Not saved.")
+        self.preview_button.clicked.connect(lambda: self.start_preview())
+        actions_row = QHBoxLayout()
+        actions_row.addWidget(self.preview_button, 1)
+        actions_row.addWidget(self.restore_button, 1)
+        side.addLayout(actions_row)
         self.progress = ProgressRow()
         self.progress.cancel_clicked.connect(self.cancel)
         side.addWidget(self.progress)
@@ -201,11 +209,13 @@ class RestorePage(Page):
     def _update_actions(self) -> None:
         running = self._job is not None
         have_photo = self.analysis is not None
-        self.restore_button.setEnabled(have_photo and not running and any(f.restore for f in self._faces()))
+        can_restore = have_photo and not running and any(f.restore for f in self._faces())
+        self.restore_button.setEnabled(can_restore)
+        self.preview_button.setEnabled(can_restore)
         self.save_button.setEnabled(self.outcome is not None and not running)
         self.save_as_button.setEnabled(self.outcome is not None and not running)
         self.open_folder_button.setEnabled(self.saved_path is not None)
-        self.view_compare.setEnabled(self.outcome is not None)
+        self.view_compare.setEnabled(self.outcome is not None or self.preview_outcome is not None)
         for b in (self.zoom_in, self.zoom_out, self.zoom_fit, self.view_faces):
             b.setEnabled(self._before is not None)
 
@@ -225,6 +235,7 @@ class RestorePage(Page):
             self._job.cancel()
         self.analysis = None
         self.outcome = None
+        self.preview_outcome = None
         self.saved_path = None
         self._before = None
         self._after = None
@@ -368,6 +379,15 @@ class RestorePage(Page):
                               color_fix=self.color_fix.isChecked())
 
     def start_restore(self) -> None:
+        """The restoration itself (the released procedure), shown in the after view, ready to save."""
+        self._start_restoration(preview=False)
+
+    def start_preview(self) -> None:
+        """A quick preview of the ticked faces (engine RestorationService.preview), shown in the after view
+        and labelled as such; never saved, never recorded."""
+        self._start_restoration(preview=True)
+
+    def _start_restoration(self, preview: bool) -> None:
         if self.analysis is None or self._job is not None:
             return
         settings = self.context.settings
@@ -381,15 +401,17 @@ class RestorePage(Page):
                 if not ready:
                     return model_pack.PackMissing(missing)
             with model.use(settings, progress) as service:
-                outcome = restore_flow.restore(analysis, request, service, catalog, progress, cancel)
+                outcome = restore_flow.restore(analysis, request, service, catalog, progress, cancel, preview=preview)
             outcome.preview, _ = preview_image(outcome.pixels)
             return outcome
 
-        self.progress.start("Restoring…")
+        what = "Previewing" if preview else "Restoring"
+        self.progress.start(f"{what}…")
         self.status.setText("")
-        self._job = self.context.runner.run(work, f"Restoring {analysis.path.name}", on_result=self._show_outcome,
+        self._job = self.context.runner.run(work, f"{what} {analysis.path.name}", on_result=self._show_outcome,
                                             on_failed=self._failed, on_progress=self.progress.update_progress,
-                                            on_cancelled=lambda: self.status.setText("Restoration cancelled."),
+                                            on_cancelled=lambda: self.status.setText(
+                                                "Preview cancelled." if preview else "Restoration cancelled."),
                                             on_finished=self._job_finished)
         self._update_actions()
 
@@ -424,10 +446,13 @@ class RestorePage(Page):
         if isinstance(outcome, model_pack.PackMissing):
             self._lead_to_models(outcome.parts)
             return
-        self.outcome = outcome
+        if outcome.is_preview:  # shown, labelled, never saved: Save stays for the restoration itself
+            self.outcome, self.preview_outcome = None, outcome
+        else:
+            self.outcome, self.preview_outcome = outcome, None
         self.saved_path = None
         self._after = outcome.preview
-        self.compare.set_images(self._before, self._after)
+        self.compare.set_images(self._before, self._after, "Preview" if outcome.is_preview else "After")
         self._show_view("compare")
         self.status.setText(outcome.summary)
 

@@ -164,15 +164,21 @@ class CompareView(ImageCanvas):
         super().__init__(parent)
         self.setObjectName("CompareView")
         self._after: QImage | None = None
+        self._after_label = "After"
         self._divider = 0.5  # fraction of the widget's width
         self._dragging_divider = False
 
-    def set_images(self, before: QImage | None, after: QImage | None) -> None:
+    def set_images(self, before: QImage | None, after: QImage | None, after_label: str = "After") -> None:
+        """`after_label`: the tag over the after side (e.g. "Preview" for a quick preview)."""
         self._after = after
+        self._after_label = after_label
         self.set_image(before, keep_view=True)
 
     def after_image(self) -> QImage | None:
         return self._after
+
+    def after_label(self) -> str:
+        return self._after_label
 
     def divider(self) -> float:
         return self._divider
@@ -213,7 +219,7 @@ class CompareView(ImageCanvas):
             painter.drawLine(tip, tip + QPointF(-sign * 5, -5))
             painter.drawLine(tip, tip + QPointF(-sign * 5, 5))
         _draw_tag(painter, QPointF(12, 12), "Before", QColor(0, 0, 0, 150))
-        _draw_tag(painter, QPointF(self.width() - 12, 12), "After", QColor(theme.ACCENT), right=True)
+        _draw_tag(painter, QPointF(self.width() - 12, 12), self._after_label, QColor(theme.ACCENT), right=True)
 
     def _near_divider(self, pos: QPointF) -> bool:
         return self._after is not None and abs(pos.x() - self._divider_x()) <= 12

@@ -2,7 +2,7 @@
 
     faceme batch DIR... --out OUTDIR [--catalog DB] [--unmatched blind|skip] [--models DIR]
                  [--steps N] [--guidance G] [--seed S] [--min-face-size PX] [--no-color-fix] [--device D]
-                 [--verbose]
+                 [--memory M] [--verbose]
 
 Folders are scanned first (unchanged photos cost nothing). Each face is restored as the album says:
 with the references of the person it belongs to (confirmed, or grouped by the scan), never with the
@@ -38,7 +38,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--min-face-size", type=float, default=DEFAULT_MIN_FACE_SIZE, metavar="PX",
                    help=f"leave faces smaller than this alone (default {DEFAULT_MIN_FACE_SIZE} px)")
     add_models_option(p)
-    add_restoration_options(p, memory=False)  # the batch's RestoreOptions carry no memory mode yet
+    add_restoration_options(p)
     # its own dest: `faceme -v` (logging) is the main parser's "verbose"
     p.add_argument("--verbose", dest="show_faces", action="store_true",
                    help="print each restored photo's faces: person, action, reason, seed")
@@ -77,7 +77,7 @@ def run_batch_job(catalog, job_id: int, models: Path | None = None, device: str 
     settings = Settings().with_overrides(models_dir=models or recorded.models_dir, device=device or recorded.device)
     check_pack(settings.models_dir)
     service = get_service(settings.models_dir, device or recorded.device or settings.device,
-                          recorded.dtype or settings.dtype)
+                          recorded.dtype or settings.dtype, recorded.memory)
     bar = ProgressBar("restoring", unit=" photos")
     try:
         summary = run_job(catalog, job_id, ServiceRestorer(service), progress=bar)
@@ -97,12 +97,12 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise UsageError(f"no such folder: {', '.join(missing)}")
     check_output_folder(args.folders, args.out)  # before the catalog is even opened: nothing is written
-    settings = Settings().with_overrides(models_dir=args.models, device=args.device)
+    settings = Settings().with_overrides(models_dir=args.models, device=args.device, memory=args.memory)
     check_pack(settings.models_dir)
     options = RestoreOptions(unmatched=args.unmatched, steps=args.steps, guidance_scale=args.guidance,
                              seed=args.seed, color_fix=args.color_fix, min_face_size=args.min_face_size,
                              models_dir=str(Path(settings.models_dir).resolve()), device=settings.device,
-                             dtype=settings.dtype)
+                             dtype=settings.dtype, memory=settings.memory)
     with open_catalog_from(args) as catalog:
         scan_bar = ProgressBar("scanning", unit=" photos")
         job_id = start_or_resume(catalog, args.folders, args.out, options, progress=scan_bar)

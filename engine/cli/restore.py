@@ -17,9 +17,7 @@ photo has no face.
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
-import time
 from pathlib import Path
 
 from engine.cli.options import add_models_option, add_restoration_options
@@ -82,17 +80,6 @@ def parse_person(text: str):
     return PersonReferences(name, paths)
 
 
-@functools.lru_cache(maxsize=1)
-def load_pipeline(models_dir: Path, device: str, dtype: str, memory: str = "auto"):
-    """The FaceMe pipeline, loaded once per process (in-process callers reuse it)."""
-    from engine.faceme.pipeline import FaceMePipeline
-
-    started = time.monotonic()
-    pipeline = FaceMePipeline.from_pack(models_dir, device=device, dtype=dtype, memory=memory)
-    log.info("model loaded in %.1f s", time.monotonic() - started)
-    return pipeline
-
-
 def parse_people(person_args: list[str], ref_args: list[str]) -> list:
     """Every --person (one person each), then each --ref added to the last person of that name."""
     from engine.restore.plan import PersonReferences
@@ -123,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.imageio import read_image, write_image
     from engine.restore.options import RestoreOptions
     from engine.restore.photo import same_file
-    from engine.restore.service import RestorationService
+    from engine.restore.service import service_for
 
     people = parse_people(args.person, args.ref)
     if same_file(args.photo, args.output):
@@ -133,12 +120,9 @@ def run(args: argparse.Namespace) -> int:
                              color_fix=args.color_fix, unmatched=args.unmatched,
                              min_face_size=args.min_face_size, match_threshold=args.match_threshold,
                              max_faces=args.max_faces, models_dir=str(settings.models_dir),
-                             device=settings.device, dtype=settings.dtype)
+                             device=settings.device, dtype=settings.dtype, memory=settings.memory)
     loaded = read_image(args.photo)  # bad photos fail here, before the model is loaded
-    models_dir = Path(settings.models_dir).resolve()
-    # the service around this process's pipeline, loaded in the memory mode asked for
-    service = RestorationService(models_dir, settings.device, settings.dtype,
-                                 pipeline=load_pipeline(models_dir, settings.device, settings.dtype, settings.memory))
+    service = service_for(options)  # the process's service (in-process callers reuse its pipeline)
     plan = service.plan_ad_hoc(loaded.pixels, people, options, source=args.photo)
     result = service.restore(loaded, plan, options, progress=ProgressBar("restoring"))
     for i, outcome in enumerate(result.faces, start=1):

@@ -37,9 +37,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.faceme.pipeline import FaceMePipeline
     from engine.faceme.references import read_rgb
     from engine.imageio import write_image
+    from engine.restore.service import get_service
 
     if args.steps < 1:
         raise UsageError(f"--steps must be at least 1 (got {args.steps})")
@@ -48,8 +48,7 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings().with_overrides(models_dir=args.models, device=args.device, memory=args.memory)
     lq = read_rgb(args.lq)
     started = time.monotonic()
-    pipeline = FaceMePipeline.from_pack(settings.models_dir, device=settings.device, dtype=settings.dtype,
-                                        memory=settings.memory)
+    pipeline = get_service(settings.models_dir, settings.device, settings.dtype, settings.memory).pipeline
     log.info("model loaded in %.1f s", time.monotonic() - started)
     identity = pipeline.encode_identity(args.ref) if args.ref else None
     pipeline.release_reference_models()  # the tokens are made: CLIP and the face analyzer can go

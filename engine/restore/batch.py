@@ -71,7 +71,7 @@ PhotoProgress = Callable[[int, str, int, int, str], None]
 
 class ServiceRestorer:
     """Album photos restored through a RestorationService: the one given, else the process's service for
-    the job's options (models folder, device, precision)."""
+    the job's options (models folder, device, precision, memory mode)."""
 
     def __init__(self, service=None, on_photo: PhotoProgress | None = None):
         self._service = service

@@ -1,7 +1,7 @@
 """The one options type of a restoration, persisted with a batch job so a resumed job restores as it began.
 
 `RestoreOptions` says how every face is restored (FaceMe's released defaults for the model settings),
-what to do with faces of nobody known, and which model pack, device and precision to use. Batch, GUI
+what to do with faces of nobody known, and which model pack, device, precision and GPU memory mode to use. Batch, GUI
 and CLI build it, `engine.restore.service` runs it; `to_dict` / `from_dict` are its stored form.
 """
 
@@ -31,6 +31,7 @@ class RestoreOptions:
     `match_threshold`: ad-hoc matching only; None uses the embedding model's documented threshold.
     `max_faces`: restore at most this many faces (the largest); None restores all.
     `models_dir`, `device`, `dtype`: the model pack and where it runs (None: the user's settings).
+    `memory`: what stays on the GPU (engine.faceme.memory.MEMORY_MODES); every mode gives the same output.
     """
 
     steps: int = 50
@@ -46,8 +47,12 @@ class RestoreOptions:
     models_dir: str | None = None
     device: str | None = None
     dtype: str | None = None
+    memory: str = "auto"
 
     def __post_init__(self):
+        from engine.faceme.memory import check_memory_mode
+
+        check_memory_mode(self.memory)
         if self.unmatched not in ("blind", "skip"):
             raise UsageError(f"unmatched must be 'blind' or 'skip', not {self.unmatched!r}")
         if self.steps < 1:
@@ -63,7 +68,8 @@ class RestoreOptions:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RestoreOptions:
-        """The options stored by `to_dict` (unknown keys of older or newer versions are ignored)."""
+        """The options stored by `to_dict` (unknown keys of older or newer versions are ignored; a job stored
+        before memory modes existed reads as "auto")."""
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in (data or {}).items() if k in known}
         if isinstance(values.get("mask"), dict):

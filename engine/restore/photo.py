@@ -3,6 +3,7 @@
     plan = album plan (engine.restore.album) or ad-hoc plan (engine.restore.plan.plan_ad_hoc)
     for each planned face: skipped -> left alone;  restored -> FaceMe with the plan's identity for it;
                            blind -> FaceMe without identity
+    the photo's faces denoised together (denoise_faces: one batched denoising, same result as one by one)
     each restored crop -> paste-back (soft mask, tone matching) -> the output pixels
 
 `restore_plan` never decides who is who: the plan says. Faces are cropped from the original photo;
@@ -72,14 +73,54 @@ def _pipeline_tensor(pipeline, tokens):
     return tensor if param is None else tensor.to(device=param.device, dtype=param.dtype)
 
 
+@dataclass
+class FaceToDenoise:
+    """One face of a photo ready for FaceMe: its aligned 512 crop, identity tokens (None: blind), seed."""
+
+    crop: np.ndarray
+    identity: object
+    seed: int
+
+
+def denoise_faces(pipeline, faces: Sequence[FaceToDenoise], options: RestoreOptions,
+                  progress: ProgressCallback | None = None, cancel: CancelCheck | None = None,
+                  preview: bool = False) -> list[np.ndarray]:
+    """The restored crops of `faces`, denoised together (`pipeline.restore_faces`: B faces per batched
+    forward, each with its own generator, so each equals restoring it alone within 1/255). `preview`: the
+    fast multistep solver. Progress counts denoising steps per face: len(faces) × options.steps in all."""
+    from engine.faceme.memory import batch_size_for
+
+    n, steps = len(faces), options.steps
+    if n == 0:
+        return []
+    size = batch_size_for(pipeline.device, n, None)
+    batches = [(start, min(start + size, n)) for start in range(0, n, size)]
+
+    def face_progress(done: int, _total: int, message: str) -> None:
+        b = min(done // steps, len(batches) - 1)  # restore_faces counts `steps` per batch
+        start, end = batches[b]
+        faces_step = start * steps + (done - b * steps) * (end - start)
+        which = f"face {start + 1}" if end - start == 1 else f"faces {start + 1}–{end}"
+        report(progress, faces_step, n * steps, f"{which} of {n}: {message}")
+
+    return pipeline.restore_faces([f.crop for f in faces], [f.identity for f in faces], [f.seed for f in faces],
+                                  steps=steps, guidance_scale=options.guidance_scale,
+                                  conditioning_scale=options.conditioning_scale, color_fix=options.color_fix,
+                                  progress=face_progress if progress is not None else None, cancel=cancel,
+                                  batch_size=size, preview=preview)
+
+
 def restore_plan(image, plan: RestorationPlan, pipeline, options: RestoreOptions = RestoreOptions(),
                  tokens: TokenSource | None = None, progress: ProgressCallback | None = None,
-                 cancel: CancelCheck | None = None, face_parser: FaceParser | None = None) -> PhotoRestoration:
+                 cancel: CancelCheck | None = None, face_parser: FaceParser | None = None, *,
+                 preview: bool = False) -> PhotoRestoration:
     """Restore `image` (an `engine.imageio.LoadedImage`, or RGB uint8 pixels) as `plan` says.
 
     `pipeline`: a loaded `FaceMePipeline`; `tokens`: where identity tokens come from (default: encode the
     identity's references with the pipeline). Each face restored with seed (options.seed or a fresh one)
-    + its index in the plan; the outcomes carry it. CancelledError when `cancel` asks to stop."""
+    + its index in the plan; the outcomes carry it. The photo's faces are denoised together
+    (`denoise_faces`). `preview`: the quick solver (a look, not the released output).
+    CancelledError when `cancel` asks to stop."""
     pixels = image.pixels if hasattr(image, "pixels") else np.asarray(image)
     grayscale = bool(getattr(image, "is_grayscale", False)) or _is_gray(pixels)
     if tokens is None:
@@ -94,9 +135,10 @@ def restore_plan(image, plan: RestorationPlan, pipeline, options: RestoreOptions
     todo = [i for i, o in enumerate(outcomes) if o.action != "skipped"]
     total = max(len(todo) * options.steps, 1)
     identities: dict[str, object] = {}
-    restored_pairs = []
+    to_denoise: list[FaceToDenoise] = []
+    alignments = []
     base_seed = options.seed if options.seed is not None else int.from_bytes(os.urandom(6), "little")
-    for n, i in enumerate(todo):
+    for i in todo:
         check_cancelled(cancel, "restoration")
         outcome = outcomes[i]
         identity = None
@@ -106,24 +148,21 @@ def restore_plan(image, plan: RestorationPlan, pipeline, options: RestoreOptions
                                  f"{outcome.identity!r}")
             if outcome.identity not in identities:
                 who = plan.identities[outcome.identity]
-                report(progress, n * options.steps, total, f"reading {who.name}'s references")
+                report(progress, 0, total, f"reading {who.name}'s references")
                 identities[outcome.identity] = _pipeline_tensor(pipeline, tokens(who))
             identity = identities[outcome.identity]
         alignment = align_face(outcome.face.landmarks)
         crop = warp_to_crop(np.ascontiguousarray(pixels[..., :3]), alignment)
-
-        def face_progress(done: int, _total: int, message: str, offset: int = n * options.steps) -> None:
-            report(progress, offset + done, total, f"face {n + 1} of {len(todo)}: {message}")
-
         seed = base_seed + i
-        result = pipeline(crop, identity=identity, steps=options.steps, guidance_scale=options.guidance_scale,
-                          conditioning_scale=options.conditioning_scale, seed=seed,
-                          color_fix=options.color_fix, progress=face_progress, cancel=cancel)
-        parsing = face_parser(result) if face_parser is not None else None
-        restored_pairs.append((result, alignment, parsing))
+        to_denoise.append(FaceToDenoise(crop, identity, seed))
+        alignments.append(alignment)
         outcomes[i] = replace(outcome, seed=seed)
         log.info("face %d: %s — %s", i + 1, outcome.action, outcome.reason)
 
+    check_cancelled(cancel, "restoration")
+    results = denoise_faces(pipeline, to_denoise, options, progress, cancel, preview)
+    restored_pairs = [(result, alignment, face_parser(result) if face_parser is not None else None)
+                      for result, alignment in zip(results, alignments)]
     check_cancelled(cancel, "restoration")
     if restored_pairs:
         report(progress, total, total, "pasting back")

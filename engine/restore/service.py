@@ -1,10 +1,12 @@
 """The restoration service: the one place that holds a loaded FaceMe pipeline and its face analyzer.
 
-    service = get_service(models_dir, device, dtype)       (one per key and process)
+    service = service_for(options)   or   get_service(models_dir, device, dtype, memory)   (one per key)
     plan = service.plan_album_photo(catalog, photo_id, pixels, options)   or   service.plan_ad_hoc(...)
     result = service.restore(image, plan, options, catalog=catalog)
+    look = service.preview(image, plan, options)   (a quick look in a few steps; never saved or recorded)
 
-Batch (engine.restore.batch), GUI (app/model_service.py holds one) and CLI all restore through it. It
+Batch (engine.restore.batch), GUI (app/model_service.py holds one) and CLI all restore through it, and
+load the pipeline only through it (in the options' GPU memory mode, part of the key). It
 refines the album's face geometry with the pack's detector (never the person), and takes identity
 tokens from the catalog's store (engine.restore.identity), so each person is encoded once per pack.
 """
@@ -15,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +34,15 @@ log = logging.getLogger(__name__)
 
 
 class RestorationService:
-    """A FaceMe pipeline loaded from `models_dir` on `device` in `dtype` (loaded on first use, or given),
-    its face analyzer, and identity tokens per catalog."""
+    """A FaceMe pipeline loaded from `models_dir` on `device` in `dtype` with GPU memory mode `memory`
+    (loaded on first use, or given), its face analyzer, and identity tokens per catalog."""
 
-    def __init__(self, models_dir: str | Path, device: str = "auto", dtype: str = "auto", pipeline=None):
+    def __init__(self, models_dir: str | Path, device: str = "auto", dtype: str = "auto", pipeline=None,
+                 memory: str = "auto"):
         self.models_dir = Path(models_dir)
         self.device = device or "auto"
         self.dtype = dtype or "auto"
+        self.memory = memory or "auto"
         self._pipeline = pipeline
         self._lock = threading.RLock()
         self._fingerprint: str | None = None
@@ -45,7 +50,7 @@ class RestorationService:
 
     @property
     def key(self) -> tuple:
-        return (str(self.models_dir), self.device, self.dtype)
+        return (str(self.models_dir), self.device, self.dtype, self.memory)
 
     @property
     def pipeline(self):
@@ -54,7 +59,8 @@ class RestorationService:
                 from engine.faceme.pipeline import FaceMePipeline
 
                 started = time.monotonic()
-                self._pipeline = FaceMePipeline.from_pack(self.models_dir, device=self.device, dtype=self.dtype)
+                self._pipeline = FaceMePipeline.from_pack(self.models_dir, device=self.device, dtype=self.dtype,
+                                                          memory=self.memory)
                 log.info("FaceMe loaded from %s in %.1f s", self.models_dir, time.monotonic() - started)
             return self._pipeline
 
@@ -103,13 +109,28 @@ class RestorationService:
     def restore(self, image, plan: RestorationPlan, options: RestoreOptions, catalog=None,
                 progress: ProgressCallback | None = None, cancel: CancelCheck | None = None,
                 face_parser: FaceParser | None = None) -> PhotoRestoration:
+        return restore_plan(image, plan, self.pipeline, options, self._token_source(catalog, cancel), progress,
+                            cancel, face_parser)
+
+    def preview(self, image, plan: RestorationPlan, options: RestoreOptions, catalog=None,
+                progress: ProgressCallback | None = None, cancel: CancelCheck | None = None) -> PhotoRestoration:
+        """A quick look at `plan`'s result: the same faces, seeds and identities, denoised with the fast
+        multistep solver in at most PREVIEW_STEPS steps — visibly different from `restore`'s released path,
+        so it is for looking only (nothing here writes a file or records a restoration)."""
+        from engine.faceme.pipeline import PREVIEW_STEPS
+
+        quick = replace(options, steps=min(options.steps, PREVIEW_STEPS))
+        return restore_plan(image, plan, self.pipeline, quick, self._token_source(catalog, cancel), progress,
+                            cancel, preview=True)
+
+    def _token_source(self, catalog, cancel: CancelCheck | None):
         store = self.identity_tokens(catalog)
         pipeline = self.pipeline
 
         def tokens(identity):
             return store.tokens(identity, lambda images: pipeline.encode_identity(images, cancel=cancel))
 
-        return restore_plan(image, plan, pipeline, options, tokens, progress, cancel, face_parser)
+        return tokens
 
     def restore_album_photo(self, catalog, photo_id: int, input_path: str | Path, output_path: str | Path,
                             options: RestoreOptions, progress: ProgressCallback | None = None,
@@ -138,18 +159,34 @@ _SERVICES: dict[tuple, RestorationService] = {}
 _SERVICES_LOCK = threading.Lock()
 
 
-def get_service(models_dir: str | Path, device: str = "auto", dtype: str = "auto") -> RestorationService:
-    """The process's service for this models folder, device and precision (the pipeline loads on first use)."""
-    key = (str(Path(models_dir).resolve()), device or "auto", dtype or "auto")
+def get_service(models_dir: str | Path, device: str = "auto", dtype: str = "auto",
+                memory: str = "auto") -> RestorationService:
+    """The process's service for this models folder, device, precision and GPU memory mode (the pipeline
+    loads on first use)."""
+    from engine.faceme.memory import check_memory_mode
+
+    check_memory_mode(memory or "auto")
+    key = (str(Path(models_dir).resolve()), device or "auto", dtype or "auto", memory or "auto")
     with _SERVICES_LOCK:
         if key not in _SERVICES:
-            _SERVICES[key] = RestorationService(key[0], key[1], key[2])
+            _SERVICES[key] = RestorationService(key[0], key[1], key[2], memory=key[3])
         return _SERVICES[key]
 
 
+def release_service(service: RestorationService) -> None:
+    """Forget `service` (its pipeline is freed once its last user lets go): the GUI, on reloading the model
+    in another folder, device or memory mode. Anything else is ignored."""
+    with _SERVICES_LOCK:
+        for key, held in list(_SERVICES.items()):
+            if held is service:
+                del _SERVICES[key]
+
+
 def service_for(options: RestoreOptions) -> RestorationService:
-    """The service for the options' models folder, device and precision (the user's settings fill gaps)."""
+    """The service for the options' models folder, device, precision and memory mode (the user's settings
+    fill gaps)."""
     from engine.settings import Settings
 
     settings = Settings().with_overrides(models_dir=options.models_dir, device=options.device)
-    return get_service(settings.models_dir, options.device or settings.device, options.dtype or settings.dtype)
+    return get_service(settings.models_dir, options.device or settings.device, options.dtype or settings.dtype,
+                       options.memory)
