@@ -126,7 +126,25 @@ class FaceRecord:
             self.action, self.action)
         seed = f", seed {self.seed}" if self.seed is not None else ""
         whose = f" [{who}]" if self.action != "restored" and self.person_id is not None else ""
-        return f"face {self.face_index + 1}: {what}{whose} — {self.reason}{seed}"
+        return f"face {self.face_index + 1}: {what}{whose} — {self.reason}{seed}{self.check_phrase()}"
+
+    def check_phrase(self) -> str:
+        """"; looks like Ann (0.930; before 0.910)" from the recorded check ("" when none ran)."""
+        if self.verdict is None or self.similarity_restored is None:
+            return ""
+        whom = self.person_name if self.action == "restored" and self.person_name else "the original face"
+        words = {"kept": "looks like", "uncertain": "may not look like", "drifted": "does not look like"}.get(
+            self.verdict, self.verdict)
+        before = "" if self.similarity_unrestored is None else f"; before {self.similarity_unrestored:.3f}"
+        return f"; {words} {whom} ({self.similarity_restored:.3f}{before})"
+
+    def as_dict(self) -> dict:
+        """Plain values (`--json` output)."""
+        return {"face": self.face_index + 1, "action": self.action, "reason": self.reason,
+                "box": [round(float(v), 1) for v in self.box], "face_id": self.face_id, "person_id": self.person_id,
+                "person": self.person_name, "seed": self.seed, "verdict": self.verdict,
+                "similarity_restored": self.similarity_restored, "similarity_unrestored": self.similarity_unrestored,
+                "check_model": self.check_model}
 
 
 @dataclass(frozen=True)
@@ -253,6 +271,14 @@ def open_job(catalog: Catalog, job_id: int) -> JobPlan:
     with catalog.transaction() as session:
         job = _job(session, job_id)
         job.status, job.finished_at = JobStatus.running, None
+        items = [PendingItem(i.id, i.photo_id, i.relative_output, ItemStatus(i.status).value) for i in job.items]
+        return JobPlan(job.id, Path(job.out_dir), dict(job.options or {}), items)
+
+
+def read_job(catalog: Catalog, job_id: int) -> JobPlan:
+    """The job's options, output folder and items, read only (the job's status is left as it is)."""
+    with catalog.session() as session:
+        job = _job(session, job_id)
         items = [PendingItem(i.id, i.photo_id, i.relative_output, ItemStatus(i.status).value) for i in job.items]
         return JobPlan(job.id, Path(job.out_dir), dict(job.options or {}), items)
 

@@ -2,7 +2,7 @@
 
     faceme batch DIR... --out OUTDIR [--catalog DB] [--unmatched blind|skip] [--models DIR]
                  [--steps N] [--guidance G] [--seed S] [--min-face-size PX] [--no-color-fix] [--device D]
-                 [--verbose]
+                 [--tries N] [--no-identity-check] [--verbose] [--json]
 
 Folders are scanned first (unchanged photos cost nothing). Each face is restored as the album says:
 with the references of the person it belongs to (confirmed, or grouped by the scan), never with the
@@ -10,15 +10,20 @@ identity of a person you said it is not; faces of nobody with references are res
 (--unmatched blind, default) or left alone (--unmatched skip). OUTDIR mirrors the album's folders.
 Running the same command again after an interruption continues the job where it stopped, with the
 options it was started with; no photo is restored twice and no half-written output is left. Ends with
-a summary (each photo counted once); --verbose adds each restored photo's faces: person, action, reason.
+a summary (each photo counted once) and the faces to review (the identity check says they may not look
+like the person any more); --verbose adds each restored photo's faces: person, action, reason, seed
+and the check's verdict; --json prints all of it as one JSON object. --tries N restores every face with
+N seeds and keeps the one most like the person; a face still drifted after its N tries is not retried
+further: it is listed to review (the Queue retries it with one click).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
-from engine.cli.options import add_models_option, add_restoration_options
+from engine.cli.options import add_check_options, add_json_option, add_models_option, add_restoration_options
 from engine.cli.progress_bar import ProgressBar
 from engine.cli.scan import add_catalog_argument, open_catalog_from
 from engine.errors import UsageError
@@ -37,6 +42,8 @@ def add_parser(subparsers) -> None:
                    help=f"leave faces smaller than this alone (default {DEFAULT_MIN_FACE_SIZE} px)")
     add_models_option(p)
     add_restoration_options(p)
+    add_check_options(p)
+    add_json_option(p)
     # its own dest: `faceme -v` (logging) is the main parser's "verbose"
     p.add_argument("--verbose", dest="show_faces", action="store_true",
                    help="print each restored photo's faces: person, action, reason, seed")
@@ -62,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     options = RestoreOptions(unmatched=args.unmatched, steps=args.steps, guidance_scale=args.guidance,
                              seed=args.seed, color_fix=args.color_fix, min_face_size=args.min_face_size,
                              models_dir=str(Path(settings.models_dir).resolve()), device=settings.device,
-                             dtype=settings.dtype)
+                             dtype=settings.dtype, identity_check=args.identity_check, tries=args.tries)
     catalog = open_catalog_from(args)
     try:
         scan_bar = ProgressBar("scanning", unit=" photos")
@@ -73,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     finally:
         catalog.close()
+    if args.as_json:
+        print(json.dumps(summary.as_dict(), indent=2))
+        return 1 if summary.failed else 0
     for line in summary.lines(verbose=args.show_faces):
         print(line)
     return 1 if summary.failed else 0

@@ -42,6 +42,7 @@ the template landmarks onto its 112 px template).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,6 +150,15 @@ def describe(verdict: IdentityVerdict) -> str:
     if verdict.verdict == "uncertain":
         return f"may not look like {whom} ({similarity:.3f} < {verdict.thresholds.kept:.3f})"
     return f"does not look like {whom} ({similarity:.3f} < {verdict.thresholds.drifted:.3f})"
+
+
+def describe_short(verdict: IdentityVerdict) -> str:
+    """A verdict with its figures in one short phrase (CLI summaries): "looks like Ann (0.930; before
+    0.910)", "may not look like Ann (0.901; before 0.915)", "does not look like the original face (0.850)"."""
+    whom = _whom(verdict)
+    words = {"kept": "looks like", "uncertain": "may not look like", "drifted": "does not look like"}[verdict.verdict]
+    before = "" if verdict.similarity_unrestored is None else f"; before {verdict.similarity_unrestored:.3f}"
+    return f"{words} {whom} ({verdict.similarity_restored:.3f}{before})"
 
 
 def describe_numbers(verdict: IdentityVerdict) -> str:
@@ -289,6 +299,21 @@ def independent_check(models_dir: str | Path | None = None, providers: Sequence 
     from engine.faces.dlib_backend import DlibFaceAnalyzer
 
     return IdentityCheck(DlibFaceAnalyzer())
+
+
+_SHARED: dict[str, IdentityCheck] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_check(models_dir: str | Path | None = None) -> IdentityCheck:
+    """The process's check for `models_dir` (`independent_check`), made on first use: loading a
+    recogniser costs more than checking a face, so every restoration of the process shares one."""
+    key = str(Path(models_dir).resolve()) if models_dir is not None else ""
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = independent_check(models_dir)
+            log.info("identity check on %s", _SHARED[key].model)
+        return _SHARED[key]
 
 
 # ---- best of N by identity --------------------------------------------------------------------------

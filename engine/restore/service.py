@@ -6,7 +6,9 @@
 
 Batch (engine.restore.batch), GUI (app/model_service.py holds one) and CLI all restore through it. It
 refines the album's face geometry with the pack's detector (never the person), and takes identity
-tokens from the catalog's store (engine.restore.identity), so each person is encoded once per pack.
+tokens from the catalog's store (engine.restore.identity), so each person is encoded once per pack,
+and checks every restored face with the process's identity check (engine.restore.identity_check, loaded
+on first use; each person's references embedded for it once per process).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 from engine.errors import UsageError
 from engine.faces.types import Face
 from engine.progress import CancelCheck, ProgressCallback
-from engine.restore.identity import IdentityTokens, pack_fingerprint
+from engine.restore.identity import CheckReferences, IdentityTokens, pack_fingerprint
 from engine.restore.options import RestoreOptions
 from engine.restore.photo import FaceParser, PhotoRestoration, plan_photo_ad_hoc, restore_plan, same_file
 from engine.restore.plan import PersonReferences, RestorationPlan, detect_faces
@@ -42,6 +44,7 @@ class RestorationService:
         self._lock = threading.RLock()
         self._fingerprint: str | None = None
         self._tokens: dict[str, IdentityTokens] = {}
+        self._check_references: CheckReferences | None = None
 
     @property
     def key(self) -> tuple:
@@ -72,6 +75,22 @@ class RestorationService:
         if self._fingerprint is None:
             self._fingerprint = pack_fingerprint(self.models_dir)
         return self._fingerprint
+
+    @property
+    def identity_check(self):
+        """The identity check on a recogniser independent of FaceMe's (buffalo_l when installed, else
+        dlib): made on first use, one per process and models folder (identity_check.shared_check)."""
+        from engine.restore.identity_check import shared_check
+
+        return shared_check(self.models_dir)
+
+    @property
+    def check_references(self) -> CheckReferences:
+        """Each person's references embedded by the identity check, once per process."""
+        with self._lock:
+            if self._check_references is None:
+                self._check_references = CheckReferences(self.identity_check)
+            return self._check_references
 
     def identity_tokens(self, catalog=None) -> IdentityTokens:
         """The identity-token store for `catalog` (None: ad hoc, memory only)."""
@@ -109,7 +128,10 @@ class RestorationService:
         def tokens(identity):
             return store.tokens(identity, lambda images: pipeline.encode_identity(images, cancel=cancel))
 
-        return restore_plan(image, plan, pipeline, options, tokens, progress, cancel, face_parser)
+        check, references = None, None
+        if options.runs_check and any(f.action != "skipped" for f in plan.faces):
+            check, references = self.identity_check, self.check_references
+        return restore_plan(image, plan, pipeline, options, tokens, progress, cancel, face_parser, check, references)
 
     def restore_album_photo(self, catalog, photo_id: int, input_path: str | Path, output_path: str | Path,
                             options: RestoreOptions, progress: ProgressCallback | None = None,
