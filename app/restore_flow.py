@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import FaceMeError
+from engine.restore.identity_check import describe_short
 from engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
 from engine.settings import Settings
 
@@ -86,6 +87,8 @@ class RestoreRequest:
     steps: int = 50
     seed: int | None = None
     color_fix: bool = True
+    identity_check: bool = True
+    tries: int = 1
 
 
 @dataclass
@@ -96,8 +99,10 @@ class RestoreOutcome:
     summary: str
     seed: int | None
     details: list[str] = field(default_factory=list)
-    faces: list[Any] = field(default_factory=list)  # engine.restore.plan.PlannedFace, with seeds
+    faces: list[Any] = field(default_factory=list)  # engine.restore.plan.PlannedFace, with seeds and checks
     preview: Any = None  # set by the page (a QImage)
+    photo_id: int | None = None  # the album's photo (its saves are recorded in the catalog)
+    options: dict = field(default_factory=dict)  # the RestoreOptions it was restored with (to_dict)
 
 
 def face_analyzer(settings: Settings):
@@ -257,22 +262,37 @@ def restore(analysis: PhotoAnalysis, request: RestoreRequest, service: Any, cata
     plan = plan_of(analysis, request.faces)
     options = RestoreOptions(steps=request.steps, guidance_scale=request.guidance, seed=request.seed,
                              color_fix=request.color_fix, unmatched="blind", min_face_size=0,
-                             models_dir=str(service.models_dir))
+                             models_dir=str(service.models_dir), identity_check=request.identity_check,
+                             tries=max(1, int(request.tries)))
     result = service.restore(analysis.image, plan, options, catalog=catalog() if catalog is not None else None,
                              progress=progress, cancel=cancel)
     check_cancelled(cancel, "restoration")
     n = result.restored_count
     summary = f"{n} face{'s' if n != 1 else ''} restored (seed {request.seed}). Drag the divider to compare."
-    details = [f"{o.person_name or 'nobody'}: {o.action} — {o.reason}" for o in result.faces]
+    details = [f"{o.person_name or 'nobody'}: {o.action} — {o.reason}" + (
+        f"; {describe_short(o.check)}" if o.check is not None else "") for o in result.faces]
+    doubtful = sum(1 for o in result.faces if o.check is not None and o.check.verdict != "kept")
+    if doubtful:
+        summary += (f" {doubtful} face{'s' if doubtful != 1 else ''} may not look like the person: see the "
+                    f"badges (more tries in Settings).")
     for line in details:
         log.info("%s: %s", analysis.path.name, line)
     return RestoreOutcome(analysis.path, result.pixels, analysis.image, summary, request.seed, details,
-                          list(result.faces))
+                          list(result.faces), photo_id=analysis.photo_id, options=options.to_dict())
 
 
-def save(outcome: RestoreOutcome, target: Path) -> Path:
-    """Write the result atomically beside or instead of nothing: the original is never overwritten."""
+def save(outcome: RestoreOutcome, target: Path, catalog: Callable[[], Any] | None = None) -> Path:
+    """Write the result atomically beside or instead of nothing: the original is never overwritten. A
+    photo of the album is recorded with its restoration (per face: person, action, seed, the identity
+    check's similarities and verdict), as a batch records its photos."""
     from engine.imageio import write_image
+    from engine.restore.batch import face_records
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    return write_image(target, outcome.pixels, like=outcome.image)
+    written = write_image(target, outcome.pixels, like=outcome.image)
+    if outcome.photo_id is not None and catalog is not None:
+        from engine.catalog.jobs import record_restoration
+
+        record_restoration(catalog(), outcome.photo_id, Path(written), {**outcome.options, "saved_by": "app"},
+                           {"models_dir": outcome.options.get("models_dir")}, face_records(outcome.faces))
+    return written

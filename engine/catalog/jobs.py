@@ -307,17 +307,34 @@ def record_item(catalog: Catalog, job_id: int, item_id: int, status: str, reason
         item = session.get(BatchItem, item_id)
         item.status, item.reason, item.finished_at = ItemStatus(status), reason, utcnow()
         if item.status == ItemStatus.done and output is not None:
-            restoration = Restoration(photo_id=item.photo_id, output_path=str(output),
-                                      settings={**(settings or {}), "batch_job": job_id},
-                                      model_versions=model_versions or {"note": reason})
-            session.add(restoration)
-            session.flush()
-            for f in faces:
-                session.add(RestorationFace(
-                    restoration_id=restoration.id, face_index=f.face_index, face_id=f.face_id,
-                    person_id=f.person_id, person_name=f.person_name, action=f.action, reason=f.reason,
-                    seed=f.seed, box=[float(v) for v in f.box], similarity_restored=f.similarity_restored,
-                    similarity_unrestored=f.similarity_unrestored, verdict=f.verdict, check_model=f.check_model))
+            _add_restoration(session, item.photo_id, output, {**(settings or {}), "batch_job": job_id},
+                             model_versions or {"note": reason}, faces)
+
+
+def _add_restoration(session, photo_id: int | None, output: Path, settings: dict, model_versions: dict,
+                     faces: Sequence[FaceRecord]) -> int:
+    restoration = Restoration(photo_id=photo_id, output_path=str(output), settings=settings,
+                              model_versions=model_versions)
+    session.add(restoration)
+    session.flush()
+    for f in faces:
+        session.add(RestorationFace(
+            restoration_id=restoration.id, face_index=f.face_index, face_id=f.face_id,
+            person_id=f.person_id, person_name=f.person_name, action=f.action, reason=f.reason,
+            seed=f.seed, box=[float(v) for v in f.box], similarity_restored=f.similarity_restored,
+            similarity_unrestored=f.similarity_unrestored, verdict=f.verdict, check_model=f.check_model))
+    return restoration.id
+
+
+def record_restoration(catalog: Catalog, photo_id: int, output: Path, settings: dict | None = None,
+                       model_versions: dict | None = None, faces: Sequence[FaceRecord] = ()) -> int | None:
+    """A restoration of an album photo outside any batch (the app's Save), with one row per face, in
+    one transaction; returns its id (None when the photo left the catalog meanwhile)."""
+    with catalog.transaction() as session:
+        if session.get(Photo, photo_id) is None:
+            return None
+        return _add_restoration(session, photo_id, Path(output), dict(settings or {}), dict(model_versions or {}),
+                                faces)
 
 
 def finish_job(catalog: Catalog, job_id: int) -> list[tuple[str, str, str | None]]:

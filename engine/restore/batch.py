@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -45,6 +45,7 @@ from engine.errors import CancelledError, FaceMeError, NoFaceError, UsageError
 from engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
 from engine.restore.options import RestoreOptions
 from engine.restore.photo import PhotoRestoration
+from engine.restore.plan import PlannedFace
 
 log = logging.getLogger(__name__)
 
@@ -139,10 +140,11 @@ class BatchSummary:
         return out
 
 
-def face_records(result: PhotoRestoration) -> list[FaceRecord]:
-    """The restoration's per-face record, with the identity check's figures where it ran."""
+def face_records(faces: Sequence[PlannedFace]) -> list[FaceRecord]:
+    """A restoration's per-face record (its outcomes, `PhotoRestoration.faces`), with the identity
+    check's figures where it ran."""
     records = []
-    for i, f in enumerate(result.faces):
+    for i, f in enumerate(faces):
         v = f.check
         records.append(FaceRecord(i, f.action, f.reason, tuple(float(x) for x in f.face.box), f.catalog_face_id,
                                   f.person_id, f.person_name, f.seed,
@@ -186,7 +188,7 @@ def restore_item_again(catalog: Catalog, job_id: int, item_id: int, restorer: Ph
     if not result.restored_count:
         raise UsageError(nothing_restored(result), path)
     jobs.record_item(catalog, job_id, item.id, "done", None, output, settings=options.to_dict(),
-                     model_versions={"models_dir": options.models_dir}, faces=face_records(result))
+                     model_versions={"models_dir": options.models_dir}, faces=face_records(result.faces))
     return result
 
 
@@ -250,7 +252,7 @@ def run_job(catalog: Catalog, job_id: int, restorer: PhotoRestorer, progress: Pr
                 log.exception("restoring %s failed", path)
                 status, reason = "failed", f"{exc.__class__.__name__}: {exc}"
         restored = status == "done" and result is not None
-        faces = face_records(result) if restored else []
+        faces = face_records(result.faces) if restored else []
         jobs.record_item(catalog, job_id, item.id, status, reason, output if status == "done" else None,
                          settings=options.to_dict(), model_versions={"models_dir": options.models_dir} if restored
                          else None, faces=faces)
