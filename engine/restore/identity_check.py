@@ -286,9 +286,12 @@ class IdentityCheck:
                              f"{references.embedding_model}, the check runs on {self.model}")
 
 
-def independent_check(models_dir: str | Path | None = None, providers: Sequence | None = None) -> IdentityCheck:
+def independent_check(models_dir: str | Path | None = None, providers: Sequence | None = None,
+                      isolated: bool = False) -> IdentityCheck:
     """The check on a recogniser independent of FaceMe's conditioning: InsightFace buffalo_l when that
-    pack is installed in `models_dir`, else the embedded dlib model (always available)."""
+    pack is installed in `models_dir`, else the embedded dlib model (always available). `isolated`:
+    dlib runs in a child process (engine.faces.recognizer_process), for callers with a window to keep
+    responsive (dlib holds the GIL while it computes; onnxruntime does not)."""
     if models_dir is not None:
         from engine.models.layout import check_part, part_dir
 
@@ -296,22 +299,26 @@ def independent_check(models_dir: str | Path | None = None, providers: Sequence 
             from engine.faces.insightface_backend import InsightFaceAnalyzer
 
             return IdentityCheck(InsightFaceAnalyzer(part_dir(Path(models_dir), "buffalo_l"), providers=providers))
+    if isolated:
+        from engine.faces.recognizer_process import ProcessDlibAnalyzer
+
+        return IdentityCheck(ProcessDlibAnalyzer())
     from engine.faces.dlib_backend import DlibFaceAnalyzer
 
     return IdentityCheck(DlibFaceAnalyzer())
 
 
-_SHARED: dict[str, IdentityCheck] = {}
+_SHARED: dict[tuple, IdentityCheck] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_check(models_dir: str | Path | None = None) -> IdentityCheck:
+def shared_check(models_dir: str | Path | None = None, isolated: bool = False) -> IdentityCheck:
     """The process's check for `models_dir` (`independent_check`), made on first use: loading a
     recogniser costs more than checking a face, so every restoration of the process shares one."""
-    key = str(Path(models_dir).resolve()) if models_dir is not None else ""
+    key = (str(Path(models_dir).resolve()) if models_dir is not None else "", isolated)
     with _SHARED_LOCK:
         if key not in _SHARED:
-            _SHARED[key] = independent_check(models_dir)
+            _SHARED[key] = independent_check(models_dir, isolated=isolated)
             log.info("identity check on %s", _SHARED[key].model)
         return _SHARED[key]
 

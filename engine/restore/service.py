@@ -36,8 +36,11 @@ class RestorationService:
     """A FaceMe pipeline loaded from `models_dir` on `device` in `dtype` (loaded on first use, or given),
     its face analyzer, and identity tokens per catalog."""
 
-    def __init__(self, models_dir: str | Path, device: str = "auto", dtype: str = "auto", pipeline=None):
+    def __init__(self, models_dir: str | Path, device: str = "auto", dtype: str = "auto", pipeline=None,
+                 isolate_check: bool = False):
         self.models_dir = Path(models_dir)
+        #: run a GIL-holding check recogniser (dlib) in a child process (the app: its window stays responsive)
+        self.isolate_check = isolate_check
         self.device = device or "auto"
         self.dtype = dtype or "auto"
         self._pipeline = pipeline
@@ -82,7 +85,7 @@ class RestorationService:
         dlib): made on first use, one per process and models folder (identity_check.shared_check)."""
         from engine.restore.identity_check import shared_check
 
-        return shared_check(self.models_dir)
+        return shared_check(self.models_dir, isolated=self.isolate_check)
 
     @property
     def check_references(self) -> CheckReferences:
