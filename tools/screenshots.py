@@ -159,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     if not wanted or "restore_check" in wanted:
         # restored with the tiny pack: the before/after view with a badge per face (does it still look
         # like the person?); the faces and the figures come from its random weights
+        # the album's copy of the photo: its faces and people come from the album (the tiny pack's random
+        # recogniser would match everyone to everyone)
+        window.handle_dropped_paths([album / "together_deepface_couple.jpg"])
+        settle()
         page = window.restore
         page.steps.setValue(2)
         page.seed.setValue(7)

@@ -124,3 +124,29 @@ def test_a_batch_records_each_faces_check_and_best_of_n(catalog, album, counting
     assert newest.status == "done" and {f.seed for f in newest.faces if f.action == "restored"} <= {777, 778, 779}
     assert all(f.verdict is not None for f in newest.faces if f.action == "restored")
     assert service.check_references.embedded == 2
+
+
+def test_faceme_batch_prints_and_records_each_faces_check(shared, tmp_path, tiny_pack, run_cli):
+    from catalog_testkit import add_photos, lfw_numbers
+
+    album = tmp_path / "album"
+    add_photos(shared, album, "Dick_Cheney", lfw_numbers(shared, "Dick_Cheney")[:1])
+    args = [album, "--catalog", tmp_path / "catalog.sqlite3", "--models", tiny_pack, "--steps", "1", "--seed", "3",
+            "--unmatched", "blind"]
+    code, stdout, stderr = run_cli("batch", *args, "--out", tmp_path / "out", "--tries", "2", "--json")
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["restored"] == 1
+    [photo] = summary["photos"]
+    [face] = [f for f in photo["faces"] if f["action"] != "skipped"]
+    # a face of nobody in the album: restored blind, checked against its own unrestored face
+    assert face["action"] == "blind" and face["check_model"].startswith("dlib/")
+    assert face["verdict"] in ("kept", "uncertain", "drifted") and face["similarity_unrestored"] is None
+    assert face["seed"] in try_seeds(3 + face["face"] - 1, 2)
+
+    code, stdout, stderr = run_cli("batch", *args, "--out", tmp_path / "out2", "--verbose")
+    assert code == 0, stderr
+    row = next(line for line in stdout.splitlines() if "restored blind" in line)
+    assert re.search(r"looks? like the original face \(0\.\d{3}\)$", row), row
+    doubted = "to review" in stdout
+    assert doubted == (re.search(r"(may not|does not) look like", row) is not None), stdout
