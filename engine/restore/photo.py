@@ -3,6 +3,8 @@
     plan = album plan (engine.restore.album) or ad-hoc plan (engine.restore.plan.plan_ad_hoc)
     for each planned face: skipped -> left alone;  restored -> FaceMe with the plan's identity for it;
                            blind -> FaceMe without identity
+      (options.tries > 1: once per seed s, s+1000, …, keeping the try the identity check rates best)
+    each restored face -> identity check (engine.restore.identity_check): kept / uncertain / drifted
     each restored crop -> paste-back (soft mask, tone matching) -> the output pixels
 
 `restore_plan` never decides who is who: the plan says. Faces are cropped from the original photo;
