@@ -132,3 +132,21 @@ def test_queue_lists_faces_to_review_and_retries_one(qtbot, scanned, scanned_env
     qtbot.waitUntil(lambda: review.tree.topLevelItemCount() == len(still) and review.isVisible() == bool(still),
                     timeout=10_000)
     window.close()
+
+
+def test_settings_keep_the_tries_and_the_check_switch(qtbot, env):
+    from app.preferences import Preferences, default_config_path
+
+    window = make_window(qtbot, env)
+    window.show_page("settings")
+    page = window.settings_page
+    assert page.identity_check.isChecked() and page.tries.value() == 1
+    page.tries.setValue(3)
+    page.identity_check.setChecked(False)
+    page.save()
+    wait_idle(qtbot, window)
+    stored = Preferences.load(default_config_path())
+    assert (stored.tries, stored.identity_check) == (3, False)
+    request = window.restore.request()
+    assert (request.tries, request.identity_check) == (3, False)
+    window.close()
