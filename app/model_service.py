@@ -1,5 +1,5 @@
 """The one FaceMe model of the process — an engine RestorationService (pipeline + face analyzer + identity
-tokens) — shared by every job and reloaded when the model folder or device changes.
+tokens) — shared by every job and reloaded when the model folder, device or GPU memory mode changes.
 
 Loading takes seconds to minutes (gigabytes of weights), so it happens once, inside whichever worker
 first needs the model, never on the GUI thread. Jobs use the model one at a time (`use()` holds a
@@ -76,16 +76,19 @@ def freeze_long_lived_objects() -> None:
 
 
 def load_restoration_service(settings: Settings, progress: ProgressCallback | None = None) -> Any:
+    from engine.faceme.pipeline import FaceMePipeline
     from engine.restore.service import RestorationService
 
+    pipeline = FaceMePipeline.from_pack(settings.models_dir, device=settings.device, dtype=settings.dtype,
+                                        memory=settings.memory)
     # the identity check's dlib recogniser holds the GIL while it computes: in a child process, so the
     # window stays responsive (engine.faces.recognizer_process)
-    return RestorationService(settings.models_dir, settings.device, settings.dtype, isolate_check=True).load()
-
+    return RestorationService(settings.models_dir, settings.device, settings.dtype, pipeline=pipeline,
+                              isolate_check=True)
 
 
 def _key(settings: Settings) -> tuple:
-    return (str(settings.models_dir), settings.device, settings.dtype)
+    return (str(settings.models_dir), settings.device, settings.dtype, settings.memory)
 
 
 class SharedModel:

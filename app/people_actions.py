@@ -118,8 +118,14 @@ def add_reference_file(catalog, person_id: int, path: Path, current_picks: list[
         return face.id
 
 
-def scan_albums(catalog, roots: list[str], progress=None, cancel=None):
-    """Scan the album folders into the catalog (new and changed photos only; people regrouped)."""
+def scan_albums(catalog, roots: list[str], progress=None, cancel=None, workers: int = 0,
+                models_dir: str | None = None):
+    """Scan the album folders into the catalog (new and changed photos only; people regrouped):
+    `workers` processes (0: one per core), faces with an installed InsightFace pack in `models_dir`
+    (else dlib); photos analysed with another face model move to this one, people kept."""
     from engine.catalog.scanner import scan
+    from engine.faces.choice import make_face_analyzer
 
-    return scan(catalog, roots, progress=progress, cancel=cancel)
+    analyzer = make_face_analyzer("auto", Path(models_dir) if models_dir else None)
+    return scan(catalog, roots, analyzer=analyzer, progress=progress, cancel=cancel, workers=workers or None,
+                reanalyse=True)

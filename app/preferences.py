@@ -26,6 +26,8 @@ def default_config_path() -> Path:
 @dataclass
 class Preferences:
     device: str = "auto"
+    #: GPU memory mode: auto, full, balanced, low (engine.faceme.memory)
+    memory: str = "auto"
     models_dir: str = field(default_factory=lambda: str(default_models_dir()))
     catalog_url: str = field(default_factory=default_catalog_url)
     #: empty: a "restored" folder beside each photo
@@ -40,9 +42,12 @@ class Preferences:
     tries: int = 1
     #: album folders the user added (scanned into the catalog)
     albums: list[str] = field(default_factory=list)
+    #: processes analysing photos during a scan; 0: one per core
+    scan_workers: int = 0
 
     def engine_settings(self) -> Settings:
-        return Settings(models_dir=Path(self.models_dir), catalog_url=self.catalog_url, device=self.device)
+        return Settings(models_dir=Path(self.models_dir), catalog_url=self.catalog_url, device=self.device,
+                        memory=self.memory)
 
     def output_path_for(self, photo: Path) -> Path:
         folder = Path(self.output_dir) if self.output_dir else photo.parent / "restored"

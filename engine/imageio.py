@@ -633,6 +633,63 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded
                        xmp=reset_xmp_orientation(xmp) if xmp else None)
 
 
+def _decode_at_scale(im: Image.Image, path: Path, scale: float, max_pixels: int) -> np.ndarray:
+    """Upright RGB pixels of an opened picture: JPEGs at 1/2, 1/4 or 1/8 size (libjpeg's DCT scaling
+    through ``draft``) as long as that still covers ``scale`` of each side; other formats whole."""
+    icc = im.info.get("icc_profile") or None
+    if im.format in ("JPEG", "MPO") and im.mode in ("RGB", "L", "CMYK") and scale < 1:
+        im.draft(im.mode, (max(1, int(np.ceil(im.width * scale))), max(1, int(np.ceil(im.height * scale)))))
+    _check_pixel_limit(im, path, max_pixels)  # the size to decode, after any draft
+    _decode(im, path)
+    picture = _apply_pending_orientation(im)
+    pixels, _alpha, _gray, _icc = _to_rgb_and_alpha(picture, icc, path)
+    return pixels
+
+
+@dataclass
+class ReducedImage:
+    """A photo decoded for analysis: oriented RGB ``uint8`` pixels at most as large as asked for
+    (JPEGs through libjpeg's DCT scaling, so the full-size pixels never exist in memory), and the
+    factor back to the full, displayed size (full = pixels × ``scale``)."""
+
+    path: Path
+    pixels: np.ndarray
+    scale: float
+    full_width: int
+    full_height: int
+    orientation: int = 1
+
+    @property
+    def is_reduced(self) -> bool:
+        return self.scale > 1.0
+
+
+def read_image_reduced(path: str | Path, min_pixels: int,
+                       max_pixels: int = DEFAULT_MAX_PIXELS) -> ReducedImage:
+    """Decode a photo with at least ``min_pixels`` pixels where it has that many, as cheaply as the
+    format allows: JPEGs are decoded at 1/2, 1/4 or 1/8 scale (``Image.draft``) when that still covers
+    ``min_pixels``; other formats are decoded in full (``scale`` 1). No resampling and no copy beyond
+    Pillow's buffer → numpy. Raises ImageReadError naming the file."""
+    path = Path(path)
+    _stat_for_reading(path)
+    with _open_for_reading(path) as fp:
+        im = _open_header(fp, path)
+        try:
+            full_w, full_h = im.size
+            orientation = _declared_orientation(im)
+            pixels = _decode_at_scale(im, path, (min_pixels / (full_w * full_h)) ** 0.5, max_pixels)
+        finally:
+            im.close()
+    upright = im.format in ("HEIF", "TIFF")
+    if orientation in (5, 6, 7, 8) and not upright:
+        full_w, full_h = full_h, full_w
+    scale = full_w / pixels.shape[1]
+    if abs(scale - round(scale)) < 0.05:
+        scale = float(round(scale))  # libjpeg scales by exactly 2, 4 or 8 (sizes rounded up)
+    return ReducedImage(path=path, pixels=np.ascontiguousarray(pixels), scale=max(scale, 1.0),
+                        full_width=full_w, full_height=full_h, orientation=orientation)
+
+
 def _parse_exif_datetime(value: Any, offset: Any = None, subsec: Any = None) -> datetime | None:
     if isinstance(value, bytes):
         value = value.decode("ascii", "replace")
@@ -740,7 +797,7 @@ def make_thumbnail(image_or_path: LoadedImage | str | Path, size: int = 256,
     are decoded at reduced scale (libjpeg's DCT scaling through ``Image.draft``), so a 50-megapixel
     photo costs a fraction of a full decode; other formats are decoded in full (within
     ``max_pixels``)."""
-    if isinstance(image_or_path, LoadedImage):
+    if isinstance(image_or_path, (LoadedImage, ReducedImage)):
         picture = Image.fromarray(image_or_path.pixels, "RGB")
         picture.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
         return np.asarray(picture)
@@ -749,17 +806,7 @@ def make_thumbnail(image_or_path: LoadedImage | str | Path, size: int = 256,
     with _open_for_reading(path) as fp:
         im = _open_header(fp, path)
         try:
-            icc = im.info.get("icc_profile") or None
-            if im.format in ("JPEG", "MPO") and im.mode in ("RGB", "L", "CMYK"):
-                # Decode at 1/2, 1/4 or 1/8 scale, as long as that still covers the thumbnail.
-                scale = size / max(im.size)
-                if scale < 1:
-                    wanted = (int(np.ceil(im.width * scale)), int(np.ceil(im.height * scale)))
-                    im.draft(im.mode, wanted)
-            _check_pixel_limit(im, path, max_pixels)  # the size to decode, after any draft
-            _decode(im, path)
-            picture = _apply_pending_orientation(im)
-            pixels, _alpha, _gray, _icc = _to_rgb_and_alpha(picture, icc, path)
+            pixels = _decode_at_scale(im, path, size / max(im.size), max_pixels)
         finally:
             im.close()
     picture = Image.fromarray(np.ascontiguousarray(pixels), "RGB")

@@ -12,6 +12,12 @@ SHARED = Path(os.environ.get("FACEME_SHARED", ROOT.parent / "shared"))
 
 # Qt must know it has no screen before any QApplication exists.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Caches the engine writes (the prompt embeddings per model pack) go to a folder of this test session,
+# not the user's cache folder.
+if "FACEME_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["FACEME_CACHE"] = tempfile.mkdtemp(prefix="faceme-test-cache-")
 
 
 @pytest.fixture(scope="session")

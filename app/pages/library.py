@@ -169,7 +169,9 @@ class LibraryPage(Page):
         self.progress.start("Looking for photos…")
         self.scan_button.setEnabled(False)
         self._scan_job = context.runner.run(
-            lambda progress, cancel: people_actions.scan_albums(context.catalog(), roots, progress, cancel),
+            lambda progress, cancel: people_actions.scan_albums(context.catalog(), roots, progress, cancel,
+                                                                workers=context.preferences.scan_workers,
+                                                                models_dir=context.preferences.models_dir),
             "Scanning albums", on_result=self._scanned, on_failed=context.report,
             on_progress=self._scan_progress, on_cancelled=lambda: self.window().statusBar().showMessage(
                 "Scan stopped; what was scanned is kept.", 6000),

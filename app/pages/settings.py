@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -16,6 +17,8 @@ from app.widgets.common import button, label
 log = logging.getLogger(__name__)
 
 DEVICES = [("Automatic (GPU when available)", "auto"), ("GPU (CUDA)", "cuda"), ("CPU (slow, always works)", "cpu")]
+MEMORY_MODES = [("Automatic (from free GPU memory)", "auto"), ("Full (fastest, about 8 GB of GPU memory)", "full"),
+                ("Balanced (about 6 GB)", "balanced"), ("Low (6–8 GB cards, slowest)", "low")]
 
 
 def _path_row(edit: QLineEdit, choose) -> QWidget:
@@ -52,8 +55,12 @@ class SettingsPage(Page):
         for text, value in DEVICES:
             self.device.addItem(text, value)
         form.addRow("Device", self.device)
-        form.addRow("", label("Switching the device reloads the model before the next restoration.", "Muted",
-                              wrap=True))
+        self.memory = QComboBox()
+        for text, value in MEMORY_MODES:
+            self.memory.addItem(text, value)
+        form.addRow("GPU memory", self.memory)
+        form.addRow("", label("Switching the device or the GPU memory use reloads the model before the next "
+                              "restoration.", "Muted", wrap=True))
         self.models_dir = QLineEdit()
         form.addRow("Model folder", _path_row(self.models_dir, lambda: self._choose_dir(self.models_dir)))
 
@@ -75,6 +82,11 @@ class SettingsPage(Page):
         self.catalog = QLineEdit()
         self.catalog.setToolTip("A file (SQLite) or a database URL such as postgresql://user@nas/photos")
         form.addRow("Catalog", _path_row(self.catalog, self._choose_catalog))
+        self.scan_workers = QSpinBox()
+        self.scan_workers.setRange(0, 64)
+        self.scan_workers.setSpecialValueText(f"Automatic ({os.cpu_count() or 1}, one per core)")
+        self.scan_workers.setToolTip("How many photos a scan analyses at once; fewer leaves the computer more free")
+        form.addRow("Scan workers", self.scan_workers)
 
         form.addRow(label("Restored photos", "SectionTitle"))
         self.output_dir = QLineEdit()
@@ -111,8 +123,10 @@ class SettingsPage(Page):
         index = max(0, self.device.findData(prefs.device if prefs.device in ("auto", "cpu") else
                                             ("cuda" if prefs.device.startswith("cuda") else "auto")))
         self.device.setCurrentIndex(index)
+        self.memory.setCurrentIndex(max(0, self.memory.findData(prefs.memory)))
         self.models_dir.setText(prefs.models_dir)
         self.catalog.setText(prefs.catalog_url.removeprefix("sqlite:///"))
+        self.scan_workers.setValue(max(0, int(prefs.scan_workers)))
         self.output_dir.setText(prefs.output_dir)
         self.naming.setText(prefs.naming)
         self.identity_check.setChecked(prefs.identity_check)
@@ -128,12 +142,16 @@ class SettingsPage(Page):
     def save(self) -> None:
         prefs = self.context.preferences
         device = self.device.currentData()
+        memory = self.memory.currentData()
         catalog = self.catalog.text().strip()
-        changed_model = device != prefs.device or self.models_dir.text().strip() != prefs.models_dir
+        changed_model = (device != prefs.device or memory != prefs.memory
+                         or self.models_dir.text().strip() != prefs.models_dir)
         prefs.device = device
+        prefs.memory = memory
         prefs.models_dir = self.models_dir.text().strip() or prefs.models_dir
         prefs.catalog_url = catalog if "://" in catalog else f"sqlite:///{Path(catalog).expanduser()}"
         prefs.output_dir = self.output_dir.text().strip()
+        prefs.scan_workers = self.scan_workers.value()
         prefs.naming = self.naming.text().strip() or "{stem}_restored"
         prefs.identity_check = self.identity_check.isChecked()
         prefs.tries = self.tries.value()

@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 
 import numpy as np
 from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Enum, Float, ForeignKey, Index, Integer, LargeBinary,
-                        MetaData, String, Text, UniqueConstraint)
+                        MetaData, String, Text, UniqueConstraint, text)
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Stable constraint names, so migrations can refer to them on every database.
@@ -114,6 +115,9 @@ class Face(Base):
     #: float32 little-endian bytes, L2-normalised
     embedding: Mapped[bytes] = mapped_column(LargeBinary)
     embedding_model: Mapped[str] = mapped_column(String(128), index=True)
+    #: False until clustering has placed the face (or left it unknown): clustering after a scan
+    #: considers these faces only, so its work follows what the scan added, not the catalog's size
+    clustered: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false(), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     photo: Mapped[Photo] = relationship(back_populates="faces")
@@ -158,7 +162,11 @@ class Assignment(Base):
 
     __tablename__ = "assignments"
     __table_args__ = (UniqueConstraint("face_id", "person_id"),
-                      Index("ix_assignments_person_id_origin", "person_id", "origin"))
+                      Index("ix_assignments_person_id_origin", "person_id", "origin"),
+                      # the database itself refuses a face in two people (two processes clustering)
+                      Index("uq_assignments_face_id_positive", "face_id", unique=True,
+                            sqlite_where=text("origin IN ('machine', 'confirmed')"),
+                            postgresql_where=text("origin IN ('machine', 'confirmed')")))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     face_id: Mapped[int] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"), index=True)

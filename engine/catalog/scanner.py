@@ -14,28 +14,42 @@ What a scan does with each file it finds under the given folders:
 - unreadable files are recorded with the reason; unreadable folders and symlink loops are logged in
   the result and skipped. Folders whose name starts with "." are skipped (caches, .git, thumbnails).
 
-Every photo is committed on its own, so killing the process loses at most the photo in flight; the
-faces of a killed scan are clustered by the next one (clustering picks up every face not yet in a
-person).
+Photos are analysed (decoded, faces found and embedded) in worker processes — as many as the machine
+has cores unless `workers` says otherwise — while this process alone writes to the catalog, in the
+order the photos were found, one photo per transaction: killing the scan loses at most the photos in
+flight, and a cancel stops between photos (results still in flight are dropped, never half-stored).
+JPEGs are decoded at reduced size when the detector can't use more (`read_image_reduced`); a face too
+small in the reduced pixels to embed well is embedded from the full-resolution photo.
+
+Clustering after a scan considers the faces no clustering has seen yet (`Face.clustered` is False):
+the faces this scan added, and those of a killed scan before it; `cluster_faces(..., scope="all")` is
+the full re-cluster (`faceme people recluster`). Clustering is serialised across processes
+(`engine.catalog.locks`).
+
+Symlinked folders (and Windows junctions) that lead outside the scanned folder are not followed
+unless `follow_links` is set: a link to ".." would otherwise catalog the whole parent tree.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import stat
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from engine.catalog.db import Catalog
 from engine.catalog.models import Assignment, AssignmentOrigin, Face, Photo, PhotoStatus, Reference, utcnow
-from engine.errors import FaceMeError
+from engine.errors import CancelledError, FaceMeError
 from engine.faces.types import Face as DetectedFace
 from engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
 
@@ -44,12 +58,23 @@ log = logging.getLogger(__name__)
 THUMBNAIL_SIZE = 256
 #: a face overlapping an old face of the same photo this much is taken to be the same face
 SAME_FACE_IOU = 0.5
+#: a re-analysis pairs a face of the new model with one of the old model overlapping it this much (two
+#: detectors' boxes for one face: SCRFD's include the forehead, dlib's are tight squares)
+PAIR_IOU = 0.3
+#: a face narrower than this in reduced-size pixels is embedded from the full-resolution photo
+EMBED_MIN_FACE_PX = 100
+#: photos handed to the workers ahead of the writer, per worker
+AHEAD_PER_WORKER = 3
 
 
 class FaceAnalyzer(Protocol):
     embedding_model: str
 
     def detect(self, image_rgb: np.ndarray) -> list[DetectedFace]: ...
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
 
 
 @dataclass
@@ -60,21 +85,205 @@ class ScanResult:
     changed: int = 0
     touched: int = 0          # size/mtime changed, content the same
     moved: int = 0
-    copies: int = 0
+    copies: int = 0           # counted in `added` too: new files whose faces were copied
     missing: int = 0
     faces_added: int = 0
+    workers: int = 1
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     skipped_folders: list[tuple[str, str]] = field(default_factory=list)
+    #: symlinks / junctions leading outside the scanned folders, not followed
+    outside_links: list[str] = field(default_factory=list)
     seconds: float = 0.0
     clustering: object | None = None
 
+    def accounted(self) -> int:
+        """Files the summary accounts for; equals `files` (every file is in exactly one count)."""
+        return (self.unchanged + self.added + self.changed + self.touched + self.moved
+                + len(self.unreadable))
+
     def summary(self) -> str:
         parts = [f"{self.files} photos", f"{self.added} new", f"{self.changed} changed",
-                 f"{self.moved} moved", f"{self.unchanged} unchanged", f"{self.missing} missing",
-                 f"{len(self.unreadable)} unreadable", f"{self.faces_added} faces added"]
+                 f"{self.moved} moved", f"{self.touched} touched (same content)", f"{self.unchanged} unchanged",
+                 f"{len(self.unreadable)} unreadable", f"{self.missing} missing", f"{self.faces_added} faces added"]
         if self.copies:
-            parts.append(f"{self.copies} copies")
-        return ", ".join(parts) + f" in {self.seconds:.1f} s"
+            parts.append(f"{self.copies} of the new are copies")
+        if self.outside_links:
+            parts.append(f"{len(self.outside_links)} links outside the album not followed")
+        workers = f", {self.workers} workers" if self.workers > 1 else ""
+        return ", ".join(parts) + f" in {self.seconds:.1f} s{workers}"
+
+
+@dataclass
+class PhotoAnalysis:
+    """What analysing one photo gives (made in a worker process, stored by the writer)."""
+
+    info: object
+    faces: list[tuple[DetectedFace, object]]
+    thumbnail: np.ndarray | None
+    width: int
+    height: int
+    orientation: int
+    camera: str | None
+
+
+def decode_pixels_for(analyzer: FaceAnalyzer) -> int | None:
+    """How many pixels of a photo the analyser can use (None: all). Its own `decode_pixels` when it
+    says; for a detector with a square input (SCRFD's `det_size`), twice its side on each axis, so that
+    faces it finds have twice the detector's resolution for landmarks and embedding."""
+    wanted = getattr(analyzer, "decode_pixels", None)
+    if wanted:
+        return int(wanted)
+    det_size = getattr(analyzer, "det_size", None)
+    return 4 * int(det_size) ** 2 if det_size else None
+
+
+def analyse_photo(path: str, analyzer: FaceAnalyzer, thumbnails: bool = True,
+                  keep: Sequence[tuple[tuple[float, ...], list]] = ()) -> PhotoAnalysis:
+    """Decode `path` (at reduced size where the analyser allows), find and embed its faces (boxes and
+    landmarks in full-size photo coordinates), grade them and make the thumbnail.
+
+    `keep`: (box, 5 landmarks) of faces another model found that the user has decided about; each
+    that no detected face overlaps (IoU ≥ PAIR_IOU) is embedded where it is, score 0, so that a
+    re-analysis keeps it."""
+    from engine.imageio import make_thumbnail, read_image, read_image_reduced, read_photo_info
+    from engine.people.quality import face_quality
+
+    info = read_photo_info(path)
+    decode_pixels = decode_pixels_for(analyzer)
+    if decode_pixels:
+        image = read_image_reduced(path, decode_pixels)
+        scale, width, height = image.scale, image.full_width, image.full_height
+    else:
+        image = read_image(path)
+        scale, width, height = 1.0, image.width, image.height
+    pixels = image.pixels
+    full = None
+    analysed = []
+    for face in analyzer.detect(pixels):
+        quality = face_quality(pixels, face.box, face.landmarks, scale=scale)
+        small = min(face.box[2] - face.box[0], face.box[3] - face.box[1]) < EMBED_MIN_FACE_PX
+        photo_face = replace(face, box=tuple(float(v) * scale for v in face.box),
+                             landmarks=np.asarray(face.landmarks, np.float32) * np.float32(scale),
+                             embedding_model=analyzer.embedding_model)
+        if scale > 1.0 and small:
+            # too few reduced pixels for a faithful embedding: the full photo, once, for these faces
+            if full is None:
+                full = read_image(path).pixels
+            photo_face = replace(photo_face, embedding=analyzer.embed(full, photo_face))
+        elif face.embedding is None:
+            photo_face = replace(photo_face, embedding=analyzer.embed(pixels, face))
+        analysed.append((photo_face, quality))
+    for box, landmarks in keep:
+        if any(_iou(face.box, tuple(box)) >= PAIR_IOU for face, _ in analysed):
+            continue
+        photo_face = DetectedFace(box=tuple(float(v) for v in box), score=0.0,
+                                  landmarks=np.asarray(landmarks, np.float32), embedding_model=analyzer.embedding_model)
+        if scale > 1.0:
+            if full is None:
+                full = read_image(path).pixels
+            target = full
+        else:
+            target = pixels
+        photo_face = replace(photo_face, embedding=analyzer.embed(target, photo_face))
+        reduced_box = tuple(v / scale for v in photo_face.box)
+        analysed.append((photo_face, face_quality(pixels, reduced_box, photo_face.landmarks / scale, scale=scale)))
+    thumbnail = make_thumbnail(image, THUMBNAIL_SIZE) if thumbnails else None
+    camera = " ".join(v for v in (info.camera_make, info.camera_model) if v) or None
+    return PhotoAnalysis(info=info, faces=analysed, thumbnail=thumbnail, width=width, height=height,
+                         orientation=image.orientation, camera=camera)
+
+
+def worker_recipe(analyzer: FaceAnalyzer):
+    """A picklable callable that builds an equivalent analyser in a worker process, or None when the
+    analyser can't be rebuilt there (it then runs in the scanning process)."""
+    import pickle
+
+    from engine.faces.dlib_backend import DlibFaceAnalyzer
+
+    if type(analyzer) is DlibFaceAnalyzer:
+        blob = pickle.dumps(analyzer)
+        return functools.partial(pickle.loads, blob)
+    try:
+        from engine.faces.insightface_backend import InsightFaceAnalyzer
+    except ImportError:  # insightface not installed
+        return None
+    if type(analyzer) is InsightFaceAnalyzer:
+        if any("CUDA" in str(p) or "Tensorrt" in str(p) for p in analyzer.providers):
+            return None  # one GPU session beats several processes sharing one GPU
+        return functools.partial(InsightFaceAnalyzer, analyzer.pack_dir, providers=list(analyzer.providers),
+                                 det_size=analyzer.det_size, det_thresh=analyzer.det_thresh)
+    return None
+
+
+_worker_analyzer: FaceAnalyzer | None = None
+_worker_thumbnails = True
+
+
+def _exit_with(parent_pid: int) -> None:
+    """A worker's watchdog: a scan killed with kill -9 can't shut its pool down, and the workers'
+    queue never reports it (they hold both of its ends), so each worker ends itself when the scan is gone."""
+    import threading
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:  # the pid was reused by another user's process: ours is gone
+                os._exit(0)
+
+    if os.name == "posix":
+        threading.Thread(target=watch, name="scan-parent-watch", daemon=True).start()
+
+
+def _worker_start(recipe, thumbnails: bool, parent_pid: int) -> None:
+    global _worker_analyzer, _worker_thumbnails
+    import cv2
+
+    _exit_with(parent_pid)
+    import signal
+
+    # Ctrl-C reaches the whole process group: the scanning process stops the pool, the workers
+    # just end with it (no traceback per worker)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    cv2.setNumThreads(1)  # one photo per process: the processes are the parallelism
+    _worker_analyzer = recipe()
+    _worker_thumbnails = thumbnails
+    load = getattr(_worker_analyzer, "_load", None)
+    if load is not None:
+        load()  # models load while the writer hashes the first photos
+
+
+def _worker_analyse(path: str, keep=()) -> PhotoAnalysis | str:
+    """In a worker: the analysis, or the message of an unreadable file."""
+    try:
+        return analyse_photo(path, _worker_analyzer, _worker_thumbnails, keep)
+    except FaceMeError as exc:
+        return exc.message
+
+
+class _Done:
+    """A finished result with the interface of a Future (the in-process path)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def done(self) -> bool:
+        return True
+
+    def result(self):
+        return self.value
+
+
+@dataclass
+class _Job:
+    item: _FoundFile
+    photo_id: int | None
+    digest: str
+    future: object
 
 
 @dataclass(frozen=True)
@@ -84,16 +293,24 @@ class _FoundFile:
     mtime_ns: int
 
 
-def walk_photos(roots: Sequence[str | Path], skipped: list[tuple[str, str]] | None = None
-                ) -> Iterator[_FoundFile]:
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def walk_photos(roots: Sequence[str | Path], skipped: list[tuple[str, str]] | None = None,
+                follow_links: bool = False, outside_links: list[str] | None = None) -> Iterator[_FoundFile]:
     """Every supported photo under `roots` (files given directly are taken as they are).
 
-    Symlinked folders are followed once: a folder already visited (same device and inode) is not
-    entered again, which breaks symlink loops. Folders that cannot be listed go to `skipped`.
+    A symlinked folder (or junction) is followed when it leads inside the root it was found under; one
+    leading outside goes to `outside_links` and is not followed, unless `follow_links` (a link to ".."
+    would otherwise bring in the whole parent tree). A symlinked file is a photo like any other. A folder already
+    visited (same device and inode) is not entered again, which breaks symlink loops. Folders that
+    cannot be listed go to `skipped`.
     """
     from engine.imageio import SUPPORTED_SUFFIXES
 
     skipped = skipped if skipped is not None else []
+    outside_links = outside_links if outside_links is not None else []
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[str] = set()
 
@@ -116,6 +333,7 @@ def walk_photos(roots: Sequence[str | Path], skipped: list[tuple[str, str]] | No
                 if found:
                     yield found
             continue
+        real_root = os.path.realpath(root_path)
         stack = [root_path]
         while stack:
             folder = stack.pop()
@@ -141,6 +359,10 @@ def walk_photos(roots: Sequence[str | Path], skipped: list[tuple[str, str]] | No
                     continue
                 try:
                     if entry.is_dir(follow_symlinks=True):
+                        is_link = entry.is_symlink() or getattr(entry, "is_junction", lambda: False)()
+                        if is_link and not follow_links and not _inside(os.path.realpath(entry.path), real_root):
+                            outside_links.append(entry.path)
+                            continue
                         subfolders.append(entry.path)
                         continue
                     if os.path.splitext(entry.name)[1].lower() not in SUPPORTED_SUFFIXES:
@@ -171,22 +393,66 @@ def _like_prefix(folder: str) -> str:
     return escaped.rstrip(os.sep) + os.sep + "%"
 
 
+def _carry_over(session, old_faces: list[Face], new_faces: list[Face], model: str) -> None:
+    """Re-analysis: each old-model face's people, corrections and references go to the new-model face
+    overlapping it most (IoU ≥ PAIR_IOU, best pairs first); the people now belong to `model`."""
+    from engine.catalog.models import Person
+
+    pairs = sorted(((_iou(o.box, n.box), i, j) for i, o in enumerate(old_faces) for j, n in enumerate(new_faces)),
+                   reverse=True)
+    used_old, used_new = set(), set()
+    for overlap, i, j in pairs:
+        if overlap < PAIR_IOU:
+            break
+        if i in used_old or j in used_new:
+            continue
+        used_old.add(i)
+        used_new.add(j)
+        old, new = old_faces[i], new_faces[j]
+        taken = {a.person_id: a for a in session.scalars(select(Assignment).where(Assignment.face_id == new.id))}
+        for assignment in session.scalars(select(Assignment).where(Assignment.face_id == old.id)).all():
+            person = session.get(Person, assignment.person_id)
+            if person is not None and person.embedding_model != model:
+                person.embedding_model = model
+            if assignment.person_id in taken:
+                continue
+            if assignment.origin != AssignmentOrigin.rejected and any(
+                    a.origin != AssignmentOrigin.rejected for a in taken.values()):
+                continue  # the new face already has its person (the user's word on it stays)
+            assignment.face_id = new.id
+            taken[assignment.person_id] = assignment
+            session.flush()
+        refs = set(session.scalars(select(Reference.person_id).where(Reference.face_id == new.id)))
+        for reference in session.scalars(select(Reference).where(Reference.face_id == old.id)).all():
+            if reference.person_id not in refs:
+                reference.face_id = new.id
+        session.flush()
+
+
 class Scanner:
     """Scans folders into a catalog with one face analyser (its embedding model names the faces)."""
 
     def __init__(self, catalog: Catalog, analyzer: FaceAnalyzer | None = None,
-                 thumbnails: bool = True, cluster: bool = True):
+                 thumbnails: bool = True, cluster: bool = True, workers: int | None = None,
+                 follow_links: bool = False, on_wait=None, reanalyse: bool = False):
         self.catalog = catalog
+        #: photos analysed with another model move to this one, their people with them (else the
+        #: other model's faces stay beside this one's)
+        self.reanalyse = reanalyse
         self._analyzer = analyzer
         self.thumbnails = thumbnails and catalog.thumbnails_dir is not None
         self.cluster = cluster
+        self.workers = default_workers() if workers is None else max(1, int(workers))
+        self.follow_links = follow_links
+        #: told "waiting for …" when another process holds the clustering lock
+        self.on_wait = on_wait
 
     @property
     def analyzer(self) -> FaceAnalyzer:
         if self._analyzer is None:
-            from engine.faces.dlib_backend import DlibFaceAnalyzer
+            from engine.faces.choice import make_face_analyzer
 
-            self._analyzer = DlibFaceAnalyzer()
+            self._analyzer = make_face_analyzer("auto")  # an installed InsightFace pack, else dlib
         return self._analyzer
 
     @property
@@ -200,9 +466,13 @@ class Scanner:
         start = time.monotonic()
         result = ScanResult()
         roots = [os.path.abspath(os.fspath(r)) for r in roots]
-        found = list(walk_photos(roots, result.skipped_folders))
+        found = list(walk_photos(roots, result.skipped_folders, self.follow_links, result.outside_links))
         for folder, reason in result.skipped_folders:
             log.warning("skipped %s: %s", folder, reason)
+        if result.outside_links:
+            log.warning("%d symlink(s) lead outside the scanned folders and were not followed (e.g. %s); "
+                        "scan with follow_links (--follow-links) to include them",
+                        len(result.outside_links), result.outside_links[0])
         result.files = len(found)
         model = self.model
 
@@ -221,27 +491,93 @@ class Scanner:
             else:
                 todo.append(item)
         report(progress, result.unchanged, result.files, "checking")
-
-        work_start = time.monotonic()
-        for n, item in enumerate(todo, start=1):
-            check_cancelled(cancel, "scan")
-            self._scan_one(item, known.get(item.path), result)
-            done = result.unchanged + n
-            rate = n / max(time.monotonic() - work_start, 1e-6)
-            eta = (len(todo) - n) / rate
-            report(progress, done, result.files, f"{os.path.basename(item.path)} (eta {eta:.0f} s)")
+        self._analyse_and_store(todo, known, result, progress, cancel)
 
         seen = {item.path for item in found}
         self._mark_missing(roots, seen, result)
         if self.cluster:
             check_cancelled(cancel, "scan")
-            from engine.people.clustering import cluster_faces
+            from engine.people.clustering import cluster_catalog
 
-            with self.catalog.transaction() as session:
-                result.clustering = cluster_faces(session, model)
+            result.clustering = cluster_catalog(self.catalog, model, on_wait=self.on_wait)
         result.seconds = time.monotonic() - start
         log.info("scan: %s", result.summary())
         return result
+
+    def _analyse_and_store(self, todo: list[_FoundFile], known: dict, result: ScanResult,
+                           progress: ProgressCallback | None, cancel: CancelCheck | None) -> None:
+        """Hash and sort out each file here; analyse the ones that need it in the workers (or here);
+        store every result here, in `todo`'s order, one photo per transaction."""
+        recipe = worker_recipe(self.analyzer) if self.workers > 1 and len(todo) > 1 else None
+        if self.workers > 1 and len(todo) > 1 and recipe is None:
+            log.info("scan: %s runs in this process (it can't be rebuilt in a worker)", type(self.analyzer).__name__)
+        pool = None
+        if recipe is not None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # never fork a process that may run threads (the app, SQLAlchemy's pool): forkserver/spawn
+            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+            context = multiprocessing.get_context(method)
+            if method == "forkserver":
+                # workers fork from a server that already holds the engine and dlib's models (taken into
+                # account when this process starts its forkserver, i.e. on its first pool)
+                context.set_forkserver_preload(["engine.catalog.scanner", "engine.faces.dlib_preload"])
+            pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context,
+                                       initializer=_worker_start, initargs=(recipe, self.thumbnails, os.getpid()))
+            result.workers = self.workers
+        window: deque[_Job] = deque()
+        ahead = AHEAD_PER_WORKER * self.workers if pool is not None else 0
+        done = result.unchanged
+        first_done = done
+        work_start = time.monotonic()
+
+        def finish(job: _Job) -> None:
+            nonlocal done
+            analysis = job.future.result()
+            if isinstance(analysis, str):
+                self._record_unreadable(job.item, job.digest, analysis, result)
+            else:
+                self._store_analysis(job, analysis, result)
+            done += 1
+            rate = (done - first_done) / max(time.monotonic() - work_start, 1e-6)
+            eta = (result.files - done) / rate
+            report(progress, done, result.files, f"{os.path.basename(job.item.path)} (eta {eta:.0f} s)")
+
+        try:
+            for item in todo:
+                check_cancelled(cancel, "scan")
+                prepared = self._prepare(item, known.get(item.path), result)
+                if prepared is None:
+                    done += 1
+                    report(progress, done, result.files, os.path.basename(item.path))
+                else:
+                    photo_id, digest, keep = prepared
+                    if pool is not None:
+                        future = pool.submit(_worker_analyse, item.path, keep)
+                    else:
+                        future = _Done(self._analyse_here(item.path, keep))
+                    window.append(_Job(item, photo_id, digest, future))
+                while window and (len(window) > ahead or window[0].future.done()):
+                    check_cancelled(cancel, "scan")
+                    finish(window.popleft())
+            while window:
+                check_cancelled(cancel, "scan")
+                finish(window.popleft())
+        except (CancelledError, KeyboardInterrupt):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = None
+            raise
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+
+    def _analyse_here(self, path: str, keep=()) -> PhotoAnalysis | str:
+        try:
+            return analyse_photo(path, self.analyzer, self.thumbnails, keep)
+        except FaceMeError as exc:
+            return exc.message
 
     def _known_under(self, session, roots: list[str]) -> dict[str, tuple]:
         """path → (id, size, mtime_ns, status, analysed_with) for catalogued photos under `roots`."""
@@ -263,26 +599,33 @@ class Scanner:
                                 .values(status=PhotoStatus.missing, missing_since=utcnow()))
         result.missing += len(gone)
 
-    def _scan_one(self, item: _FoundFile, known_row: tuple | None, result: ScanResult) -> None:
+    def _prepare(self, item: _FoundFile, known_row: tuple | None, result: ScanResult) -> tuple | None:
+        """Hash `item` and settle what needs no analysis (same content, a move, a copy, unreadable).
+        Returns (row id or None, content hash, faces to keep) when the photo must be analysed."""
         from engine.imageio import content_hash
 
         try:
             digest = content_hash(item.path)
         except FaceMeError as exc:
             self._record_unreadable(item, None, exc.message, result)
-            return
+            return None
         except OSError as exc:
             self._record_unreadable(item, None, exc.strerror or str(exc), result)
-            return
+            return None
         model = self.model
-        with self.catalog.transaction() as session:
-            photo = session.get(Photo, known_row[0]) if known_row else None
+
+        def settle(session) -> tuple | None:
+            photo = (session.get(Photo, known_row[0]) if known_row else None) or session.scalar(
+                select(Photo).where(Photo.path == item.path))  # or just added by a concurrent scan
             if photo is not None and photo.content_hash == digest and model in _models_of(photo) \
                     and photo.status != PhotoStatus.unreadable:
+                if (photo.size, photo.mtime_ns) == (item.size, item.mtime_ns) and known_row is None:
+                    result.unchanged += 1  # another scan stored it a moment ago
+                else:
+                    result.touched += 1
                 photo.size, photo.mtime_ns, photo.status, photo.missing_since = (
                     item.size, item.mtime_ns, PhotoStatus.ok, None)
-                result.touched += 1
-                return
+                return None
             if photo is None:
                 moved = self._moved_from(session, digest)
                 if moved is not None:
@@ -291,22 +634,62 @@ class Scanner:
                     moved.status, moved.missing_since, moved.scanned_at = PhotoStatus.ok, None, utcnow()
                     result.moved += 1
                     if model in _models_of(moved):
-                        return
-                    photo = moved
+                        return None
+                    photo = moved  # moved, and not yet analysed with this model
                 else:
                     original = self._copy_source(session, digest, model)
                     if original is not None:
                         self._add_copy(session, item, digest, original, result)
-                        return
-        # decode and analyse outside the transaction: this is the slow part
+                        return None
+            return (photo.id if photo is not None else None), digest, self._faces_to_keep(session, photo)
+
+        return self._write(settle, result)
+
+    def _faces_to_keep(self, session, photo: Photo | None) -> list[tuple[tuple[float, ...], list]]:
+        """In a re-analysis: geometry of the other models' faces of `photo` that carry the user's
+        word or a person (assignments, references), to be embedded with this model if not found."""
+        if not self.reanalyse or photo is None:
+            return []
+        from engine.catalog.models import Reference as Ref
+
+        keep = []
+        for face in photo.faces:
+            if face.embedding_model == self.model:
+                continue
+            decided = session.scalar(select(Assignment.id).where(Assignment.face_id == face.id).limit(1)) or \
+                session.scalar(select(Ref.id).where(Ref.face_id == face.id).limit(1))
+            if decided is not None:
+                keep.append((face.box, face.landmarks))
+        return keep
+
+    def _write(self, step, result: ScanResult):
+        """Run `step(session)` in one transaction; when a concurrent scan inserted the same path first
+        (UNIQUE photos.path), run it once more: it then finds that row and updates it."""
+        counts = dict(result.__dict__)
         try:
-            analysis = self._analyse(item.path)
-        except FaceMeError as exc:
-            self._record_unreadable(item, digest, exc.message, result)
-            return
-        with self.catalog.transaction() as session:
-            photo = session.get(Photo, photo.id) if photo is not None else None
-            self._store(session, photo, item, digest, analysis, result)
+            with self.catalog.transaction() as session:
+                return step(session)
+        except IntegrityError as exc:
+            if "photos.path" not in str(exc.orig) and "uq_photos_path" not in str(exc.orig):
+                raise
+            for key in ("unchanged", "added", "changed", "touched", "moved", "copies", "faces_added"):
+                setattr(result, key, counts[key])
+            log.info("another scan stored a photo at the same moment; re-reading it")
+            with self.catalog.transaction() as session:
+                return step(session)
+
+    def _store_analysis(self, job: _Job, analysis: PhotoAnalysis, result: ScanResult) -> None:
+        def store(session) -> None:
+            photo = session.get(Photo, job.photo_id) if job.photo_id is not None else None
+            if photo is None:
+                photo = session.scalar(select(Photo).where(Photo.path == job.item.path))
+            if photo is not None and photo.content_hash == job.digest and self.model in _models_of(photo) \
+                    and photo.status == PhotoStatus.ok and photo.path == job.item.path and job.photo_id is None:
+                result.unchanged += 1  # a concurrent scan stored this very file meanwhile
+                return
+            self._store(session, photo, job.item, job.digest, analysis, result)
+
+        self._write(store, result)
 
     def _moved_from(self, session, digest: str) -> Photo | None:
         """A catalogued photo with this content whose own file is gone (missing or not there now)."""
@@ -337,25 +720,6 @@ class Scanner:
         result.copies += 1
         result.added += 1
 
-    def _analyse(self, path: str) -> dict:
-        from engine.imageio import make_thumbnail, read_image, read_photo_info
-        from engine.people.quality import face_quality
-
-        info = read_photo_info(path)
-        image = read_image(path)
-        faces = self.analyzer.detect(image.pixels)
-        analysed = []
-        for face in faces:
-            if face.embedding is None:
-                face = type(face)(box=face.box, score=face.score, landmarks=face.landmarks,
-                                  embedding=self.analyzer.embed(image.pixels, face),
-                                  embedding_model=self.model)
-            analysed.append((face, face_quality(image.pixels, face.box, face.landmarks)))
-        thumbnail = make_thumbnail(image, THUMBNAIL_SIZE) if self.thumbnails else None
-        camera = " ".join(v for v in (info.camera_make, info.camera_model) if v) or None
-        return {"info": info, "faces": analysed, "thumbnail": thumbnail, "width": image.width,
-                "height": image.height, "orientation": image.orientation, "camera": camera}
-
     def _thumbnail_path(self, digest: str) -> Path:
         return self.catalog.thumbnails_dir / digest[:2] / f"{digest}.jpg"
 
@@ -374,15 +738,16 @@ class Scanner:
             return None
         return str(target)
 
-    def _store(self, session, photo: Photo | None, item: _FoundFile, digest: str, analysis: dict,
+    def _store(self, session, photo: Photo | None, item: _FoundFile, digest: str, analysis: PhotoAnalysis,
                result: ScanResult) -> None:
         model = self.model
-        info = analysis["info"]
+        info = analysis.info
         if photo is None:
             photo = Photo(path=item.path, size=item.size, mtime_ns=item.mtime_ns)
             session.add(photo)
             result.added += 1
             old_faces: list[Face] = []
+            other_faces: list[Face] = []
         else:
             if photo.content_hash not in (None, digest):
                 result.changed += 1
@@ -394,24 +759,29 @@ class Scanner:
                 if photo.status == PhotoStatus.unreadable:
                     result.changed += 1
             old_faces = [f for f in photo.faces if f.embedding_model == model]
+            other_faces = [f for f in photo.faces if f.embedding_model != model]
+            if self.reanalyse:
+                old_models = set()  # the photo moves to this model; people move with the faces
             for face in list(photo.faces):
-                if face.embedding_model != model and face.embedding_model not in old_models:
+                if face.embedding_model != model and face.embedding_model not in old_models and not self.reanalyse:
                     session.delete(face)
             photo.analysed_with = " ".join(sorted(old_models - {model}))
         photo.size, photo.mtime_ns, photo.content_hash = item.size, item.mtime_ns, digest
         photo.status, photo.error, photo.missing_since = PhotoStatus.ok, None, None
-        photo.width, photo.height = analysis["width"], analysis["height"]
-        photo.orientation, photo.camera, photo.date_taken = analysis["orientation"], analysis["camera"], info.date_taken
+        photo.width, photo.height = analysis.width, analysis.height
+        photo.orientation, photo.camera, photo.date_taken = analysis.orientation, analysis.camera, info.date_taken
         photo.scanned_at = utcnow()
-        if analysis["thumbnail"] is not None:
-            photo.thumbnail = self._write_thumbnail(digest, analysis["thumbnail"])
+        if analysis.thumbnail is not None:
+            photo.thumbnail = self._write_thumbnail(digest, analysis.thumbnail)
 
         unmatched_old = list(old_faces)
-        for detected, quality in analysis["faces"]:
+        stored: list[Face] = []
+        for detected, quality in analysis.faces:
             values = dict(x1=detected.box[0], y1=detected.box[1], x2=detected.box[2], y2=detected.box[3],
                           score=detected.score, landmarks=np.asarray(detected.landmarks).round(2).tolist(),
                           quality=quality.score, sharpness=quality.sharpness, frontalness=quality.frontalness,
-                          yaw=quality.yaw, embedding=Face.pack(detected.embedding), embedding_model=model)
+                          yaw=quality.yaw, embedding=Face.pack(detected.embedding), embedding_model=model,
+                          clustered=False)
             best = max(unmatched_old, key=lambda f: _iou(f.box, detected.box), default=None)
             if best is not None and _iou(best.box, detected.box) >= SAME_FACE_IOU:
                 unmatched_old.remove(best)
@@ -420,30 +790,63 @@ class Scanner:
                 # the face's look changed: a machine guess must be re-made, the user's word stays
                 session.execute(Assignment.__table__.delete().where(
                     (Assignment.face_id == best.id) & (Assignment.origin == AssignmentOrigin.machine)))
+                stored.append(best)
             else:
-                photo.faces.append(Face(**values))
+                face = Face(**values)
+                photo.faces.append(face)
+                stored.append(face)
                 result.faces_added += 1
         for face in unmatched_old:
             session.execute(Reference.__table__.delete().where(Reference.face_id == face.id))
             session.delete(face)
+        if self.reanalyse and other_faces:
+            session.flush()
+            _carry_over(session, other_faces, stored, model)
+            for face in other_faces:
+                session.delete(face)
         photo.analysed_with = " ".join(sorted(set(photo.analysed_with.split() if photo.analysed_with else [])
                                               | {model}))
 
     def _record_unreadable(self, item: _FoundFile, digest: str | None, reason: str, result: ScanResult) -> None:
         log.warning("unreadable: %s: %s", item.path, reason)
-        result.unreadable.append((item.path, reason))
-        with self.catalog.transaction() as session:
+
+        def record(session) -> None:
             photo = session.scalar(select(Photo).where(Photo.path == item.path))
             if photo is None:
                 photo = Photo(path=item.path, size=item.size, mtime_ns=item.mtime_ns)
                 session.add(photo)
+                session.flush()
             # faces of an earlier readable version are kept: the file may be mid-copy
             photo.size, photo.mtime_ns, photo.content_hash = item.size, item.mtime_ns, digest
             photo.status, photo.error, photo.scanned_at = PhotoStatus.unreadable, reason, utcnow()
 
+        self._write(record, result)
+        result.unreadable.append((item.path, reason))
+
 
 def scan(catalog: Catalog, roots: Sequence[str | Path], analyzer: FaceAnalyzer | None = None,
          progress: ProgressCallback | None = None, cancel: CancelCheck | None = None,
-         thumbnails: bool = True, cluster: bool = True) -> ScanResult:
-    """Scan `roots` into `catalog` (see the module docstring); returns what was done."""
-    return Scanner(catalog, analyzer, thumbnails=thumbnails, cluster=cluster).scan(roots, progress, cancel)
+         thumbnails: bool = True, cluster: bool = True, workers: int | None = None,
+         follow_links: bool = False, on_wait=None, reanalyse: bool = False) -> ScanResult:
+    """Scan `roots` into `catalog` (see the module docstring); returns what was done.
+
+    `workers`: analysing processes (default: one per core; 1 analyses in this process).
+    `follow_links`: follow symlinks that lead outside the scanned folders too.
+    `on_wait(message)`: told when the scan waits for another process's clustering.
+    `reanalyse`: photos analysed with another face model are analysed with this one instead, each
+    face's people, corrections and references carried over to the face found at the same place
+    (`reanalyse_album`)."""
+    return Scanner(catalog, analyzer, thumbnails=thumbnails, cluster=cluster, workers=workers,
+                   follow_links=follow_links, on_wait=on_wait, reanalyse=reanalyse).scan(roots, progress, cancel)
+
+
+def reanalyse_album(catalog: Catalog, roots: Sequence[str | Path], analyzer: FaceAnalyzer,
+                    progress: ProgressCallback | None = None, cancel: CancelCheck | None = None,
+                    workers: int | None = None, on_wait=None) -> ScanResult:
+    """Move an album scanned with one face model to `analyzer`'s model, keeping every person, name,
+    confirmation, rejection and reference (faces paired by overlap; a face the user decided about
+    that the new detector misses is embedded where it was). A long operation: progress, cancel between
+    photos; each photo is one transaction, so a stopped re-analysis resumes where it stopped when
+    called again."""
+    return scan(catalog, roots, analyzer=analyzer, progress=progress, cancel=cancel, workers=workers,
+                on_wait=on_wait, reanalyse=True)

@@ -41,7 +41,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--min-face-size", type=float, default=DEFAULT_MIN_FACE_SIZE, metavar="PX",
                    help=f"leave faces smaller than this alone (default {DEFAULT_MIN_FACE_SIZE} px)")
     add_models_option(p)
-    add_restoration_options(p)
+    add_restoration_options(p, memory=False)  # the batch's RestoreOptions carry no memory mode yet
     add_check_options(p)
     add_json_option(p)
     # its own dest: `faceme -v` (logging) is the main parser's "verbose"

@@ -72,6 +72,9 @@ def add_parser(subparsers) -> None:
     q.add_argument("--set", nargs="+", metavar="IMG", dest="images", help="use these photos' faces as references")
     q.add_argument("--clear", action="store_true", help="forget your picks, go back to suggestions")
     q.set_defaults(handler=run_refs)
+    q = sub.add_parser("recluster", help="re-try every face in no person (scans only cluster what they added)")
+    q.add_argument("--faces", metavar="MODEL", help="only this embedding model (default: every model in the catalog)")
+    q.set_defaults(handler=run_recluster)
     for parser in sub.choices.values():
         add_catalog_argument(parser)
 
@@ -222,4 +225,23 @@ def run_refs(args) -> int:
         return "\n".join(lines)
 
     print(_with_session(args, work))
+    return 0
+
+
+def run_recluster(args) -> int:
+    from sqlalchemy import select
+
+    from engine.catalog.models import Face
+    from engine.people.clustering import cluster_catalog
+
+    catalog = open_catalog_from(args)
+    try:
+        with catalog.session() as session:
+            models = [args.faces] if args.faces else sorted(session.scalars(select(Face.embedding_model).distinct()))
+        for model in models:
+            c = cluster_catalog(catalog, model, scope="all", on_wait=lambda message: print(message, flush=True))
+            print(f"{model}: {c.faces_considered} faces re-tried, {c.joined} joined people, "
+                  f"{c.new_people} new people, {c.unknown} unknown")
+    finally:
+        catalog.close()
     return 0

@@ -2,7 +2,7 @@
 
     faceme restore PHOTO [--person NAME=IMG[,IMG…]]… [--ref NAME=IMG]… -o OUT [--unmatched blind|skip]
                    [--models DIR] [--steps N] [--guidance G] [--seed S] [--min-face-size PX] [--max-faces N]
-                   [--match-threshold T] [--no-color-fix] [--device D] [--tries N]
+                   [--match-threshold T] [--no-color-fix] [--device D] [--memory M] [--tries N]
                    [--no-identity-check] [--json]
 
 For a photo outside any album (album photos: `faceme batch` follows the album's people). Faces are
@@ -21,6 +21,7 @@ keeps the one the check rates most like the person. Prints one line per face: wh
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import time
@@ -88,6 +89,17 @@ def parse_person(text: str):
     return PersonReferences(name, paths)
 
 
+@functools.lru_cache(maxsize=1)
+def load_pipeline(models_dir: Path, device: str, dtype: str, memory: str = "auto"):
+    """The FaceMe pipeline, loaded once per process (in-process callers reuse it)."""
+    from engine.faceme.pipeline import FaceMePipeline
+
+    started = time.monotonic()
+    pipeline = FaceMePipeline.from_pack(models_dir, device=device, dtype=dtype, memory=memory)
+    log.info("model loaded in %.1f s", time.monotonic() - started)
+    return pipeline
+
+
 def parse_people(person_args: list[str], ref_args: list[str]) -> list:
     """Every --person (one person each), then each --ref added to the last person of that name."""
     from engine.restore.plan import PersonReferences
@@ -136,12 +148,12 @@ def run(args: argparse.Namespace) -> int:
     from engine.imageio import read_image, write_image
     from engine.restore.options import RestoreOptions
     from engine.restore.photo import same_file
-    from engine.restore.service import get_service
+    from engine.restore.service import RestorationService
 
     people = parse_people(args.person, args.ref)
     if same_file(args.photo, args.output):
         raise UsageError("the output would overwrite the input photo; choose another output path", args.output)
-    settings = Settings().with_overrides(models_dir=args.models, device=args.device)
+    settings = Settings().with_overrides(models_dir=args.models, device=args.device, memory=args.memory)
     options = RestoreOptions(steps=args.steps, guidance_scale=args.guidance, seed=args.seed,
                              color_fix=args.color_fix, unmatched=args.unmatched,
                              min_face_size=args.min_face_size, match_threshold=args.match_threshold,
@@ -149,9 +161,10 @@ def run(args: argparse.Namespace) -> int:
                              device=settings.device, dtype=settings.dtype, identity_check=args.identity_check,
                              tries=args.tries)
     loaded = read_image(args.photo)  # bad photos fail here, before the model is loaded
-    started = time.monotonic()
-    service = get_service(Path(settings.models_dir).resolve(), settings.device, settings.dtype).load()
-    log.info("model ready in %.1f s", time.monotonic() - started)
+    models_dir = Path(settings.models_dir).resolve()
+    # the service around this process's pipeline, loaded in the memory mode asked for
+    service = RestorationService(models_dir, settings.device, settings.dtype,
+                                 pipeline=load_pipeline(models_dir, settings.device, settings.dtype, settings.memory))
     plan = service.plan_ad_hoc(loaded.pixels, people, options, source=args.photo)
     bar = ProgressBar("restoring")
     try:

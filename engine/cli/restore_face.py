@@ -1,7 +1,8 @@
 """`faceme restore-face`: restore one aligned face crop with FaceMe.
 
     faceme restore-face LQ_IMAGE [--ref IMAGE]... -o OUT [--models DIR] [--steps N] [--guidance G]
-                        [--seed S] [--no-color-fix] [--device D] [--tries N] [--no-identity-check]
+                        [--seed S] [--no-color-fix] [--device D] [--memory M] [--tries N]
+                        [--no-identity-check]
 
 The crop is resized to 512×512 if needed; the restored 512×512 crop is written to OUT. Without
 `--ref` the restoration is blind (the same model, no identity tokens). The result is checked with an
@@ -49,12 +50,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--steps must be at least 1 (got {args.steps})")
     if args.output.resolve() == args.lq.resolve():
         raise UsageError("the output would overwrite the input", args.output)
-    settings = Settings().with_overrides(models_dir=args.models, device=args.device)
+    settings = Settings().with_overrides(models_dir=args.models, device=args.device, memory=args.memory)
     lq = read_rgb(args.lq)
     started = time.monotonic()
-    pipeline = FaceMePipeline.from_pack(settings.models_dir, device=settings.device, dtype=settings.dtype)
+    pipeline = FaceMePipeline.from_pack(settings.models_dir, device=settings.device, dtype=settings.dtype,
+                                        memory=settings.memory)
     log.info("model loaded in %.1f s", time.monotonic() - started)
     identity = pipeline.encode_identity(args.ref) if args.ref else None
+    pipeline.release_reference_models()  # the tokens are made: CLIP and the face analyzer can go
     if args.tries < 1:
         raise UsageError(f"--tries must be at least 1 (got {args.tries})")
     check = references = None

@@ -1,22 +1,29 @@
 """`faceme scan`: scan album folders into the catalog and group their faces into people.
 
-    faceme scan DIR... [--catalog DB] [--faces dlib|buffalo_l|antelopev2] [--models DIR] [--no-thumbnails]
+    faceme scan DIR... [--catalog DB] [--faces auto|dlib|buffalo_l|antelopev2] [--models DIR]
+                       [--workers N] [--follow-links] [--keep-other-models] [--no-thumbnails]
 
 Incremental: unchanged photos cost nothing, moved ones keep their people, deleted ones are marked
 missing. The catalog is SQLite at the user data folder unless `--catalog` / $FACEME_CATALOG names a
-file or any SQLAlchemy URL (e.g. postgresql+psycopg://user@nas/faceme). Faces are analysed with the
-embedded dlib models by default (no download); `--faces buffalo_l` or `antelopev2` uses that
-InsightFace pack from the model folder instead. People are per face model: scanning with another
-model adds its faces and people beside the existing ones.
+file or any SQLAlchemy URL (e.g. postgresql+psycopg://user@nas/faceme). Faces are analysed with an
+installed InsightFace pack (antelopev2, else buffalo_l, from the model folder) or, without one, with
+the embedded dlib models (no download); `--faces` chooses. Photos are analysed by `--workers`
+processes (default: one per core). Photos analysed earlier with another face model are re-analysed
+with this one, their people, names, corrections and references carried over to the face found at the
+same place (stop it any time; the next scan goes on where it stopped); `--keep-other-models` keeps
+the other model's faces and people beside instead. Symlinks leading outside the album are not
+followed unless `--follow-links`.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from engine.cli.progress_bar import ProgressBar
+from engine.faces.choice import FACE_MODEL_CHOICES
 
 log = logging.getLogger(__name__)
 
@@ -44,25 +51,26 @@ def add_parser(subparsers) -> None:
                               description=__doc__.split("\n\n")[0])
     p.add_argument("folders", nargs="+", type=Path, metavar="DIR", help="album folders (or single photos)")
     add_catalog_argument(p)
-    p.add_argument("--faces", choices=("dlib", "buffalo_l", "antelopev2"), default="dlib",
-                   help="face analysis: embedded dlib (default) or an installed InsightFace pack")
-    p.add_argument("--models", type=Path, help="model pack folder, for --faces buffalo_l/antelopev2")
+    p.add_argument("--faces", choices=FACE_MODEL_CHOICES, default="auto",
+                   help="face analysis: auto (an installed InsightFace pack, else the embedded dlib), "
+                        "dlib, or a pack")
+    p.add_argument("--models", type=Path, help="model pack folder, for the InsightFace packs")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help=f"processes analysing photos (default: one per core, {os.cpu_count() or 1} here)")
+    p.add_argument("--follow-links", action="store_true",
+                   help="also follow symlinks/junctions that lead outside the album folders")
+    p.add_argument("--keep-other-models", dest="reanalyse", action="store_false",
+                   help="keep faces of another face model beside this one's instead of re-analysing them")
     p.add_argument("--no-thumbnails", dest="thumbnails", action="store_false", help="don't cache thumbnails")
     p.set_defaults(handler=run)
 
 
 def make_analyzer(name: str, models_dir: Path | None):
-    """The face analyser a scan uses: dlib (embedded) or an InsightFace pack from the model folder."""
-    if name == "dlib":
-        from engine.faces.dlib_backend import DlibFaceAnalyzer
-
-        return DlibFaceAnalyzer()
-    from engine.faces.insightface_backend import InsightFaceAnalyzer
-    from engine.models.layout import part_dir
+    """The face analyser a scan uses (see engine.faces.choice)."""
+    from engine.faces.choice import make_face_analyzer
     from engine.settings import Settings
 
-    settings = Settings().with_overrides(models_dir=models_dir)
-    return InsightFaceAnalyzer(part_dir(Path(settings.models_dir), name))
+    return make_face_analyzer(name, Path(Settings().with_overrides(models_dir=models_dir).models_dir))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,11 +80,18 @@ def run(args: argparse.Namespace) -> int:
     missing = [str(f) for f in args.folders if not f.exists()]
     if missing:
         raise UsageError(f"no such folder: {', '.join(missing)}")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
     catalog = open_catalog_from(args)
     bar = ProgressBar("scanning", unit=" photos")
+
+    def waiting(message: str) -> None:
+        print(f"\n{message} …", flush=True)
+
     try:
         result = scan(catalog, args.folders, analyzer=make_analyzer(args.faces, args.models), progress=bar,
-                      thumbnails=args.thumbnails)
+                      thumbnails=args.thumbnails, workers=args.workers, follow_links=args.follow_links,
+                      reanalyse=args.reanalyse, on_wait=waiting)
     finally:
         bar.close()
         catalog.close()
@@ -88,4 +103,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"unreadable: {path}: {reason}")
     for path, reason in result.skipped_folders:
         print(f"skipped: {path}: {reason}")
+    if result.outside_links:
+        print(f"not followed: {len(result.outside_links)} link(s) leading outside the album, e.g. "
+              f"{result.outside_links[0]} (--follow-links to include them)")
     return 0

@@ -1,8 +1,19 @@
-"""Reference photos → identity tokens (one per photo), as the FaceMe release prepares them.
+"""Reference photos → identity tokens (one per photo), exactly as the FaceMe release prepares them.
 
-Per reference: detect faces (640 px detector input, retried at 576 … 256 when nothing is found), keep
-the largest; ArcFace embedding of it (5-point 112×112 alignment, L2-normalised); CLIP features of the
-bounding-box crop (no alignment, standard CLIP preprocessing); Mix(clip, arcface) → one token.
+Per reference (the spec's "Reference preprocessing"; the released Mix learned from embeddings made
+this way, so every detail below is part of the weights):
+1. InsightFace is handed the **RGB** array. InsightFace reads BGR; the release feeds it RGB anyway, so
+   detection and ArcFace see swapped channels, and so must we (`release_faces`).
+2. Detector input 512 px first (the size the release prepares the analyzer with), then, while no face
+   is found, 640, 576, … 320 and finally 256 (`REFERENCE_DETECTION_SIZES`).
+3. The FIRST face returned is used (InsightFace orders faces by detection score), not the largest.
+4. ArcFace: that face's embedding (5-point 112×112 alignment on the RGB-fed image), L2-normalised.
+5. CLIP: `PIL.Image.crop` of the photo with the float box as detected: PIL rounds the box, and the
+   part of a box that runs past the photo's edge is black, not clipped (`crop_for_clip`); then standard
+   CLIP preprocessing; Mix(clip, arcface) → one token.
+
+`detect_largest_face` (BGR-correct, 640 px first, largest face) is NOT the release's reference path:
+it serves face matching (engine.restore), which compares embeddings made the standard way.
 """
 
 from __future__ import annotations
@@ -14,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from engine.errors import NoFaceError
 from engine.faces.types import Face
@@ -21,8 +33,17 @@ from engine.progress import CancelCheck, ProgressCallback, check_cancelled, repo
 
 log = logging.getLogger(__name__)
 
-#: Detector input sizes tried in turn until a face is found.
+#: Bumped whenever identity tokens made from the same photos and weights would change: a cache of
+#: tokens per person must include it in its key. 2: the release's reference path (RGB-fed InsightFace,
+#: 512 px first, first face, PIL crop); 1 was BGR-fed, 640 px first, largest face, clipped crop.
+REFERENCE_PATH_VERSION = 2
+
+#: Detector input sizes tried in turn until a face is found (640 → 256, step 64).
 DETECTION_SIZES = tuple(range(640, 255, -64))
+#: The release's reference detection: the analyzer is prepared at 512, which is tried first; then
+#: 640 → 320 step 64, then 256. (512 comes twice; a retry at a size already tried finds nothing new,
+#: so `detect_reference_face` skips it: same result, one detection less.)
+REFERENCE_DETECTION_SIZES = (512, *range(640, 256, -64), 256)
 
 Reference = str | Path | np.ndarray
 
@@ -41,7 +62,7 @@ class ReferenceFace:
     source: str
     face: Face
     arcface: np.ndarray  # (512,) L2-normalised
-    clip_crop: np.ndarray  # RGB uint8 bounding-box crop
+    clip_crop: np.ndarray  # RGB uint8: PIL crop of the float box, black outside the photo
 
 
 def detect_largest_face(analyzer, image_rgb: np.ndarray, source: str,
@@ -56,8 +77,46 @@ def detect_largest_face(analyzer, image_rgb: np.ndarray, source: str,
     raise NoFaceError("no face found in the reference photo", source)
 
 
+def release_faces(analyzer, image_rgb: np.ndarray, det_size: int) -> list[Face]:
+    """Faces as InsightFace finds them when handed the RGB array, as the release does.
+
+    Our analyzers take RGB and convert to InsightFace's BGR themselves; giving them the
+    channel-reversed array makes InsightFace receive the original RGB array (boxes, landmarks and
+    order are those of the RGB-fed detector, embeddings those of the RGB-fed ArcFace).
+    """
+    swapped = np.ascontiguousarray(np.asarray(image_rgb)[..., 2::-1])
+    return analyzer.detect(swapped, det_size=det_size)
+
+
+def detect_reference_face(analyzer, image_rgb: np.ndarray, source: str,
+                          sizes: Sequence[int] = REFERENCE_DETECTION_SIZES) -> Face:
+    """The release's reference face: the first face returned (highest detection score), RGB-fed,
+    trying each detector size in `sizes` until one finds a face."""
+    tried = set()
+    for size in sizes:
+        if size in tried:
+            continue
+        tried.add(size)
+        faces = release_faces(analyzer, image_rgb, size)
+        if faces:
+            if size != sizes[0]:
+                log.debug("%s: face found at detector size %d", source, size)
+            return faces[0]
+    raise NoFaceError("no face found in the reference photo", source)
+
+
+def crop_for_clip(image_rgb: np.ndarray, box: Sequence[float]) -> np.ndarray:
+    """`PIL.Image.crop` of the float box, as the release crops for CLIP: PIL rounds the box (Python's
+    round), and whatever lies outside the photo is black, not clipped away."""
+    x1, y1, x2, y2 = (round(float(v)) for v in box)
+    if x2 <= x1 or y2 <= y1:
+        raise NoFaceError("the detected face box is empty")
+    return np.asarray(Image.fromarray(np.ascontiguousarray(image_rgb)).crop(tuple(float(v) for v in box)))
+
+
 def bounding_box_crop(image_rgb: np.ndarray, face: Face) -> np.ndarray:
-    """The face's bounding box (rounded, clipped to the image), no alignment."""
+    """The face's bounding box (rounded, clipped to the image), no alignment. Not the release's
+    CLIP crop (see `crop_for_clip`)."""
     height, width = image_rgb.shape[:2]
     x1, y1, x2, y2 = (int(round(v)) for v in face.box)
     x1, y1 = max(x1, 0), max(y1, 0)
@@ -73,13 +132,17 @@ def prepare_reference(analyzer, reference: Reference, index: int = 0) -> Referen
     else:
         source, image = str(reference), read_rgb(reference)
     try:
-        face = detect_largest_face(analyzer, image, source)
+        face = detect_reference_face(analyzer, image, source)
+        crop = crop_for_clip(image, face.box)
     except NoFaceError as exc:
         raise NoFaceError(exc.message, source) from None
-    arcface = face.embedding if face.embedding is not None else analyzer.embed(image, face)
+    if face.embedding is not None:
+        arcface = face.embedding
+    else:  # analyzers that embed on request: RGB-fed like the detection
+        arcface = analyzer.embed(np.ascontiguousarray(image[..., 2::-1]), face)
     arcface = np.asarray(arcface, np.float32)
     arcface = arcface / max(float(np.linalg.norm(arcface)), 1e-12)
-    return ReferenceFace(source, face, arcface, bounding_box_crop(image, face))
+    return ReferenceFace(source, face, arcface, crop)
 
 
 @torch.no_grad()

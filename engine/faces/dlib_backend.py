@@ -62,22 +62,52 @@ def _landmarks_from_68(points: np.ndarray) -> np.ndarray:
     ]).astype(np.float32)
 
 
+_loaded: dict[Path, tuple] = {}
+_loaded_lock = threading.Lock()
+
+
+def load_models(folder: Path) -> tuple:
+    """(HOG detector, 5-point and 68-point shape predictors, ResNet) from `folder`, loaded once per
+    process: analysers share them, and scan workers forked from a process that loaded them
+    (engine.faces.dlib_preload) start with them in memory, shared copy-on-write."""
+    import dlib
+
+    folder = Path(folder)
+    with _loaded_lock:
+        if folder not in _loaded:
+            log.info("loading dlib face models from %s", folder)
+            _loaded[folder] = (dlib.get_frontal_face_detector(), dlib.shape_predictor(str(folder / _SHAPE_5)),
+                               dlib.shape_predictor(str(folder / _SHAPE_68)),
+                               dlib.face_recognition_model_v1(str(folder / _RESNET)))
+        return _loaded[folder]
+
+
 class DlibFaceAnalyzer:
     """Detect faces, find their landmarks and embed them with dlib. Models load on first use.
 
     `upsample` is how many times the HOG detector doubles the image before looking (1 finds faces
-    down to about 40 px); `max_detect_pixels` bounds the size of the image it actually scans, so a
-    24-megapixel photo is first reduced (small faces in huge photos are the price; they are the
-    faces too small to restore anyway). `min_score` is the HOG SVM margin below which detections
-    are dropped (dlib's own default is 0).
+    down to about 40 px). Detection runs in up to two passes: first on the photo reduced so that the
+    image HOG scans (after upsampling) has at most `first_pass_pixels`; then, only when that pass
+    found no face or a face near its smallest detectable size (the photo may hold smaller ones), again
+    at `max_detect_pixels` — the one-pass budget of earlier versions, whose results it then gives.
+    Portraits and most family photos stop after the cheap pass (bench/detection.py measures what the
+    second pass adds). `first_pass_pixels=None` runs the `max_detect_pixels` pass only. Small faces in
+    huge photos are the price of the cap; they are the faces too small to restore anyway. `min_score`
+    is the HOG SVM margin below which detections are dropped (dlib's own default is 0).
+
+    `decode_pixels` tells a caller how large an image the detector can use at most, so that a JPEG
+    can be decoded at reduced size (engine.imageio.read_image_reduced) without losing anything.
     """
 
     embedding_model = EMBEDDING_MODEL
+    #: HOG's scanning window: the smallest face it finds in the image it scans
+    HOG_WINDOW = 80
 
     def __init__(self, upsample: int = 1, max_detect_pixels: int = 4_000_000, min_score: float = 0.0,
-                 models_dir: Path | None = None):
+                 models_dir: Path | None = None, first_pass_pixels: int | None = 1_000_000):
         self.upsample = upsample
         self.max_detect_pixels = max_detect_pixels
+        self.first_pass_pixels = first_pass_pixels
         self.min_score = min_score
         self._models_dir = models_dir
         self._lock = threading.Lock()
@@ -86,20 +116,29 @@ class DlibFaceAnalyzer:
         self._shape68 = None
         self._resnet = None
 
+    @property
+    def decode_pixels(self) -> int:
+        """Pixels of the largest image any detection pass scans before upsampling."""
+        return max(1, self.max_detect_pixels // 4 ** self.upsample)
+
+    def __getstate__(self) -> dict:
+        # the settings travel to worker processes; the loaded models are re-loaded there
+        state = dict(self.__dict__)
+        state.update(_lock=None, _detector=None, _shape5=None, _shape68=None, _resnet=None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def _load(self) -> None:
         if self._resnet is not None:
             return
         with self._lock:
             if self._resnet is not None:
                 return
-            import dlib
-
-            folder = self._models_dir or find_dlib_models_dir()
-            log.info("loading dlib face models from %s", folder)
-            self._detector = dlib.get_frontal_face_detector()
-            self._shape5 = dlib.shape_predictor(str(folder / _SHAPE_5))
-            self._shape68 = dlib.shape_predictor(str(folder / _SHAPE_68))
-            self._resnet = dlib.face_recognition_model_v1(str(folder / _RESNET))
+            self._detector, self._shape5, self._shape68, self._resnet = load_models(
+                self._models_dir or find_dlib_models_dir())
 
     @staticmethod
     def _as_rgb8(image_rgb: np.ndarray) -> np.ndarray:
@@ -124,16 +163,25 @@ class DlibFaceAnalyzer:
         return [replace(f, embedding=e, embedding_model=EMBEDDING_MODEL) for f, e in zip(faces, embeddings)]
 
     def _find(self, image_rgb: np.ndarray, upsample: int | None) -> list[Face]:
-        import dlib
-
         self._load()
         image = self._as_rgb8(image_rgb)
         upsample = self.upsample if upsample is None else upsample
+        if self.first_pass_pixels is not None and self.first_pass_pixels < self.max_detect_pixels:
+            faces, smallest_seen = self._find_at(image, upsample, self.first_pass_pixels)
+            if faces and all(min(f.box[2] - f.box[0], f.box[3] - f.box[1]) >= 2 * smallest_seen for f in faces):
+                return faces
+        return self._find_at(image, upsample, self.max_detect_pixels)[0]
+
+    def _find_at(self, image: np.ndarray, upsample: int, budget: int) -> tuple[list[Face], float]:
+        """Faces found scanning at most `budget` pixels (after upsampling), largest first, and the
+        smallest face size (in `image` pixels) this pass can find."""
+        import dlib
+
         h, w = image.shape[:2]
         scale = 1.0
         scanned_pixels = h * w * 4 ** upsample
-        if scanned_pixels > self.max_detect_pixels:
-            scale = (self.max_detect_pixels / scanned_pixels) ** 0.5
+        if scanned_pixels > budget:
+            scale = (budget / scanned_pixels) ** 0.5
         if scale < 1.0:
             import cv2
 
@@ -157,7 +205,7 @@ class DlibFaceAnalyzer:
             faces.append(Face(box=(x1, y1, x2, y2), score=float(score),
                               landmarks=_landmarks_from_68(points)))
         faces.sort(key=lambda f: f.area, reverse=True)
-        return faces
+        return faces, self.HOG_WINDOW / 2 ** upsample / scale
 
     def embed(self, image_rgb: np.ndarray, face: Face) -> np.ndarray:
         """The L2-normalised 128-d embedding of `face` (float32).

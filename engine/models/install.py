@@ -466,9 +466,11 @@ def import_part(models_dir: Path, name: str, source: str | Path, *,
         raise UsageError("this is already the installed part's folder", source)
     models_dir.mkdir(parents=True, exist_ok=True)
     result = InstallResult(name, target, installed=True)
-    if source.is_file():
+    single_file = source.is_file() and _is_the_parts_only_file(source, name)
+    if source.is_file() and not single_file:
         if not zipfile.is_zipfile(source):
-            raise UsageError("expected a folder or a zip archive", source)
+            raise UsageError("expected a folder, a zip archive or the part's file "
+                             f"({' or '.join(PARTS[name].files[0])})", source)
         staging = _new_staging(models_dir, name)
         try:
             sha = sha256_file(source, cancel=cancel)
@@ -483,8 +485,12 @@ def import_part(models_dir: Path, name: str, source: str | Path, *,
         result.files = len(files)
         return result
 
-    root, commit = _import_root(source, part)
-    chosen = _files_to_import(root, part)
+    if single_file:
+        # The part's one file itself (photomaker-v1.bin, a torch zip archive, is not an archive of it).
+        root, commit, chosen = source.parent, None, [source.name]
+    else:
+        root, commit = _import_root(source, part)
+        chosen = _files_to_import(root, part)
     total = sum((root / rel).stat().st_size for rel in chosen)
     meter = fetch.ByteMeter(progress, total, cancel)
     staging = _new_staging(models_dir, name)
@@ -519,6 +525,12 @@ def import_part(models_dir: Path, name: str, source: str | Path, *,
         raise
     result.files = len(files)
     return result
+
+
+def _is_the_parts_only_file(source: Path, name: str) -> bool:
+    """Whether `source` is, by its name, the one file a single-file part consists of."""
+    specs = PARTS[name].files
+    return len(specs) == 1 and source.name in specs[0]
 
 
 def _files_to_import(root: Path, part: PartManifest) -> list[str]:

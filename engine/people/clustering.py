@@ -1,7 +1,8 @@
 """Grouping faces into people: incremental, one embedding model at a time, the user's word as hard rules.
 
-The algorithm (per embedding model), run on the faces that are in no person yet — new faces and the
-"unknown" bucket of faces that fit no one so far — in chunks of `ClusterParams.chunk` faces:
+The algorithm (per embedding model), run on the faces that are in no person yet — after a scan, the faces
+no clustering has seen and the unknown faces resembling them; in a full re-cluster, every face in no
+person (the "unknown" bucket of faces that fit no one so far) — in chunks of `ClusterParams.chunk` faces:
 
 1. Join: each face is compared with every person: its average cosine similarity to the person's
    faces (one dot product with the mean of their embeddings, so a person costs the same whatever its
@@ -12,7 +13,8 @@ The algorithm (per embedding model), run on the faces that are in no person yet 
    average-linkage agglomerative clustering on cosine distance, cut at `link_threshold`; a group that
    holds two faces of one photo keeps the one that fits it best. Groups of at least
    `min_people_size` faces become new people.
-3. What fits nowhere stays unknown and is tried again on the next run.
+3. What fits nowhere stays unknown; it is tried again when a new face resembles it, or by a full
+   re-cluster (`faceme people recluster`).
 
 The machine never moves a face that is already in a person: confirmed faces are the user's, and a
 machine assignment stays until the user changes it (so people don't reshuffle under the user on every
@@ -340,7 +342,11 @@ def cluster_incrementally(
 @dataclass
 class ClusteringResult:
     model: str
+    #: "pending" (the faces no clustering has seen, and unknown faces resembling them) or "all"
+    scope: str = "pending"
     faces_considered: int = 0
+    #: unknown faces compared (one dot product each) to find those resembling the pending faces
+    unknown_compared: int = 0
     joined: int = 0
     new_people: int = 0
     unknown: int = 0
@@ -348,17 +354,67 @@ class ClusteringResult:
     touched_people: set[int] = field(default_factory=set)
 
 
-def cluster_faces(session, model: str, params: ClusterParams | None = None) -> ClusteringResult:
-    """Place every face of `model` that is in no person yet (see the module doc). Flushes, no commit."""
+def _pending_filter(model: str):
+    from engine.catalog.models import Face, Photo, PhotoStatus
+
+    return (Face.embedding_model == model, Face.clustered.is_(False), Photo.status != PhotoStatus.unreadable)
+
+
+def has_pending_faces(session, model: str) -> bool:
+    """Whether any face of `model` waits for clustering (an index lookup: cheap in any catalog)."""
     from sqlalchemy import select
+
+    from engine.catalog.models import Face, Photo
+
+    return session.scalar(select(Face.id).join(Photo, Photo.id == Face.photo_id)
+                          .where(*_pending_filter(model)).limit(1)) is not None
+
+
+def cluster_catalog(catalog, model: str, scope: str = "pending", params: ClusterParams | None = None,
+                    on_wait=None) -> ClusteringResult:
+    """Cluster `model`'s faces in `catalog`, one process at a time (see engine.catalog.locks).
+
+    Another process clustering the same catalog is waited for (`on_wait(message)` is told, default a
+    log warning); the whole read-decide-write runs under the database's write lock, so an edit (merge,
+    confirm, …) or another scan's clustering never interleaves with it. With nothing pending, a
+    "pending" clustering returns at once without waiting for anyone.
+    """
+    from engine.catalog.locks import catalog_lock, hold_write_lock
+
+    if scope == "pending":
+        with catalog.session() as session:
+            if not has_pending_faces(session, model):
+                return ClusteringResult(model=model, scope=scope)
+    with catalog_lock(catalog, "clustering", f"clustering {model} faces", on_wait=on_wait):
+        with catalog.transaction() as session:
+            hold_write_lock(session)
+            return cluster_faces(session, model, params, scope=scope)
+
+
+def cluster_faces(session, model: str, params: ClusterParams | None = None,
+                  scope: str = "pending") -> ClusteringResult:
+    """Place faces of `model` that are in no person yet (see the module doc). Flushes, no commit.
+
+    scope "pending": the faces no clustering has seen yet (`Face.clustered` False: what the last
+    scans added or changed), plus the unknown faces resembling one of them (within the grouping
+    threshold), which may now form a person with them. Other unknown faces are not re-tried, so the
+    work follows what changed, not how many faces are unknown. scope "all": every face in no person
+    (the full re-cluster). Either way every face considered is marked clustered. The caller should
+    hold the clustering lock (`cluster_catalog` does).
+    """
+    from sqlalchemy import select, update
 
     from engine.catalog.models import Assignment, AssignmentOrigin, Face, Person, Photo, PhotoStatus
 
+    if scope not in ("pending", "all"):
+        raise ValueError(f"unknown clustering scope {scope!r}")
     params = params or params_for(model)
-    result = ClusteringResult(model=model)
+    result = ClusteringResult(model=model, scope=scope)
+    if scope == "pending" and not has_pending_faces(session, model):
+        return result
     positive = (AssignmentOrigin.machine, AssignmentOrigin.confirmed)
     rows = session.execute(
-        select(Face.id, Face.photo_id, Face.embedding, Assignment.person_id, Assignment.origin)
+        select(Face.id, Face.photo_id, Face.embedding, Face.clustered, Assignment.person_id, Assignment.origin)
         .join(Photo, Photo.id == Face.photo_id)
         .outerjoin(Assignment, Assignment.face_id == Face.id)
         .where(Face.embedding_model == model, Photo.status != PhotoStatus.unreadable)
@@ -366,8 +422,11 @@ def cluster_faces(session, model: str, params: ClusterParams | None = None) -> C
     placed: dict[int, int] = {}
     rejected: dict[int, set] = defaultdict(set)
     info: dict[int, tuple[int, bytes]] = {}
-    for face_id, photo_id, embedding, person_id, origin in rows:
+    pending: set[int] = set()
+    for face_id, photo_id, embedding, clustered, person_id, origin in rows:
         info[face_id] = (photo_id, embedding)
+        if not clustered:
+            pending.add(face_id)
         if person_id is None:
             continue
         if origin in positive:
@@ -375,9 +434,44 @@ def cluster_faces(session, model: str, params: ClusterParams | None = None) -> C
         else:
             rejected[face_id].add(person_id)
     free = [face_id for face_id in info if face_id not in placed]
+    if scope == "pending":
+        new = [f for f in free if f in pending]
+        old_unknown = [f for f in free if f not in pending]
+        result.unknown_compared = len(old_unknown)
+        free = new + _resembling(old_unknown, new, info, params.link_threshold)
+    # faces placed by the user since they were stored need no clustering either
+    mark = sorted(pending | set(free))
     result.faces_considered = len(free)
-    if not free:
-        return result
+    if free:
+        _place(session, model, params, free, placed, rejected, info, result)
+    for start in range(0, len(mark), 500):
+        session.execute(update(Face).where(Face.id.in_(mark[start:start + 500])).values(clustered=True))
+    session.flush()
+    log.info("clustering %s (%s): %d faces, %d joined people, %d new people, %d unknown", model, scope,
+             result.faces_considered, result.joined, result.new_people, result.unknown)
+    return result
+
+
+def _resembling(candidates: list[int], targets: list[int], info: dict, threshold: float) -> list[int]:
+    """The `candidates` whose embedding reaches `threshold` cosine with at least one of `targets`."""
+    if not candidates or not targets:
+        return []
+    target_vectors = _normalise(np.stack([np.frombuffer(info[f][1], dtype="<f4") for f in targets]))
+    out = []
+    for start in range(0, len(candidates), 8192):
+        block = candidates[start:start + 8192]
+        vectors = _normalise(np.stack([np.frombuffer(info[f][1], dtype="<f4") for f in block]))
+        best = (vectors @ target_vectors.T).max(axis=1)
+        out.extend(f for f, b in zip(block, best) if b >= threshold)
+    return out
+
+
+def _place(session, model: str, params: ClusterParams, free: list[int], placed: dict[int, int],
+           rejected: dict[int, set], info: dict, result: ClusteringResult) -> None:
+    from sqlalchemy import select
+
+    from engine.catalog.models import Assignment, AssignmentOrigin, Person
+
     dim = len(np.frombuffer(info[free[0]][1], dtype="<f4"))
     people = PeopleIndex(dim)
     by_person: dict[int, list[int]] = defaultdict(list)
@@ -390,7 +484,7 @@ def cluster_faces(session, model: str, params: ClusterParams | None = None) -> C
                          for p in keys])
         counts = np.array([len(by_person[p]) for p in keys], dtype=np.float64)
         people.add_people(keys, sums, counts, [{info[f][0] for f in by_person[p]} for p in keys])
-    free.sort()
+    free = sorted(free)
     vectors = np.stack([np.frombuffer(info[f][1], dtype="<f4") for f in free])
     outcome = cluster_incrementally(people, vectors, free, [info[f][0] for f in free], rejected, params)
     for face_id, person_id in outcome.joined.items():
@@ -415,6 +509,3 @@ def cluster_faces(session, model: str, params: ClusterParams | None = None) -> C
     result.new_people = len(outcome.new_people)
     result.unknown = len(outcome.unknown)
     session.flush()
-    log.info("clustering %s: %d faces, %d joined people, %d new people, %d unknown", model,
-             result.faces_considered, result.joined, result.new_people, result.unknown)
-    return result

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from engine.catalog.locks import hold_write_lock
 from engine.catalog.models import Assignment, AssignmentOrigin, Face, Person, Photo, Reference
 from engine.errors import UsageError
 
@@ -120,6 +121,7 @@ def _clear_positive(session: Session, face: Face) -> None:
 
 def confirm(session: Session, person: Person, faces: Iterable[str | int | Face]) -> list[Face]:
     """These faces are this person: moved there if needed, and never moved by the machine again."""
+    hold_write_lock(session)  # what we read stays true until we write (a clustering may be running)
     faces = _face_list(session, faces, person)
     _check_model(person, faces)
     for face in faces:
@@ -133,12 +135,14 @@ def confirm(session: Session, person: Person, faces: Iterable[str | int | Face])
 
 def reject(session: Session, person: Person, faces: Iterable[str | int | Face]) -> list[Face]:
     """These faces are not this person: taken out (to the unknown bucket) and kept out for good."""
+    hold_write_lock(session)  # what we read stays true until we write (a clustering may be running)
     faces = _face_list(session, faces, person)
     for face in faces:
         session.execute(delete(Assignment).where(Assignment.face_id == face.id,
                                                  Assignment.person_id == person.id))
         session.add(Assignment(face_id=face.id, person_id=person.id, origin=AssignmentOrigin.rejected))
         session.execute(delete(Reference).where(Reference.face_id == face.id, Reference.person_id == person.id))
+        face.clustered = False  # the next clustering may find it a better person
     session.flush()
     return faces
 
@@ -161,6 +165,7 @@ def hide(session: Session, person: Person, hidden: bool = True) -> Person:
 
 def merge(session: Session, into: Person, others: Iterable[Person]) -> Person:
     """Fold `others` into `into`: their faces (confirmed stay confirmed), rejections and references."""
+    hold_write_lock(session)  # what we read stays true until we write (a clustering may be running)
     for other in others:
         if other.id == into.id:
             continue
@@ -175,9 +180,11 @@ def merge(session: Session, into: Person, others: Iterable[Person]) -> Person:
             # both had a row for this face: the user's positive word beats a rejection, which beats
             # a machine guess
             rank = {AssignmentOrigin.confirmed: 2, AssignmentOrigin.rejected: 1, AssignmentOrigin.machine: 0}
-            if rank[assignment.origin] > rank[existing.origin]:
-                existing.origin = assignment.origin
+            origin = assignment.origin
             session.delete(assignment)
+            session.flush()  # first: the face may have only one positive row at any moment
+            if rank[origin] > rank[existing.origin]:
+                existing.origin = origin
         existing_refs = {r.face_id for r in into.references}
         for reference in session.scalars(select(Reference).where(Reference.person_id == other.id)).all():
             if reference.face_id in existing_refs:
@@ -196,6 +203,7 @@ def merge(session: Session, into: Person, others: Iterable[Person]) -> Person:
 
 def split(session: Session, person: Person, faces: Iterable[str | int | Face], name: str | None = None) -> Person:
     """Move the chosen faces out of `person` into a new person (confirmed there, rejected from the old one)."""
+    hold_write_lock(session)  # what we read stays true until we write (a clustering may be running)
     faces = _face_list(session, faces, person)
     members = {a.face_id for a in session.scalars(select(Assignment).where(
         Assignment.person_id == person.id, Assignment.origin.in_(POSITIVE)))}

@@ -70,8 +70,10 @@ def sharpness_of(image_rgb: np.ndarray, box: tuple[float, float, float, float]) 
 
 
 def face_quality(image_rgb: np.ndarray, box: tuple[float, float, float, float],
-                 landmarks: np.ndarray) -> FaceQuality:
-    size = min(max(box[2] - box[0], box[3] - box[1]) / FULL_SIZE_PX, 1.0)
+                 landmarks: np.ndarray, scale: float = 1.0) -> FaceQuality:
+    """`box` and `landmarks` in `image_rgb`'s pixels; `scale` is the factor from those pixels to the
+    photo's full size (a photo decoded at reduced size), by which the face's size is judged."""
+    size = min(max(box[2] - box[0], box[3] - box[1]) * scale / FULL_SIZE_PX, 1.0)
     sharp = sharpness_of(image_rgb, box)
     yaw, roll = pose(landmarks)
     frontal = float(np.clip(1.0 - 2.0 * abs(yaw), 0.0, 1.0) * np.clip(1.0 - abs(roll) / 0.8, 0.0, 1.0))

@@ -72,3 +72,23 @@ def catalog(tmp_path):
     cat = open_catalog(tmp_path / "catalog.sqlite3")
     yield cat
     cat.close()
+
+
+def wait_for_photos(db: Path, proc, count: int, timeout: float = 120, on_tick=None) -> None:
+    """Wait until the catalog at `db` has `count` photo rows while `proc` (a scan) still runs."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        if on_tick is not None:
+            on_tick()
+        if db.exists():
+            try:
+                with sqlite3.connect(db, timeout=5) as con:
+                    if con.execute("select count(*) from photos").fetchone()[0] >= count:
+                        return
+            except sqlite3.OperationalError:
+                pass  # schema not there yet
+        assert proc.poll() is None, "the scan finished before it could be killed"

@@ -1,13 +1,11 @@
-"""The incremental scanner on real photos (LFW, dlib): what changes cost, moves, bad files, kills."""
+"""The incremental scanner on real photos (LFW, dlib): what changes cost, moves, bad files, cancel.
+
+Kills (a SIGKILLed multi-process scan restarting cleanly) are in test_scan_parallel.py."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
-import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,9 +17,6 @@ from engine.catalog.models import Assignment, Face, Person, Photo, PhotoStatus
 from engine.catalog.scanner import scan
 from engine.errors import CancelledError
 from engine.people import corrections, references
-
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def _counts(catalog) -> dict:
     with catalog.session() as s:
@@ -168,55 +163,6 @@ def test_cancel_leaves_a_consistent_catalog(shared, tmp_path, catalog, analyzer)
     r = scan(catalog, [tmp_path / "a"], analyzer=analyzer)
     assert r.unchanged == done and r.added == 4 - done
     assert catalog.integrity_check() == "ok"
-
-
-def test_killed_scan_restarts_cleanly(shared, tmp_path, analyzer):
-    """SIGKILL a `faceme scan` subprocess part-way; the next scan finishes, nothing is duplicated."""
-    album = tmp_path / "album"
-    for name in ("Dick_Cheney", "Winona_Ryder", "Jacques_Chirac"):
-        add_photos(shared, album / name, name, lfw_numbers(shared, name)[:6])
-    db = tmp_path / "catalog.sqlite3"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main())", "scan", str(album), "--catalog", str(db)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            time.sleep(0.2)
-            if db.exists():
-                try:
-                    with sqlite3.connect(db, timeout=5) as con:
-                        if con.execute("select count(*) from photos").fetchone()[0] >= 4:
-                            break
-                except sqlite3.OperationalError:
-                    pass  # schema not there yet
-            assert proc.poll() is None, "the scan finished before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
-    with sqlite3.connect(db) as con:
-        partial = con.execute("select count(*) from photos").fetchone()[0]
-    assert 4 <= partial < 18
-
-    from engine.catalog.db import open_catalog
-
-    catalog = open_catalog(db)
-    try:
-        assert catalog.integrity_check() == "ok"
-        r = scan(catalog, [album], analyzer=analyzer)
-        assert r.added == 18 - partial and r.unchanged == partial
-        with catalog.session() as s:
-            paths = s.scalars(select(Photo.path)).all()
-            assert len(paths) == len(set(paths)) == 18
-            # one face row per detected face: none doubled by the restart
-            dup = s.execute(select(Face.photo_id, Face.x1, Face.y1, func.count(Face.id))
-                            .group_by(Face.photo_id, Face.x1, Face.y1).having(func.count(Face.id) > 1)).all()
-            assert dup == []
-            # every face was clustered (the killed run's faces included): in a person or unknown
-            assert s.scalar(select(func.count(Person.id))) >= 3
-        assert catalog.integrity_check() == "ok"
-    finally:
-        catalog.close()
 
 
 def test_faces_of_two_models_stay_apart(shared, tmp_path, catalog, analyzer, tiny_pack):

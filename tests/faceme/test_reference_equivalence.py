@@ -1,9 +1,9 @@
 """A plain, independent implementation of the released FaceMe procedure vs FaceMePipeline.
 
-`released_procedure` is written from the spec with diffusers / transformers primitives only (no engine
-code except the face analyzer's detections and the loaded weights): reference preparation, prompt
+`released_procedure` is written from the spec with insightface / diffusers / transformers primitives only
+(no engine code except the loaded weights and the analyzer's InsightFace models): reference preparation, prompt
 encoding, the identity splice, the initial latent, DDPM with guidance on identity, decoding and the
-wavelet colour fix. Every later speed-up of the pipeline must keep this test green.
+wavelet colour fix with the release's output rounding. Every later speed-up of the pipeline must keep this test green.
 """
 
 from __future__ import annotations
@@ -22,20 +22,25 @@ from transformers.models.clip.image_processing_pil_clip import CLIPImageProcesso
 def released_procedure(pack, components, lq_rgb, reference_paths, seed, steps=50, guidance=5.0):
     """One readable function: the FaceMe release's inference, step by step."""
     c = components
-    # 1. references → identity tokens: largest face (640 px detector, then 576 … 256), ArcFace of it
-    #    L2-normalised, CLIP of the bounding-box crop, Mix(clip, arcface).
+    # 1. references → identity tokens, as the release's code does it: InsightFace is handed the RGB
+    #    array; detector at 512 first, then 640 → 320 step 64, then 256; the first face returned; its
+    #    ArcFace (5-point alignment on that RGB array) L2-normalised; CLIP of PIL's crop of the float
+    #    box (black outside the photo); Mix(clip, arcface).
+    from insightface.utils import face_align
+
+    detector, recognizer = c.face_analyzer.detector, c.face_analyzer.recognizer
     tokens = []
     for path in reference_paths:
         image = np.asarray(Image.open(path).convert("RGB"))
-        faces = []
-        for size in range(640, 255, -64):
-            faces = c.face_analyzer.detect(image, det_size=size)
-            if faces:
+        for size in [512, *range(640, 256, -64), 256]:
+            boxes, kpss = detector.detect(image, input_size=(size, size), det_thresh=0.5)
+            if boxes.shape[0]:
                 break
-        face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
-        arcface = torch.from_numpy(face.embedding / np.linalg.norm(face.embedding))[None]
-        x1, y1, x2, y2 = (int(round(v)) for v in face.box)
-        crop = Image.fromarray(image).crop((max(x1, 0), max(y1, 0), min(x2, image.shape[1]), min(y2, image.shape[0])))
+        box, kps = boxes[0, :4], kpss[0]
+        aligned = face_align.norm_crop(image, landmark=kps, image_size=112)
+        embedding = recognizer.get_feat(aligned).reshape(-1)
+        arcface = torch.from_numpy(embedding / np.linalg.norm(embedding))[None]
+        crop = Image.fromarray(image).crop(tuple(float(v) for v in box))
         size = c.id_encoder.config.image_size
         pixels = CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size})(
             images=crop, return_tensors="pt")["pixel_values"]
@@ -81,8 +86,10 @@ def released_procedure(pack, components, lq_rgb, reference_paths, seed, steps=50
         eps = predictions[0] + guidance * (predictions[1] - predictions[0])
         latents = scheduler.step(eps, t, latents, generator=generator).prev_sample
 
-    # 5. decode; wavelet colour fix: restored detail + LQ low frequencies (5 à trous levels).
-    image = c.vae.decode(latents / c.vae.config.scaling_factor).sample.clamp(-1, 1)
+    # 5. decode, rounded to uint8 by the pipeline; wavelet colour fix (restored detail + LQ low
+    #    frequencies, 5 à trous levels) on both uint8 images in [0, 1]; truncated with astype(uint8).
+    image = c.vae.decode(latents / c.vae.config.scaling_factor).sample
+    decoded = ((image / 2 + 0.5).clamp(0, 1) * 255).round() / 255
 
     def decompose(x):
         kernel = torch.tensor([[1.0, 2, 1], [2, 4, 2], [1, 2, 1]]).div(16).expand(3, 1, 3, 3)
@@ -93,8 +100,9 @@ def released_procedure(pack, components, lq_rgb, reference_paths, seed, steps=50
             detail, x = detail + x - blurred, blurred
         return detail, x
 
-    image = (decompose(image)[0] + decompose(lq)[1]).clamp(-1, 1)
-    return ((image[0] + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+    lq01 = torch.from_numpy(np.array(lq_rgb)).permute(2, 0, 1)[None].float() / 255
+    fixed = (decompose(decoded)[0] + decompose(lq01)[1]).clamp(0, 1)
+    return (fixed[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
 
 
 def test_pipeline_matches_the_released_procedure_at_50_steps(tiny_pack, pipeline, lq_image, ref_paths):
@@ -102,7 +110,8 @@ def test_pipeline_matches_the_released_procedure_at_50_steps(tiny_pack, pipeline
     got = pipeline(lq_image, references=ref_paths, steps=50, guidance_scale=5.0, seed=1234)
     assert got.shape == expected.shape == (512, 512, 3)
     diff = np.abs(got.astype(int) - expected.astype(int))
-    assert diff.max() <= 2, f"max diff {diff.max()}"
-    assert diff.mean() < 0.05
+    # float noise only (measured 2026-11-29: max 1 level on 0.005 % of the pixels)
+    assert diff.max() <= 1, f"max diff {diff.max()}"
+    assert (diff > 0).mean() < 0.001
     # and the comparison is not vacuous: the restoration is not the input handed back
     assert np.abs(expected.astype(int) - lq_image.astype(int)).mean() > 1.0

@@ -155,3 +155,22 @@ def test_files_changed_after_install_are_caught_before_loading(small_pack, copy_
     assert check_model_file(hand).state == "unrecorded"
     with pytest.raises(ModelPackError, match="no installed record"):
         check_model_file(hand, require_record=True)
+
+
+def test_import_takes_the_photomaker_file_itself_although_a_torch_bin_is_a_zip(tiny_pack, tmp_path, run_cli,
+                                                                               no_network):
+    """`faceme models import photomaker …/photomaker-v1.bin`: the real torch format is a zip archive,
+    which is the file itself, not an archive holding it."""
+    source = tmp_path / "downloads" / "photomaker-v1.bin"
+    source.parent.mkdir()
+    shutil.copyfile(tiny_pack / "photomaker" / "photomaker-v1.bin", source)
+    assert zipfile.is_zipfile(source)
+    models = tmp_path / "models"
+    code, out, err = run_cli("models", "import", "photomaker", source, "--models", models)
+    assert code == 0, err
+    installed = part_dir(models, "photomaker") / "photomaker-v1.bin"
+    assert installed.stat().st_ino == source.stat().st_ino
+    assert run_cli("models", "verify", "--full", "--models", models, "photomaker")[0] == 0
+    from engine.faceme.id_encoder import load_id_encoder
+
+    assert load_id_encoder(installed).output_dim > 0  # still the loadable checkpoint
