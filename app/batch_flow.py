@@ -22,12 +22,27 @@ class ItemView:
 
 
 @dataclass
+class ReviewFace:
+    """A restored face the identity check doubts (uncertain or drifted): to review, or retry."""
+
+    item_id: int
+    photo: Path
+    output: Path
+    face_index: int
+    person: str | None
+    verdict: str  # uncertain | drifted
+    text: str  # "Ann: may not look like Ann (0.901; before 0.915)"
+    seed: int | None = None
+
+
+@dataclass
 class JobView:
     id: int
     out_dir: Path
     roots: list[str]
     status: str  # running | done | cancelled
     items: list[ItemView] = field(default_factory=list)
+    review: list[ReviewFace] = field(default_factory=list)  # faces whose identity check says to look again
     #: who runs it when that is another live process (a CLI `faceme batch`): "running in process 1234 on …"
     elsewhere: str | None = None
 
@@ -78,11 +93,23 @@ class StudioRestorer:
                                                                    options, cancel, write)
 
 
+def _review(item) -> list[ReviewFace]:
+    from engine.restore.batch import REVIEW_VERDICTS
+
+    faces = []
+    for f in item.faces:
+        if item.status == "done" and f.verdict in REVIEW_VERDICTS:
+            who = f.person_name if f.action == "restored" and f.person_name else "face restored blind"
+            faces.append(ReviewFace(item.id, item.photo, item.output, f.face_index, f.person_name, f.verdict,
+                                    f"face {f.face_index + 1}, {who}{f.check_phrase()}", f.seed))
+    return faces
+
+
 def _job_view(job, owner=None) -> JobView:
     elsewhere = owner.describe() if owner is not None and owner.alive and not owner.mine else None
     return JobView(job.id, job.out_dir, list(job.roots), job.status,
                    [ItemView(i.id, i.photo, i.output, i.status, i.reason, [f.describe() for f in i.faces])
-                    for i in job.items], elsewhere)
+                    for i in job.items], [face for i in job.items for face in _review(i)], elsewhere)
 
 
 def list_jobs(catalog) -> list[JobView]:
@@ -109,13 +136,15 @@ def unfinished_job(catalog) -> int | None:
     return jobs.unfinished_job(catalog, skip=running_elsewhere(catalog))
 
 
-def batch_options(settings, steps: int, guidance: float, unmatched: str = "blind", color_fix: bool = True):
+def batch_options(settings, steps: int, guidance: float, unmatched: str = "blind", color_fix: bool = True,
+                  identity_check: bool = True, tries: int = 1):
     """The options a new batch is started (and later resumed) with."""
     from engine.restore.options import RestoreOptions
 
     return RestoreOptions(steps=int(steps), guidance_scale=float(guidance), unmatched=unmatched, color_fix=color_fix,
                           models_dir=str(settings.models_dir), device=settings.device, dtype=settings.dtype,
-                          memory=settings.memory)
+                          memory=settings.memory,
+                          identity_check=bool(identity_check), tries=max(1, int(tries)))
 
 
 def create_job(catalog, roots, out_dir, options, progress=None, cancel=None) -> int:
@@ -154,3 +183,31 @@ def retry_failed(catalog, job_id: int) -> int:
     from engine.catalog import jobs
 
     return jobs.retry_failed(catalog, job_id)
+
+
+#: a retried face gets at least this many tries (best of N by identity) with a fresh seed
+RETRY_TRIES = 3
+
+
+def retry_face(catalog, job_id: int, item_id: int, settings, model, progress=None, cancel=None) -> str:
+    """Restore a face to review again: its photo, with a fresh seed and best of max(the job's tries,
+    RETRY_TRIES), through the app's shared model; the new result replaces the output and is recorded
+    (the Queue then shows it). Returns a line about the photo's faces now."""
+    from engine.catalog import jobs
+    from engine.restore.batch import restore_item_again
+    from engine.restore.options import RestoreOptions
+
+    options = RestoreOptions.from_dict(jobs.read_job(catalog, job_id).options)
+
+    def photo_progress(photo_id, name, done, total, message):
+        if progress is not None:
+            progress(done, total, f"{name}: {message}")
+
+    restorer = StudioRestorer(settings, model, on_photo=photo_progress)
+    result = restore_item_again(catalog, job_id, item_id, restorer, tries=max(options.tries, RETRY_TRIES),
+                                cancel=cancel)
+    verdicts = [f.check.verdict for f in result.faces if f.check is not None]
+    log.info("batch %d item %d restored again: %s", job_id, item_id, verdicts)
+    doubtful = sum(v != "kept" for v in verdicts)
+    return (f"restored again: {len(verdicts) - doubtful} of {len(verdicts)} face(s) look like the person"
+            if verdicts else "restored again")

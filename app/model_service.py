@@ -59,6 +59,9 @@ def warm_up(progress: ProgressCallback | None = None, cancel=None) -> None:
         import engine.faces.insightface_backend  # noqa: F401 - onnxruntime
         import engine.imageio  # noqa: F401
         import engine.restore.service  # noqa: F401
+        import engine.restore.identity_check  # noqa: F401
+        import engine.faces.recognizer_process  # noqa: F401
+        import multiprocessing.spawn  # noqa: F401 - the identity check's recogniser process
 
 
 def freeze_long_lived_objects() -> None:
@@ -77,7 +80,10 @@ def load_restoration_service(settings: Settings, progress: ProgressCallback | No
     (the one way every front end loads FaceMe: engine.restore.service.get_service)."""
     from engine.restore.service import get_service
 
-    return get_service(settings.models_dir, settings.device, settings.dtype, settings.memory).load()
+    # the identity check's dlib recogniser holds the GIL while it computes: in a child process, so the
+    # window stays responsive (engine.faces.recognizer_process)
+    return get_service(settings.models_dir, settings.device, settings.dtype, settings.memory,
+                       isolate_check=True).load()
 
 
 def _key(settings: Settings) -> tuple:

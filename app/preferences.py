@@ -39,6 +39,10 @@ class Preferences:
     guidance: float = 5.0
     steps: int = 50
     color_fix: bool = True
+    #: check that each restored face still looks like the person (engine.restore.identity_check)
+    identity_check: bool = True
+    #: best of N by identity: seeds per face (1: one restoration per face)
+    tries: int = 1
     #: album folders the user added (scanned into the catalog)
     albums: list[str] = field(default_factory=list)
     #: processes analysing photos during a scan; 0: one per core

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import FaceMeError
+from engine.restore.identity_check import describe_short
 from engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
 from engine.settings import Settings
 
@@ -86,6 +87,8 @@ class RestoreRequest:
     steps: int = 50
     seed: int | None = None
     color_fix: bool = True
+    identity_check: bool = True
+    tries: int = 1
 
 
 @dataclass
@@ -96,9 +99,11 @@ class RestoreOutcome:
     summary: str
     seed: int | None
     details: list[str] = field(default_factory=list)
-    faces: list[Any] = field(default_factory=list)  # engine.restore.plan.PlannedFace, with seeds
+    faces: list[Any] = field(default_factory=list)  # engine.restore.plan.PlannedFace, with seeds and checks
     preview: Any = None  # set by the page (a QImage)
     is_preview: bool = False  # a quick preview: for looking only, never saved
+    photo_id: int | None = None  # the album's photo (its saves are recorded in the catalog)
+    options: dict = field(default_factory=dict)  # the RestoreOptions it was restored with (to_dict)
 
 
 def face_analyzer(settings: Settings):
@@ -262,7 +267,8 @@ def restore(analysis: PhotoAnalysis, request: RestoreRequest, service: Any, cata
     plan = plan_of(analysis, request.faces)
     options = RestoreOptions(steps=request.steps, guidance_scale=request.guidance, seed=request.seed,
                              color_fix=request.color_fix, unmatched="blind", min_face_size=0,
-                             models_dir=str(service.models_dir))
+                             models_dir=str(service.models_dir), identity_check=request.identity_check,
+                             tries=max(1, int(request.tries)))
     run = service.preview if preview else service.restore
     result = run(analysis.image, plan, options, catalog=catalog() if catalog is not None else None,
                  progress=progress, cancel=cancel)
@@ -274,18 +280,27 @@ def restore(analysis: PhotoAnalysis, request: RestoreRequest, service: Any, cata
                    "Press Restore faces for the result to save.")
     else:
         summary = f"{faces} restored (seed {request.seed}). Drag the divider to compare."
-    details = [f"{o.person_name or 'nobody'}: {o.action} — {o.reason}" for o in result.faces]
+    details = [f"{o.person_name or 'nobody'}: {o.action} — {o.reason}" + (
+        f"; {describe_short(o.check)}" if o.check is not None else "") for o in result.faces]
+    doubtful = sum(1 for o in result.faces if o.check is not None and o.check.verdict != "kept")
+    if doubtful and not preview:
+        summary += (f" {doubtful} face{'s' if doubtful != 1 else ''} may not look like the person: see the "
+                    f"badges (more tries in Settings).")
     for line in details:
         log.info("%s: %s", analysis.path.name, line)
     return RestoreOutcome(analysis.path, result.pixels, analysis.image, summary, request.seed, details,
-                          list(result.faces), is_preview=preview)
+                          list(result.faces), is_preview=preview, photo_id=analysis.photo_id,
+                          options=options.to_dict())
 
 
 def save(outcome: RestoreOutcome, target: Path, catalog: Callable[[], Any] | None = None,
          photo_id: int | None = None) -> Path:
-    """Write the result atomically (the original is never overwritten) and record it in the catalog as
-    a restoration output, so a later scan never catalogues it as a photo (and no batch restores it again)."""
+    """Write the result atomically (the original is never overwritten) and record it in the catalog as a
+    restoration output, so a later scan never catalogues it as a photo (and no batch restores it again);
+    a photo of the album is recorded with its faces (person, action, seed, the identity check's
+    similarities and verdict), as a batch records its photos."""
     from engine.imageio import write_image
+    from engine.restore.batch import face_records
 
     if outcome.is_preview:
         raise FaceMeError("a quick preview is not the restoration; restore the faces to save the result", target)
@@ -294,5 +309,7 @@ def save(outcome: RestoreOutcome, target: Path, catalog: Callable[[], Any] | Non
     if catalog is not None:
         from engine.catalog.jobs import record_restoration
 
-        record_restoration(catalog(), photo_id, written, {"seed": outcome.seed})
+        record_restoration(catalog(), photo_id if photo_id is not None else outcome.photo_id, Path(written),
+                           {**outcome.options, "seed": outcome.seed, "saved_by": "app"},
+                           {"models_dir": outcome.options.get("models_dir")}, face_records(outcome.faces))
     return written

@@ -7,7 +7,10 @@ only of photos whose SOURCES.md states MIT or Boost (deepface_ids, and group_pho
 dlib_ and insightface_ images), scans it through the Library page, names a few people, opens a group
 photo in Restore, runs a small batch with a tiny model pack (random weights: the Queue shows real
 progress, but its pictures would be noise, so the Restore view is shot before restoring), and saves
-one PNG per view. Everything it writes apart from the screenshots goes to a temporary folder.
+one PNG per view. `restore_check` is the Restore page's before/after view after restoring with the
+tiny pack, for its identity badges: the restored faces and the badges' figures come from that
+random-weight test model (the check itself is the real dlib recogniser). `--only NAME,…` saves only
+those views (and skips the batch unless `queue` is one). Everything it writes apart from the screenshots goes to a temporary folder.
 """
 
 from __future__ import annotations
@@ -53,7 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     parser.add_argument("--tiny-pack", type=Path, help="a tiny model pack (built in the temporary folder if absent)")
+    parser.add_argument("--only", default="", metavar="NAME,…",
+                        help="save only these views (models, people, library, references, restore, restore_check, "
+                             "queue, settings)")
     args = parser.parse_args(argv)
+    wanted = {n.strip() for n in args.only.split(",") if n.strip()}
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     logging.basicConfig(level=logging.INFO, format="%(relativeCreated)7.0f %(name)s: %(message)s")
 
@@ -97,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("the app did not become idle")
 
     def shoot(name: str) -> None:
+        if wanted and name not in wanted:
+            return
         for _ in range(30):
             app.processEvents()
             time.sleep(0.01)
@@ -147,6 +156,23 @@ def main(argv: list[str] | None = None) -> int:
     context.preferences.steps = 2
     context.preferences.output_dir = str(tmp / "Pictures" / "Restored")
     context.save_preferences()
+    if not wanted or "restore_check" in wanted:
+        # restored with the tiny pack: the before/after view with a badge per face (does it still look
+        # like the person?); the faces and the figures come from its random weights
+        # the album's copy of the photo: its faces and people come from the album (the tiny pack's random
+        # recogniser would match everyone to everyone)
+        window.handle_dropped_paths([album / "together_deepface_couple.jpg"])
+        settle()
+        page = window.restore
+        page.steps.setValue(2)
+        page.seed.setValue(7)
+        page.start_restore()
+        settle()
+        page.compare.set_divider(0.5)
+        shoot("restore_check")
+    if wanted and "queue" not in wanted and "settings" not in wanted:
+        window.close()
+        return 0
     # the Queue while a batch runs: per-photo and overall progress, the time left
     window.show_page("queue")
     settle()

@@ -1,5 +1,6 @@
 """Queue: batch restorations of whole albums — per-photo and overall progress with the time left,
-pause, cancel, retry failed photos, open the results. Batches live in the catalog's job table, so a
+pause, cancel, retry failed photos, open the results, and the faces to review (the identity check
+doubts they still look like the person) with one click to restore each again. Batches live in the catalog's job table, so a
 batch stopped by closing the app carries on at the next start."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from app import batch_flow, model_pack, theme
 from app.batch_flow import JobView
 from app.pages.base import Page
 from app.widgets.common import EmptyState, button, label
+from app.widgets.review_list import ReviewList
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +185,10 @@ class QueuePage(Page):
         self.items.header().setStretchLastSection(True)
         self.items.itemDoubleClicked.connect(self._open_item)
         detail_layout.addWidget(self.items, 1)
+        self.review = ReviewList()
+        self.review.retry_requested.connect(self.retry_face)
+        detail_layout.addWidget(self.review)
+        self._retrying = None  # the worker Job restoring a face to review again
         self.stack.addWidget(detail)
         body.addWidget(self.stack, 1)
         self.layout_.addLayout(body, 1)
@@ -250,6 +256,8 @@ class QueuePage(Page):
                 row.setForeground(1, QColor(colour))
             rows.append(row)
         self.items.addTopLevelItems(rows)
+        self.review.set_faces(job.review)
+        self.review.set_busy(self._retrying is not None or self.running_job is not None)
         self._show_counts(job)
         self._update_actions()
 
@@ -324,7 +332,8 @@ class QueuePage(Page):
 
     def _options(self, unmatched: str = "blind"):
         prefs = self.context.preferences
-        return batch_flow.batch_options(self.context.settings, prefs.steps, prefs.guidance, unmatched, prefs.color_fix)
+        return batch_flow.batch_options(self.context.settings, prefs.steps, prefs.guidance, unmatched, prefs.color_fix,
+                                        prefs.identity_check, prefs.tries)
 
     def new_batch(self, roots: list[str], out_dir: Path, unmatched: str = "blind") -> None:
         """Create the batch in the catalog (scanning albums not yet scanned) and start it."""
@@ -449,6 +458,28 @@ class QueuePage(Page):
             return
         context.runner.run(lambda progress, cancel: batch_flow.retry_failed(context.catalog(), job_id),
                            "Retrying failed photos", on_result=lambda _: self.start(job_id), on_failed=context.report)
+
+    def retry_face(self, item_id: int) -> None:
+        """A face to review: restore its photo again (new seed, best of several tries) and record it."""
+        job_id, context = self.job_id, self.context
+        if job_id is None or self.running_job is not None or self._retrying is not None:
+            return
+        settings, model = context.settings, context.model
+        self.review.set_busy(True)
+        self.photo_text.setVisible(True)
+        self.photo_text.setText("Restoring the face again…")
+
+        def finished() -> None:
+            self._retrying = None
+            self.review.set_busy(False)
+            self.photo_text.setVisible(self.running_job is not None)
+            self.reload()
+
+        self._retrying = context.runner.run(
+            lambda progress, cancel: batch_flow.retry_face(context.catalog(), job_id, item_id, settings, model,
+                                                           progress, cancel),
+            "Restoring a face again", on_result=lambda text: self.window().statusBar().showMessage(text, 10000),
+            on_failed=context.report, on_finished=finished)
 
     def open_results(self) -> None:
         job = self.job(self.job_id)

@@ -18,6 +18,7 @@ from app.qimage import preview_image
 from app.restore_flow import PhotoAnalysis, RestoreOutcome, RestoreRequest
 from app.widgets.canvas import CompareView, FaceMark, FacesView
 from app.widgets.common import EmptyState, ProgressRow, button, label, tool_button
+from app.widgets.identity_badge import FaceBadges
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,8 @@ class RestorePage(Page):
         self.faces_view.face_toggled.connect(self._face_toggled_on_photo)
         self.compare = CompareView()
         self.compare.placeholder = "Restore to see the result"
+        # does each restored face still look like the person? (the identity check's verdict per face)
+        self.badges = FaceBadges(self.compare)
         self.canvas_stack.addWidget(self.empty)
         self.canvas_stack.addWidget(self.faces_view)
         self.canvas_stack.addWidget(self.compare)
@@ -244,6 +247,7 @@ class RestorePage(Page):
         self.faces_view.set_image(None)
         self.faces_view.set_faces([])
         self.compare.set_images(None, None)
+        self.badges.set_faces([])
         self.canvas_stack.setCurrentWidget(self.faces_view)
         self.view_faces.setChecked(True)
         self.status.setText("")
@@ -267,6 +271,7 @@ class RestorePage(Page):
         self._before = analysis.preview
         self.faces_view.set_image(self._before)
         self.compare.set_images(self._before, None)
+        self.badges.set_faces([])
         self._fill_faces()
         self._preload_model()
         n = len(analysis.faces)
@@ -374,9 +379,11 @@ class RestorePage(Page):
 
     # --- restoring -----------------------------------------------------------------------------
     def request(self) -> RestoreRequest:
+        prefs = self.context.preferences
         return RestoreRequest(faces=[i for i, f in enumerate(self._faces()) if f.restore],
                               guidance=self.guidance.value(), steps=self.steps.value(), seed=self.seed.value(),
-                              color_fix=self.color_fix.isChecked())
+                              color_fix=self.color_fix.isChecked(), identity_check=prefs.identity_check,
+                              tries=max(1, int(prefs.tries)))
 
     def start_restore(self) -> None:
         """The restoration itself (the released procedure), shown in the after view, ready to save."""
@@ -453,6 +460,10 @@ class RestorePage(Page):
         self.saved_path = None
         self._after = outcome.preview
         self.compare.set_images(self._before, self._after, "Preview" if outcome.is_preview else "After")
+        # Boxes are in photo pixels; the canvas shows the (possibly smaller) preview.
+        scale = self.analysis.preview_scale if self.analysis is not None else 1.0
+        self.badges.set_faces([(tuple(v * scale for v in face.face.box), face.check) for face in outcome.faces
+                               if face.action != "skipped"])
         self._show_view("compare")
         self.status.setText(outcome.summary)
 

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QFrame, QHBoxLayout, QLineEdit, QSpinBox,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QFrame, QHBoxLayout, QLineEdit,
+                               QSpinBox, QVBoxLayout, QWidget)
 
 from app.pages.base import Page
 from app.preferences import NAMING_HELP
@@ -64,6 +64,20 @@ class SettingsPage(Page):
         self.models_dir = QLineEdit()
         form.addRow("Model folder", _path_row(self.models_dir, lambda: self._choose_dir(self.models_dir)))
 
+        form.addRow(label("Identity check", "SectionTitle"))
+        self.identity_check = QCheckBox("Check that each restored face still looks like the person")
+        self.identity_check.setToolTip("Compares each restored face with the person's reference photos (a "
+                                       "face restored without a person: with the original face) using a face "
+                                       "recogniser other than FaceMe's own; a badge shows the verdict.")
+        form.addRow("", self.identity_check)
+        self.tries = QSpinBox()
+        self.tries.setRange(1, 10)
+        self.tries.setToolTip("Restore each face this many times (different seeds) and keep the result that "
+                              "looks most like the person. Each try costs a full restoration of the face.")
+        form.addRow("Tries per face", self.tries)
+        form.addRow("", label("More tries: a better chance the face still looks like the person, at that many "
+                              "times the time. Above 1 the check always runs.", "Muted", wrap=True))
+
         form.addRow(label("Library", "SectionTitle"))
         self.catalog = QLineEdit()
         self.catalog.setToolTip("A file (SQLite) or a database URL such as postgresql://user@nas/photos")
@@ -115,6 +129,8 @@ class SettingsPage(Page):
         self.scan_workers.setValue(max(0, int(prefs.scan_workers)))
         self.output_dir.setText(prefs.output_dir)
         self.naming.setText(prefs.naming)
+        self.identity_check.setChecked(prefs.identity_check)
+        self.tries.setValue(max(1, int(prefs.tries)))
         self._show_example()
 
     def _show_example(self) -> None:
@@ -139,6 +155,8 @@ class SettingsPage(Page):
         prefs.output_dir = self.output_dir.text().strip()
         prefs.scan_workers = self.scan_workers.value()
         prefs.naming = self.naming.text().strip() or "{stem}_restored"
+        prefs.identity_check = self.identity_check.isChecked()
+        prefs.tries = self.tries.value()
         if changed_model:
             # The next job loads the model for the new device; a running one finishes with the old.
             self.context.runner.run(lambda progress, cancel: self.context.model.release(), "Releasing the model")

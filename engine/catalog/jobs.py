@@ -155,7 +155,25 @@ class FaceRecord:
             self.action, self.action)
         seed = f", seed {self.seed}" if self.seed is not None else ""
         whose = f" [{who}]" if self.action != "restored" and self.person_id is not None else ""
-        return f"face {self.face_index + 1}: {what}{whose} — {self.reason}{seed}"
+        return f"face {self.face_index + 1}: {what}{whose} — {self.reason}{seed}{self.check_phrase()}"
+
+    def check_phrase(self) -> str:
+        """"; looks like Ann (0.930; before 0.910)" from the recorded check ("" when none ran)."""
+        if self.verdict is None or self.similarity_restored is None:
+            return ""
+        whom = self.person_name if self.action == "restored" and self.person_name else "the original face"
+        words = {"kept": "looks like", "uncertain": "may not look like", "drifted": "does not look like"}.get(
+            self.verdict, self.verdict)
+        before = "" if self.similarity_unrestored is None else f"; before {self.similarity_unrestored:.3f}"
+        return f"; {words} {whom} ({self.similarity_restored:.3f}{before})"
+
+    def as_dict(self) -> dict:
+        """Plain values (`--json` output)."""
+        return {"face": self.face_index + 1, "action": self.action, "reason": self.reason,
+                "box": [round(float(v), 1) for v in self.box], "face_id": self.face_id, "person_id": self.person_id,
+                "person": self.person_name, "seed": self.seed, "verdict": self.verdict,
+                "similarity_restored": self.similarity_restored, "similarity_unrestored": self.similarity_unrestored,
+                "check_model": self.check_model}
 
 
 @dataclass(frozen=True)
@@ -324,6 +342,14 @@ def record_output_hash(catalog: Catalog, item_id: int, sha256: str) -> None:
         session.get(BatchItem, item_id).output_sha256 = sha256
 
 
+def read_job(catalog: Catalog, job_id: int) -> JobPlan:
+    """The job's options, output folder and items, read only (the job's status is left as it is)."""
+    with catalog.session() as session:
+        job = _job(session, job_id)
+        items = [PendingItem(i.id, i.photo_id, i.relative_output, ItemStatus(i.status).value) for i in job.items]
+        return JobPlan(job.id, Path(job.out_dir), dict(job.options or {}), items)
+
+
 def item_ids_by_photo(catalog: Catalog, job_id: int) -> dict[int, int]:
     """{photo id: item id} of a job."""
     with catalog.session() as session:
@@ -355,7 +381,7 @@ def record_item(catalog: Catalog, job_id: int, item_id: int, status: str, reason
 
 
 def _add_restoration(session, photo_id: int | None, output: str | Path, settings: dict, model_versions: dict,
-                     faces: Sequence[FaceRecord]) -> None:
+                     faces: Sequence[FaceRecord]) -> int:
     restoration = Restoration(photo_id=photo_id, output_path=os.path.abspath(os.fspath(output)),
                               settings=settings, model_versions=model_versions)
     session.add(restoration)
@@ -366,16 +392,19 @@ def _add_restoration(session, photo_id: int | None, output: str | Path, settings
             person_id=f.person_id, person_name=f.person_name, action=f.action, reason=f.reason,
             seed=f.seed, box=[float(v) for v in f.box], similarity_restored=f.similarity_restored,
             similarity_unrestored=f.similarity_unrestored, verdict=f.verdict, check_model=f.check_model))
+    return restoration.id
 
 
 def record_restoration(catalog: Catalog, photo_id: int | None, output: str | Path, settings: dict | None = None,
-                       faces: Sequence[FaceRecord] = ()) -> None:
-    """A restoration saved outside a batch (the app's Save): recorded with its output, so the scanner
-    never catalogues the output as a photo (photo_id None: a photo outside the albums)."""
+                       model_versions: dict | None = None, faces: Sequence[FaceRecord] = ()) -> int:
+    """A restoration saved outside a batch (the app's Save), with one row per face, in one transaction:
+    recorded with its output, so the scanner never catalogues the output as a photo (photo_id None: a
+    photo outside the albums, or one removed from the catalog meanwhile). Returns its id."""
     with catalog.transaction() as session:
         if photo_id is not None and session.get(Photo, photo_id) is None:
             photo_id = None  # removed from the catalog meanwhile; the output is still one
-        _add_restoration(session, photo_id, output, settings or {}, {"source": "app"}, faces)
+        return _add_restoration(session, photo_id, output, dict(settings or {}),
+                                dict(model_versions or {"source": "app"}), faces)
 
 
 def finish_job(catalog: Catalog, job_id: int) -> list[tuple[str, str, str | None]]:

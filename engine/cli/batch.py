@@ -2,7 +2,7 @@
 
     faceme batch DIR... --out OUTDIR [--catalog DB] [--unmatched blind|skip] [--models DIR]
                  [--steps N] [--guidance G] [--seed S] [--min-face-size PX] [--no-color-fix] [--device D]
-                 [--memory M] [--verbose]
+                 [--memory M] [--tries N] [--no-identity-check] [--verbose] [--json]
 
 Folders are scanned first (unchanged photos cost nothing). Each face is restored as the album says:
 with the references of the person it belongs to (confirmed, or grouped by the scan), never with the
@@ -10,17 +10,22 @@ identity of a person you said it is not; faces of nobody with references are res
 (--unmatched blind, default) or left alone (--unmatched skip). OUTDIR mirrors the album's folders.
 Running the same command again after an interruption continues the job where it stopped, with the
 options it was started with; no photo is restored twice and no half-written output is left. Ends with
-a summary (each photo counted once); --verbose adds each restored photo's faces: person, action, reason.
-An OUTDIR inside an album, or one containing an album, is refused before anything runs (exit 2); a
-batch that another live process runs is refused (exit 6; `faceme jobs list` shows who runs it).
+a summary (each photo counted once) and the faces to review (the identity check says they may not look
+like the person any more); --verbose adds each restored photo's faces: person, action, reason, seed
+and the check's verdict; --json prints all of it as one JSON object. --tries N restores every face with
+N seeds and keeps the one most like the person; a face still drifted after its N tries is not retried
+further: it is listed to review (the Queue retries it with one click). An OUTDIR inside an album, or one
+containing an album, is refused before anything runs (exit 2); a batch that another live process runs
+is refused (exit 6; `faceme jobs list` shows who runs it).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
-from engine.cli.options import add_models_option, add_restoration_options
+from engine.cli.options import add_check_options, add_json_option, add_models_option, add_restoration_options
 from engine.cli.progress_bar import ProgressBar
 from engine.cli.scan import add_catalog_argument, open_catalog_from
 from engine.errors import UsageError
@@ -39,6 +44,8 @@ def add_parser(subparsers) -> None:
                    help=f"leave faces smaller than this alone (default {DEFAULT_MIN_FACE_SIZE} px)")
     add_models_option(p)
     add_restoration_options(p)
+    add_check_options(p)
+    add_json_option(p)
     # its own dest: `faceme -v` (logging) is the main parser's "verbose"
     p.add_argument("--verbose", dest="show_faces", action="store_true",
                    help="print each restored photo's faces: person, action, reason, seed")
@@ -57,7 +64,7 @@ def check_pack(models_dir: str | Path) -> None:
 
 
 def run_batch_job(catalog, job_id: int, models: Path | None = None, device: str | None = None,
-                  show_faces: bool = False) -> int:
+                  show_faces: bool = False, as_json: bool = False) -> int:
     """Run a job's pending photos with the options it was recorded with (`models` / `device` override its
     model folder / device), print the summary; the exit code. `faceme batch` and `faceme jobs
     resume|retry` both end here. JobBusyError (exit 6) when another live process runs the job."""
@@ -83,6 +90,9 @@ def run_batch_job(catalog, job_id: int, models: Path | None = None, device: str 
         summary = run_job(catalog, job_id, ServiceRestorer(service), progress=bar)
     finally:
         bar.close()
+    if as_json:
+        print(json.dumps(summary.as_dict(), indent=2))
+        return 1 if summary.failed else 0
     for line in summary.lines(verbose=show_faces):
         print(line)
     return 1 if summary.failed else 0
@@ -102,10 +112,11 @@ def run(args: argparse.Namespace) -> int:
     options = RestoreOptions(unmatched=args.unmatched, steps=args.steps, guidance_scale=args.guidance,
                              seed=args.seed, color_fix=args.color_fix, min_face_size=args.min_face_size,
                              models_dir=str(Path(settings.models_dir).resolve()), device=settings.device,
-                             dtype=settings.dtype, memory=settings.memory)
+                             dtype=settings.dtype, memory=settings.memory, identity_check=args.identity_check,
+                             tries=args.tries)
     with open_catalog_from(args) as catalog:
         scan_bar = ProgressBar("scanning", unit=" photos")
         job_id = start_or_resume(catalog, args.folders, args.out, options, progress=scan_bar)
         scan_bar.close()
         # the job's recorded options (a resumed job keeps those it was started with)
-        return run_batch_job(catalog, job_id, show_faces=args.show_faces)
+        return run_batch_job(catalog, job_id, show_faces=args.show_faces, as_json=args.as_json)

@@ -30,6 +30,21 @@ def add_restoration_options(parser: argparse.ArgumentParser, color_fix: bool = T
                                  "from free GPU memory at load; $FACEME_MEMORY)")
 
 
+def add_check_options(parser: argparse.ArgumentParser) -> None:
+    """--tries N, --no-identity-check: best of N by identity and the identity check of each face."""
+    parser.add_argument("--tries", type=int, default=1, metavar="N",
+                        help="restore each face with N seeds (seed, seed+1000, …) and keep the one the identity "
+                             "check rates most like the person (ties: the first; default 1)")
+    parser.add_argument("--no-identity-check", dest="identity_check", action="store_false",
+                        help="do not check whether each restored face still looks like the person "
+                             "(--tries above 1 checks anyway)")
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", dest="as_json", action="store_true",
+                        help="print the result as JSON (one object) instead of lines of text")
+
+
 def add_command_group(subparsers, name: str, help: str, doc: str):
     """A subcommand with actions of its own (`faceme NAME ACTION …`), its module docstring as help:
     the first paragraph as description, the rest as epilog. Returns the actions' subparsers."""

@@ -2,7 +2,8 @@
 
     faceme restore PHOTO [--person NAME=IMG[,IMG…]]… [--ref NAME=IMG]… -o OUT [--unmatched blind|skip]
                    [--models DIR] [--steps N] [--guidance G] [--seed S] [--min-face-size PX] [--max-faces N]
-                   [--match-threshold T] [--no-color-fix] [--device D] [--memory M]
+                   [--match-threshold T] [--no-color-fix] [--device D] [--memory M] [--tries N]
+                   [--no-identity-check] [--json]
 
 For a photo outside any album (album photos: `faceme batch` follows the album's people). Faces are
 found with the pack's detector (inputs 640 → 256 px until one is found), and each is matched to one
@@ -10,17 +11,22 @@ of the people given with --person (ArcFace similarity to their reference photos;
 must show one face); a matched face is restored with that person's references, a face of nobody
 known is restored blind (default) or left alone (--unmatched skip), and faces smaller than
 --min-face-size are left alone. The output keeps the photo's size, format, EXIF and colour profile.
-Prints one line per face: who it was matched to (or not) and why. Exit 3 (nothing written) when the
-photo has no face.
+Each restored face is checked with a recogniser independent of FaceMe's (does it still look like the
+person's references? blind: like the unrestored face?); --tries N restores each face with N seeds and
+keeps the one the check rates most like the person. Prints one line per face: who it was matched to
+(or not), why, the seed and the check's verdict with its figures (--json: one JSON object). Exit 3
+(nothing written) when the photo has no face.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import logging
 from pathlib import Path
 
-from engine.cli.options import add_models_option, add_restoration_options
+from engine.cli.options import add_check_options, add_json_option, add_models_option, add_restoration_options
 from engine.cli.progress_bar import ProgressBar
 from engine.errors import UsageError
 from engine.settings import Settings
@@ -53,6 +59,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--match-threshold", type=float, default=None, metavar="T",
                    help="similarity needed to match a person (default: the face model's documented value)")
     add_restoration_options(p)
+    add_check_options(p)
+    add_json_option(p)
     p.set_defaults(handler=run)
 
 
@@ -100,10 +108,28 @@ def parse_people(person_args: list[str], ref_args: list[str]) -> list:
 
 
 def describe(index: int, outcome) -> str:
+    """"face 1: (x1,y1)-(x2,y2) 120 px: restored as Ann — reason; seed 3; looks like Ann (0.930; before 0.910)"."""
+    from engine.restore.identity_check import describe_short
+
     x1, y1, x2, y2 = (int(round(v)) for v in outcome.face.box)
     what = {"restored": f"restored as {outcome.person}", "blind": "restored blind",
             "skipped": "left alone"}[outcome.action]
-    return f"face {index}: ({x1},{y1})-({x2},{y2}) {outcome.face.size:.0f} px: {what} — {outcome.reason}"
+    line = f"face {index}: ({x1},{y1})-({x2},{y2}) {outcome.face.size:.0f} px: {what} — {outcome.reason}"
+    if outcome.seed is not None:
+        line += f"; seed {outcome.seed}"
+        if outcome.tries:
+            line += f" (best of {len(outcome.tries)})"
+    if outcome.check is not None:
+        line += f"; {describe_short(outcome.check)}"
+    return line
+
+
+def outcome_dict(index: int, outcome) -> dict:
+    """One face of `--json` output."""
+    return {"face": index, "box": [round(float(v), 1) for v in outcome.face.box], "action": outcome.action,
+            "person": outcome.person, "reason": outcome.reason, "seed": outcome.seed,
+            "tries": [{"seed": t.seed, "score": round(t.score, 6)} for t in outcome.tries],
+            "check": None if outcome.check is None else outcome.check.as_dict()}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -120,13 +146,22 @@ def run(args: argparse.Namespace) -> int:
                              color_fix=args.color_fix, unmatched=args.unmatched,
                              min_face_size=args.min_face_size, match_threshold=args.match_threshold,
                              max_faces=args.max_faces, models_dir=str(settings.models_dir),
-                             device=settings.device, dtype=settings.dtype, memory=settings.memory)
+                             device=settings.device, dtype=settings.dtype, memory=settings.memory,
+                             identity_check=args.identity_check, tries=args.tries)
     loaded = read_image(args.photo)  # bad photos fail here, before the model is loaded
     service = service_for(options)  # the process's service (in-process callers reuse its pipeline)
     plan = service.plan_ad_hoc(loaded.pixels, people, options, source=args.photo)
-    result = service.restore(loaded, plan, options, progress=ProgressBar("restoring"))
+    bar = ProgressBar("restoring")
+    try:
+        result = service.restore(loaded, plan, options, progress=bar)
+    finally:
+        bar.close()
+    write_image(args.output, result.pixels, like=loaded)
+    if args.as_json:
+        print(json.dumps({"photo": str(args.photo), "output": str(args.output), "restored": result.restored_count,
+                          "faces": [outcome_dict(i, o) for i, o in enumerate(result.faces, start=1)]}, indent=2))
+        return 0
     for i, outcome in enumerate(result.faces, start=1):
         print(describe(i, outcome))
-    write_image(args.output, result.pixels, like=loaded)
     print(f"{result.restored_count} of {len(result.faces)} face(s) restored → {args.output}")
     return 0

@@ -4,6 +4,8 @@
 - `engine.restore.plan`: plan types and the ad-hoc planner; `engine.restore.album`: the album planner;
 - `engine.restore.photo.restore_plan`: a plan in, restored pixels out (`restore_photo`: ad-hoc shortcut);
 - `engine.restore.identity`: identity tokens per person, cached in the catalog;
+- `engine.restore.identity_check`: does a restored face still look like the person (verdict per face,
+  best of N by identity);
 - `engine.restore.service.RestorationService`: the loaded pipeline + analyzers, used by CLI, GUI, batch;
 - `engine.restore.batch`: resumable album batches over the catalog's job table.
 """

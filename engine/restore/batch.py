@@ -7,7 +7,14 @@ Each photo is restored as the album says (engine.restore.album: its catalog face
 faces only the restore detector finds follow `unmatched`), with the options the job was started with.
 A photo in which no face gets restored is skipped with the faces' reasons; a photo without any face
 (neither the scan nor the restore detector found one) is skipped as such. Every restored photo's
-faces are recorded (person, action, reason, seed) with its restoration.
+faces are recorded (person, action, reason, seed, and the identity check's similarities and verdict)
+with its restoration.
+
+Best of N in a batch: with `tries` N every restored face is restored N times and the try most like the
+person is kept (engine.restore.photo.restore_plan); there is no further automatic retry of a face that
+still comes out `drifted` or `uncertain` (more seeds of the same photo seldom change that, and the
+cost would be unbounded): such faces are listed for review (`to_review`), and `restore_item_again`
+restores one photo again with other seeds and records the new result.
 
 Crash safety: outputs are written atomically by engine.imageio (temporary file, then rename), so an
 output file is always whole; an output's SHA-256 is recorded before the file appears (encode_image,
@@ -33,7 +40,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -43,10 +50,11 @@ import numpy as np
 from engine.catalog import jobs, leases
 from engine.catalog.db import Catalog
 from engine.catalog.jobs import FaceRecord
-from engine.errors import CancelledError, FaceMeError, LeaseLostError, NoFaceError
+from engine.errors import CancelledError, FaceMeError, LeaseLostError, NoFaceError, UsageError
 from engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
 from engine.restore.options import RestoreOptions
 from engine.restore.photo import PhotoRestoration
+from engine.restore.plan import PlannedFace
 
 if TYPE_CHECKING:
     from engine.imageio import LoadedImage
@@ -116,6 +124,20 @@ class BatchSummary:
     def pending(self) -> int:
         return self.total - self.restored - len(self.skipped) - len(self.failed) - self.already_done
 
+    def as_dict(self) -> dict:
+        """Plain values for `faceme batch --json`."""
+        return {"job": self.job_id, "out_dir": self.out_dir, "total": self.total, "restored": self.restored,
+                "already_done": self.already_done, "pending": self.pending, "seconds": round(self.seconds, 2),
+                "skipped": [{"photo": p, "reason": r} for p, r in self.skipped],
+                "failed": [{"photo": p, "reason": r} for p, r in self.failed],
+                "earlier": [{"photo": p, "status": st, "reason": r} for p, st, r in self.earlier],
+                "photos": [{"photo": p, "faces": [f.as_dict() for f in faces]} for p, faces in self.faces]}
+
+    @property
+    def to_review(self) -> list[tuple[str, FaceRecord]]:
+        """This run's faces whose identity check says uncertain or drifted."""
+        return [(p, f) for p, faces in self.faces for f in faces if f.verdict in REVIEW_VERDICTS]
+
     def lines(self, verbose: bool = False) -> list[str]:
         left = f", {self.pending} left" if self.pending else ""
         out = [f"batch job {self.job_id}: {self.total} photo{'s' if self.total != 1 else ''}: {self.restored} restored, "
@@ -124,6 +146,10 @@ class BatchSummary:
         out += [f"skipped: {path}: {reason}" for path, reason in self.skipped]
         out += [f"failed: {path}: {reason}" for path, reason in self.failed]
         out += [f"{status} in an earlier run: {path}: {reason}" for path, status, reason in self.earlier]
+        review = self.to_review
+        if review:
+            out.append(f"{len(review)} face{'s' if len(review) != 1 else ''} to review (may not look like the "
+                       f"person any more): " + "; ".join(f"{p} face {f.face_index + 1}" for p, f in review))
         if verbose:
             for path, faces in self.faces:
                 out.append(f"restored: {path}")
@@ -131,9 +157,56 @@ class BatchSummary:
         return out
 
 
-def face_records(result: PhotoRestoration) -> list[FaceRecord]:
-    return [FaceRecord(i, f.action, f.reason, tuple(float(v) for v in f.face.box), f.catalog_face_id, f.person_id,
-                       f.person_name, f.seed) for i, f in enumerate(result.faces)]
+def face_records(faces: Sequence[PlannedFace]) -> list[FaceRecord]:
+    """A restoration's per-face record (its outcomes, `PhotoRestoration.faces`), with the identity
+    check's figures where it ran."""
+    records = []
+    for i, f in enumerate(faces):
+        v = f.check
+        records.append(FaceRecord(i, f.action, f.reason, tuple(float(x) for x in f.face.box), f.catalog_face_id,
+                                  f.person_id, f.person_name, f.seed,
+                                  None if v is None else v.similarity_restored,
+                                  None if v is None else v.similarity_unrestored,
+                                  None if v is None else v.verdict, None if v is None else v.model))
+    return records
+
+
+#: verdicts that put a face on the "to review" list
+REVIEW_VERDICTS = ("uncertain", "drifted")
+
+
+def to_review(catalog: Catalog, job_id: int) -> list[tuple[jobs.BatchItemRow, FaceRecord]]:
+    """The job's restored faces (newest restoration of each photo) whose check says uncertain or drifted."""
+    return [(item, face) for item in jobs.get_job(catalog, job_id).items if item.status == "done"
+            for face in item.faces if face.verdict in REVIEW_VERDICTS]
+
+
+def restore_item_again(catalog: Catalog, job_id: int, item_id: int, restorer: PhotoRestorer,
+                       seed: int | None = None, tries: int | None = None,
+                       cancel: CancelCheck | None = None) -> PhotoRestoration:
+    """Restore one done photo of a job again (a face to review): the job's options with a new seed
+    (`seed`, None: a fresh one) and `tries` (None: the job's), the output replaced atomically and the
+    new restoration recorded (the newest is the one shown). The item stays done."""
+    from dataclasses import replace
+
+    job = jobs.read_job(catalog, job_id)
+    item = next((i for i in job.items if i.id == item_id), None)
+    if item is None:
+        raise UsageError(f"batch {job_id} has no photo {item_id}")
+    options = RestoreOptions.from_dict(job.options)
+    options = replace(options, seed=seed if seed is not None else int.from_bytes(os.urandom(6), "little"),
+                      tries=tries if tries is not None else options.tries)
+    path, photo_status, _ = jobs.photo_for_item(catalog, item.photo_id)
+    if photo_status != "ok":
+        raise UsageError(f"the photo is {photo_status}", path)
+    output = job.out_dir / item.relative_output
+    output.parent.mkdir(parents=True, exist_ok=True)
+    result = restorer.restore(catalog, item.photo_id, Path(path), output, options, cancel)
+    if not result.restored_count:
+        raise UsageError(nothing_restored(result), path)
+    jobs.record_item(catalog, job_id, item.id, "done", None, output, settings=options.to_dict(),
+                     model_versions={"models_dir": options.models_dir}, faces=face_records(result.faces))
+    return result
 
 
 def nothing_restored(result: PhotoRestoration) -> str:
@@ -244,7 +317,7 @@ def _run_held_job(catalog: Catalog, job_id: int, restorer: PhotoRestorer, progre
                 log.exception("restoring %s failed", path)
                 status, reason = "failed", f"{exc.__class__.__name__}: {exc}"
         restored = status == "done" and result is not None
-        faces = face_records(result) if restored else []
+        faces = face_records(result.faces) if restored else []
         jobs.record_item(catalog, job_id, item.id, status, reason, output if status == "done" else None,
                          settings=options.to_dict(), model_versions={"models_dir": options.models_dir} if restored
                          else None, faces=faces, output_sha256=written.get("sha256"))

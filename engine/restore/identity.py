@@ -92,6 +92,40 @@ def _file_key(image) -> tuple | None:
     return (str(Path(image).resolve()), stat.st_size, stat.st_mtime_ns)
 
 
+def identity_cache_key(identity: Identity) -> tuple | None:
+    """What an identity's references are, for caches in memory (None: not cacheable, e.g. a missing file)."""
+    if identity.faces and identity.person_id is not None:
+        return ("person", identity.person_id, references_key(identity.faces))
+    keys = tuple(_file_key(i) for i in identity.images)
+    return None if any(k is None for k in keys) else ("given",) + keys
+
+
+class CheckReferences:
+    """Each identity's references embedded by the identity check's recogniser, once per process (album
+    crops are cut from their photos only the first time), like the tokens but in memory only: the
+    check's recogniser is cheap next to FaceMe's identity models. `embedded` counts the identities
+    embedded by this object."""
+
+    def __init__(self, check):
+        self.check = check
+        self._memory: dict[tuple, object] = {}
+        self._lock = threading.Lock()
+        self.embedded = 0
+
+    def __call__(self, identity: Identity):
+        key = identity_cache_key(identity)
+        with self._lock:
+            if key is not None and key in self._memory:
+                return self._memory[key]
+        images = reference_crops(identity.faces) if identity.faces else list(identity.images)
+        embedded = self.check.references(identity.name, images)
+        with self._lock:
+            self.embedded += 1
+            if key is not None:
+                self._memory[key] = embedded
+        return embedded
+
+
 class IdentityTokens:
     """The tokens of each identity for one pack: from memory, from the catalog, or encoded (and stored).
 
@@ -104,15 +138,9 @@ class IdentityTokens:
         self._lock = threading.Lock()
         self.encoded = 0
 
-    def _memory_key(self, identity: Identity) -> tuple | None:
-        if identity.faces and identity.person_id is not None:
-            return ("person", identity.person_id, references_key(identity.faces))
-        keys = tuple(_file_key(i) for i in identity.images)
-        return None if any(k is None for k in keys) else ("given",) + keys
-
     def tokens(self, identity: Identity, encode: Encoder) -> np.ndarray:
         """(N, D) float32 tokens of `identity`."""
-        key = self._memory_key(identity)
+        key = identity_cache_key(identity)
         with self._lock:
             if key is not None and key in self._memory:
                 return self._memory[key]

@@ -42,6 +42,7 @@ the template landmarks onto its 112 px template).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,6 +150,15 @@ def describe(verdict: IdentityVerdict) -> str:
     if verdict.verdict == "uncertain":
         return f"may not look like {whom} ({similarity:.3f} < {verdict.thresholds.kept:.3f})"
     return f"does not look like {whom} ({similarity:.3f} < {verdict.thresholds.drifted:.3f})"
+
+
+def describe_short(verdict: IdentityVerdict) -> str:
+    """A verdict with its figures in one short phrase (CLI summaries): "looks like Ann (0.930; before
+    0.910)", "may not look like Ann (0.901; before 0.915)", "does not look like the original face (0.850)"."""
+    whom = _whom(verdict)
+    words = {"kept": "looks like", "uncertain": "may not look like", "drifted": "does not look like"}[verdict.verdict]
+    before = "" if verdict.similarity_unrestored is None else f"; before {verdict.similarity_unrestored:.3f}"
+    return f"{words} {whom} ({verdict.similarity_restored:.3f}{before})"
 
 
 def describe_numbers(verdict: IdentityVerdict) -> str:
@@ -276,9 +286,12 @@ class IdentityCheck:
                              f"{references.embedding_model}, the check runs on {self.model}")
 
 
-def independent_check(models_dir: str | Path | None = None, providers: Sequence | None = None) -> IdentityCheck:
+def independent_check(models_dir: str | Path | None = None, providers: Sequence | None = None,
+                      isolated: bool = False) -> IdentityCheck:
     """The check on a recogniser independent of FaceMe's conditioning: InsightFace buffalo_l when that
-    pack is installed in `models_dir`, else the embedded dlib model (always available)."""
+    pack is installed in `models_dir`, else the embedded dlib model (always available). `isolated`:
+    dlib runs in a child process (engine.faces.recognizer_process), for callers with a window to keep
+    responsive (dlib holds the GIL while it computes; onnxruntime does not)."""
     if models_dir is not None:
         from engine.models.layout import check_part, part_dir
 
@@ -286,9 +299,28 @@ def independent_check(models_dir: str | Path | None = None, providers: Sequence 
             from engine.faces.insightface_backend import InsightFaceAnalyzer
 
             return IdentityCheck(InsightFaceAnalyzer(part_dir(Path(models_dir), "buffalo_l"), providers=providers))
+    if isolated:
+        from engine.faces.recognizer_process import ProcessDlibAnalyzer
+
+        return IdentityCheck(ProcessDlibAnalyzer())
     from engine.faces.dlib_backend import DlibFaceAnalyzer
 
     return IdentityCheck(DlibFaceAnalyzer())
+
+
+_SHARED: dict[tuple, IdentityCheck] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_check(models_dir: str | Path | None = None, isolated: bool = False) -> IdentityCheck:
+    """The process's check for `models_dir` (`independent_check`), made on first use: loading a
+    recogniser costs more than checking a face, so every restoration of the process shares one."""
+    key = (str(Path(models_dir).resolve()) if models_dir is not None else "", isolated)
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = independent_check(models_dir, isolated=isolated)
+            log.info("identity check on %s", _SHARED[key].model)
+        return _SHARED[key]
 
 
 # ---- best of N by identity --------------------------------------------------------------------------

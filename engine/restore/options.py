@@ -32,6 +32,13 @@ class RestoreOptions:
     `max_faces`: restore at most this many faces (the largest); None restores all.
     `models_dir`, `device`, `dtype`: the model pack and where it runs (None: the user's settings).
     `memory`: what stays on the GPU (engine.faceme.memory.MEMORY_MODES); every mode gives the same output.
+    `identity_check`: check every restored face against its person's references (or, blind, against
+    the unrestored face) with an independent recogniser (engine.restore.identity_check); cheap next to
+    a restoration (docs/BENCHMARKS.md).
+    `tries`: best of N by identity: each face is restored with `tries` seeds (`try_seeds`) and the try
+    the check rates most like the person is kept (ties: the first). Needs the check, so tries > 1 runs
+    it whatever `identity_check` says. A batch follows the same rule: a face that drifts on one try is
+    not retried beyond these N; the Queue's "to review" list retries it by hand.
     """
 
     steps: int = 50
@@ -48,6 +55,8 @@ class RestoreOptions:
     device: str | None = None
     dtype: str | None = None
     memory: str = "auto"
+    identity_check: bool = True
+    tries: int = 1
 
     def __post_init__(self):
         from engine.faceme.memory import check_memory_mode
@@ -59,8 +68,15 @@ class RestoreOptions:
             raise UsageError(f"steps must be at least 1 (got {self.steps})")
         if self.max_faces is not None and self.max_faces < 0:
             raise UsageError(f"max_faces must not be negative (got {self.max_faces})")
+        if not isinstance(self.tries, int) or self.tries < 1:
+            raise UsageError(f"tries must be a whole number of at least 1 (got {self.tries!r})")
         if self.min_face_size < 0:
             raise UsageError(f"min_face_size must not be negative (got {self.min_face_size})")
+
+    @property
+    def runs_check(self) -> bool:
+        """Whether restorations run the identity check (asked for, or needed by best of N)."""
+        return self.identity_check or self.tries > 1
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values (stored with a batch job)."""
@@ -75,3 +91,15 @@ class RestoreOptions:
         if isinstance(values.get("mask"), dict):
             values["mask"] = MaskShape(**values["mask"])
         return cls(**values)
+
+
+#: seeds of one face's tries are this far apart (try k of a face restored with seed s uses s + k * TRY_STRIDE),
+#: so they never collide with the next face's seed (face i of a photo uses the photo's seed + i)
+TRY_STRIDE = 1000
+
+
+def try_seeds(seed: int, tries: int) -> list[int]:
+    """The seeds of a face's tries: seed, seed + 1000, seed + 2000, … (each try reproducible alone:
+    restoring with `--seed` set to a try's seed, tries 1, gives that try's face again when the face is
+    the photo's first)."""
+    return [int(seed) + k * TRY_STRIDE for k in range(tries)]

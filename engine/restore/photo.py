@@ -3,7 +3,9 @@
     plan = album plan (engine.restore.album) or ad-hoc plan (engine.restore.plan.plan_ad_hoc)
     for each planned face: skipped -> left alone;  restored -> FaceMe with the plan's identity for it;
                            blind -> FaceMe without identity
-    the photo's faces denoised together (denoise_faces: one batched denoising, same result as one by one)
+      (options.tries > 1: once per seed s, s+1000, …, keeping the try the identity check rates best)
+    the photo's faces (and tries) denoised together (denoise_faces: one batched denoising, each face as if alone)
+    each restored face -> identity check (engine.restore.identity_check): kept / uncertain / drifted
     each restored crop -> paste-back (soft mask, tone matching) -> the output pixels
 
 `restore_plan` never decides who is who: the plan says. Faces are cropped from the original photo;
@@ -21,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import NoFaceError, UsageError
+from engine.errors import FaceMeError, NoFaceError, UsageError
 from engine.faces.align import align_face, warp_to_crop
 from engine.faces.types import Face
 from engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
-from engine.restore.options import DEFAULT_MIN_FACE_SIZE, RestoreOptions, Unmatched  # noqa: F401 (re-exported)
+from engine.restore.options import DEFAULT_MIN_FACE_SIZE, RestoreOptions, Unmatched, try_seeds  # noqa: F401 (re-exported)
 from engine.restore.pasteback import paste_faces
 from engine.restore.plan import (REFERENCE_MARGIN, Action, Identity, PersonReferences,  # noqa: F401
                                  PlannedFace, RestorationPlan, check_people, crop_around_face, detect_faces,
@@ -40,8 +42,15 @@ FaceParser = Callable[[np.ndarray], np.ndarray]
 #: encoder); the default encodes the identity's reference images with the pipeline every time
 TokenSource = Callable[[Identity], object]
 
-#: what happened to one face (the plan's entry, with the seed it was restored with)
+#: what happened to one face (the plan's entry, with the seed it was restored with, its tries and the
+#: identity check's verdict)
 FaceOutcome = PlannedFace
+
+
+def describe_verdict(verdict) -> str:
+    from engine.restore.identity_check import describe_short
+
+    return describe_short(verdict)
 
 
 @dataclass
@@ -110,16 +119,54 @@ def denoise_faces(pipeline, faces: Sequence[FaceToDenoise], options: RestoreOpti
                                   batch_size=size, preview=preview)
 
 
+#: identity -> that person's references embedded by the identity check's recogniser (PersonEmbeddings)
+CheckReferences = Callable[[Identity], object]
+
+
+def _check_references(check, cancel: CancelCheck | None) -> CheckReferences:
+    """The default: each identity's references (album crops or given images) embedded once per call."""
+    embedded: dict[str, object] = {}
+
+    def references(identity: Identity):
+        if identity.key not in embedded:
+            from engine.restore.identity import reference_crops
+
+            check_cancelled(cancel, "restoration")
+            images = reference_crops(identity.faces) if identity.faces else list(identity.images)
+            embedded[identity.key] = check.references(identity.name, images)
+        return embedded[identity.key]
+
+    return references
+
+
+def _references_or_none(references: CheckReferences, identity: Identity):
+    """The person's check references; None (the check then compares with the unrestored face) when
+    the check's recogniser finds no face in them: the check must never stop a restoration."""
+    try:
+        return references(identity)
+    except FaceMeError as exc:
+        log.warning("the identity check cannot use %s's references (%s); the restored face is compared "
+                    "with the unrestored one instead", identity.name, exc)
+        return None
+
+
 def restore_plan(image, plan: RestorationPlan, pipeline, options: RestoreOptions = RestoreOptions(),
                  tokens: TokenSource | None = None, progress: ProgressCallback | None = None,
-                 cancel: CancelCheck | None = None, face_parser: FaceParser | None = None, *,
+                 cancel: CancelCheck | None = None, face_parser: FaceParser | None = None,
+                 check=None, check_references: CheckReferences | None = None, *,
                  preview: bool = False) -> PhotoRestoration:
     """Restore `image` (an `engine.imageio.LoadedImage`, or RGB uint8 pixels) as `plan` says.
 
     `pipeline`: a loaded `FaceMePipeline`; `tokens`: where identity tokens come from (default: encode the
     identity's references with the pipeline). Each face restored with seed (options.seed or a fresh one)
-    + its index in the plan; the outcomes carry it. The photo's faces are denoised together
-    (`denoise_faces`). `preview`: the quick solver (a look, not the released output).
+    + its index in the plan; with `options.tries` > 1, with each of `try_seeds(that seed, tries)`,
+    keeping the try the identity check scores highest (ties: the first). The outcomes carry the seed
+    kept, the tries and the check's verdict. The photo's faces and their tries are denoised together
+    (`denoise_faces`). `preview`: the quick solver, one try, no check (a look, not the released output).
+
+    `check`: the identity check (engine.restore.identity_check.IdentityCheck); None takes the
+    process's (`shared_check(options.models_dir)`) when `options.runs_check`. `check_references`:
+    identity -> references embedded by the check (default: embedded here, once per identity).
     CancelledError when `cancel` asks to stop."""
     pixels = image.pixels if hasattr(image, "pixels") else np.asarray(image)
     grayscale = bool(getattr(image, "is_grayscale", False)) or _is_gray(pixels)
@@ -133,36 +180,67 @@ def restore_plan(image, plan: RestorationPlan, pipeline, options: RestoreOptions
     check_cancelled(cancel, "restoration")
     outcomes = list(plan.faces)
     todo = [i for i, o in enumerate(outcomes) if o.action != "skipped"]
-    total = max(len(todo) * options.steps, 1)
+    if preview:
+        check, options = None, replace(options, tries=1)
+    elif todo and options.runs_check and check is None:
+        from engine.restore.identity_check import shared_check
+
+        check = shared_check(options.models_dir)
+    if check is None:
+        check_references = None
+    elif check_references is None:
+        check_references = _check_references(check, cancel)
+    tries = options.tries
+    face_steps = options.steps * tries
+    total = max(len(todo) * face_steps, 1)
     identities: dict[str, object] = {}
-    to_denoise: list[FaceToDenoise] = []
-    alignments = []
+    to_denoise: list[FaceToDenoise] = []  # every try of every face, in face order
+    prepared = []  # per face: (index, crop, alignment, check references, try seeds)
     base_seed = options.seed if options.seed is not None else int.from_bytes(os.urandom(6), "little")
     for i in todo:
         check_cancelled(cancel, "restoration")
         outcome = outcomes[i]
         identity = None
+        who = None
         if outcome.action == "restored":
             if outcome.identity not in plan.identities:
                 raise UsageError(f"the plan restores face {i + 1} as {outcome.person_name}, but has no identity "
                                  f"{outcome.identity!r}")
+            who = plan.identities[outcome.identity]
             if outcome.identity not in identities:
-                who = plan.identities[outcome.identity]
                 report(progress, 0, total, f"reading {who.name}'s references")
                 identities[outcome.identity] = _pipeline_tensor(pipeline, tokens(who))
             identity = identities[outcome.identity]
         alignment = align_face(outcome.face.landmarks)
         crop = warp_to_crop(np.ascontiguousarray(pixels[..., :3]), alignment)
-        seed = base_seed + i
-        to_denoise.append(FaceToDenoise(crop, identity, seed))
-        alignments.append(alignment)
-        outcomes[i] = replace(outcome, seed=seed)
-        log.info("face %d: %s — %s", i + 1, outcome.action, outcome.reason)
+        references = None
+        if check is not None and who is not None:
+            references = _references_or_none(check_references, who)
+        seeds = try_seeds(base_seed + i, tries)
+        to_denoise.extend(FaceToDenoise(crop, identity, seed) for seed in seeds)
+        prepared.append((i, crop, alignment, references, seeds))
 
     check_cancelled(cancel, "restoration")
-    results = denoise_faces(pipeline, to_denoise, options, progress, cancel, preview)
-    restored_pairs = [(result, alignment, face_parser(result) if face_parser is not None else None)
-                      for result, alignment in zip(results, alignments)]
+    results = iter(denoise_faces(pipeline, to_denoise, options, progress, cancel, preview))
+    restored_pairs = []
+    for i, crop, alignment, references, seeds in prepared:
+        by_seed = {seed: next(results) for seed in seeds}
+        kept_tries: tuple = ()
+        if tries > 1:
+            from engine.restore.identity_check import best_of_n
+
+            # the tries are already denoised (in one batch with the photo's other faces): only scored here
+            kept, result, attempts = best_of_n(by_seed.__getitem__, seeds, check.scorer(crop, references), cancel)
+            seed, kept_tries = seeds[kept], tuple(attempts)
+        else:
+            seed, result = seeds[0], by_seed[seeds[0]]
+        verdict = check.check(result, crop, references) if check is not None else None
+        parsing = face_parser(result) if face_parser is not None else None
+        restored_pairs.append((result, alignment, parsing))
+        outcome = outcomes[i]
+        outcomes[i] = replace(outcome, seed=seed, check=verdict, tries=kept_tries)
+        log.info("face %d: %s — %s%s", i + 1, outcome.action, outcome.reason,
+                 f"; {describe_verdict(verdict)}" if verdict is not None else "")
     check_cancelled(cancel, "restoration")
     if restored_pairs:
         report(progress, total, total, "pasting back")
@@ -191,7 +269,7 @@ def plan_photo_ad_hoc(pixels: np.ndarray, people: Sequence[PersonReferences], an
 def restore_photo(image, people: Sequence[PersonReferences], pipeline, analyzer=None,
                   options: RestoreOptions = RestoreOptions(), progress: ProgressCallback | None = None,
                   cancel: CancelCheck | None = None, face_parser: FaceParser | None = None,
-                  faces: Sequence[Face] | None = None) -> PhotoRestoration:
+                  faces: Sequence[Face] | None = None, check=None) -> PhotoRestoration:
     """Ad hoc: restore every eligible face of `image`, matching faces to `people` by embedding.
 
     `analyzer`: finds the faces and embeds the references (default: the pipeline's InsightFace). `faces`:
@@ -205,7 +283,8 @@ def restore_photo(image, people: Sequence[PersonReferences], pipeline, analyzer=
     if faces is None:
         report(progress, 0, 0, "finding faces")
     plan = plan_photo_ad_hoc(pixels, people, analyzer, options, faces, getattr(image, "path", None))
-    return restore_plan(image, plan, pipeline, options, progress=progress, cancel=cancel, face_parser=face_parser)
+    return restore_plan(image, plan, pipeline, options, progress=progress, cancel=cancel, face_parser=face_parser,
+                        check=check)
 
 
 def same_file(a: Path, b: Path) -> bool:

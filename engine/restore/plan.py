@@ -19,13 +19,16 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from engine.errors import UsageError
 from engine.faces.types import Face
 from engine.restore.options import RestoreOptions
+
+if TYPE_CHECKING:
+    from engine.restore.identity_check import IdentityVerdict, Try
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +81,9 @@ class PlannedFace:
     `person_name`: whose face it is (None: nobody known); `identity`: the key of the identity it is
     restored with (None for blind and skipped faces); `catalog_face_id`: the album's face (None when
     the face was found only at restore time); `similarity`: ad-hoc matching's best score; `seed`: the
-    seed it was restored with (set by the restoration)."""
+    seed it was restored with (set by the restoration; with best of N, the kept try's); `check`: the
+    identity check of the restored face (engine.restore.identity_check.IdentityVerdict, set by the
+    restoration when the check runs); `tries`: every try of best of N (seed and score), in order."""
 
     face: Face
     action: Action
@@ -89,6 +94,8 @@ class PlannedFace:
     catalog_face_id: int | None = None
     similarity: float | None = None
     seed: int | None = None
+    check: IdentityVerdict | None = None
+    tries: tuple[Try, ...] = ()
 
     @property
     def person(self) -> str | None:

@@ -8,7 +8,9 @@
 Batch (engine.restore.batch), GUI (app/model_service.py holds one) and CLI all restore through it, and
 load the pipeline only through it (in the options' GPU memory mode, part of the key). It
 refines the album's face geometry with the pack's detector (never the person), and takes identity
-tokens from the catalog's store (engine.restore.identity), so each person is encoded once per pack.
+tokens from the catalog's store (engine.restore.identity), so each person is encoded once per pack,
+and checks every restored face with the process's identity check (engine.restore.identity_check, loaded
+on first use; each person's references embedded for it once per process).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 from engine.errors import UsageError
 from engine.faces.types import Face
 from engine.progress import CancelCheck, ProgressCallback
-from engine.restore.identity import IdentityTokens, pack_fingerprint
+from engine.restore.identity import CheckReferences, IdentityTokens, pack_fingerprint
 from engine.restore.options import RestoreOptions
 from engine.restore.photo import FaceParser, PhotoRestoration, plan_photo_ad_hoc, restore_plan, same_file
 from engine.restore.plan import PersonReferences, RestorationPlan, detect_faces
@@ -38,8 +40,10 @@ class RestorationService:
     (loaded on first use, or given), its face analyzer, and identity tokens per catalog."""
 
     def __init__(self, models_dir: str | Path, device: str = "auto", dtype: str = "auto", pipeline=None,
-                 memory: str = "auto"):
+                 memory: str = "auto", isolate_check: bool = False):
         self.models_dir = Path(models_dir)
+        #: run a GIL-holding check recogniser (dlib) in a child process (the app: its window stays responsive)
+        self.isolate_check = isolate_check
         self.device = device or "auto"
         self.dtype = dtype or "auto"
         self.memory = memory or "auto"
@@ -47,6 +51,7 @@ class RestorationService:
         self._lock = threading.RLock()
         self._fingerprint: str | None = None
         self._tokens: dict[str, IdentityTokens] = {}
+        self._check_references: CheckReferences | None = None
 
     @property
     def key(self) -> tuple:
@@ -79,6 +84,22 @@ class RestorationService:
             self._fingerprint = pack_fingerprint(self.models_dir)
         return self._fingerprint
 
+    @property
+    def identity_check(self):
+        """The identity check on a recogniser independent of FaceMe's (buffalo_l when installed, else
+        dlib): made on first use, one per process and models folder (identity_check.shared_check)."""
+        from engine.restore.identity_check import shared_check
+
+        return shared_check(self.models_dir, isolated=self.isolate_check)
+
+    @property
+    def check_references(self) -> CheckReferences:
+        """Each person's references embedded by the identity check, once per process."""
+        with self._lock:
+            if self._check_references is None:
+                self._check_references = CheckReferences(self.identity_check)
+            return self._check_references
+
     def identity_tokens(self, catalog=None) -> IdentityTokens:
         """The identity-token store for `catalog` (None: ad hoc, memory only)."""
         key = getattr(catalog, "url", None) or ""
@@ -109,8 +130,11 @@ class RestorationService:
     def restore(self, image, plan: RestorationPlan, options: RestoreOptions, catalog=None,
                 progress: ProgressCallback | None = None, cancel: CancelCheck | None = None,
                 face_parser: FaceParser | None = None) -> PhotoRestoration:
+        check, references = None, None
+        if options.runs_check and any(f.action != "skipped" for f in plan.faces):
+            check, references = self.identity_check, self.check_references
         return restore_plan(image, plan, self.pipeline, options, self._token_source(catalog, cancel), progress,
-                            cancel, face_parser)
+                            cancel, face_parser, check, references)
 
     def preview(self, image, plan: RestorationPlan, options: RestoreOptions, catalog=None,
                 progress: ProgressCallback | None = None, cancel: CancelCheck | None = None) -> PhotoRestoration:
@@ -160,16 +184,17 @@ _SERVICES_LOCK = threading.Lock()
 
 
 def get_service(models_dir: str | Path, device: str = "auto", dtype: str = "auto",
-                memory: str = "auto") -> RestorationService:
+                memory: str = "auto", isolate_check: bool = False) -> RestorationService:
     """The process's service for this models folder, device, precision and GPU memory mode (the pipeline
-    loads on first use)."""
+    loads on first use). `isolate_check`: the identity check's recogniser runs in a child process (the app,
+    whose window must stay responsive while dlib holds the GIL)."""
     from engine.faceme.memory import check_memory_mode
 
     check_memory_mode(memory or "auto")
-    key = (str(Path(models_dir).resolve()), device or "auto", dtype or "auto", memory or "auto")
+    key = (str(Path(models_dir).resolve()), device or "auto", dtype or "auto", memory or "auto", bool(isolate_check))
     with _SERVICES_LOCK:
         if key not in _SERVICES:
-            _SERVICES[key] = RestorationService(key[0], key[1], key[2], memory=key[3])
+            _SERVICES[key] = RestorationService(key[0], key[1], key[2], memory=key[3], isolate_check=key[4])
         return _SERVICES[key]
 
 

@@ -79,3 +79,22 @@ def test_usage_errors(run_cli, tiny_pack, crops, tmp_path):
     code, _, stderr = run_cli("restore-face", tmp_path / "missing.png", "-o", tmp_path / "x.png",
                               "--models", tiny_pack)
     assert code == 1 and "missing.png" in stderr
+
+
+def test_tries_keeps_the_best_scored_seed_and_reports_the_check(run_cli, tiny_pack, crops, ref_paths, tmp_path):
+    import re
+
+    out = tmp_path / "best.png"
+    code, stdout, stderr = run_cli("restore-face", crops[0], "--ref", ref_paths[0], "-o", out, "--models", tiny_pack,
+                                   "--steps", "1", "--seed", "4", "--tries", "2")
+    assert code == 0, stderr
+    tries = re.findall(r"try \d: seed (\d+), score ([\d.]+)( \(kept\))?", stdout)
+    assert [int(s) for s, _, _ in tries] == [4, 1004]
+    [(kept, score, _)] = [t for t in tries if t[2]]
+    assert float(score) == max(float(v) for _, v, _ in tries)
+    assert f"seed {kept}," in stdout and re.search(r"looks? like the references \(0\.\d{3}; before", stdout), stdout
+    alone = tmp_path / "alone.png"
+    code, _, stderr = run_cli("restore-face", crops[0], "--ref", ref_paths[0], "-o", alone, "--models", tiny_pack,
+                              "--steps", "1", "--seed", str(kept), "--no-identity-check")
+    assert code == 0, stderr
+    assert np.array_equal(np.asarray(Image.open(alone)), np.asarray(Image.open(out)))
