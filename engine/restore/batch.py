@@ -201,11 +201,14 @@ def restore_item_again(catalog: Catalog, job_id: int, item_id: int, restorer: Ph
         raise UsageError(f"the photo is {photo_status}", path)
     output = job.out_dir / item.relative_output
     output.parent.mkdir(parents=True, exist_ok=True)
-    result = restorer.restore(catalog, item.photo_id, Path(path), output, options, cancel)
+    written: dict = {}
+    result = restorer.restore(catalog, item.photo_id, Path(path), output, options, cancel,
+                              _writer(catalog, item.id, output, written))
     if not result.restored_count:
         raise UsageError(nothing_restored(result), path)
     jobs.record_item(catalog, job_id, item.id, "done", None, output, settings=options.to_dict(),
-                     model_versions={"models_dir": options.models_dir}, faces=face_records(result.faces))
+                     model_versions={"models_dir": options.models_dir}, faces=face_records(result.faces),
+                     output_sha256=written.get("sha256"))
     return result
 
 

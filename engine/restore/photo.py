@@ -194,7 +194,7 @@ def restore_plan(image, plan: RestorationPlan, pipeline, options: RestoreOptions
     face_steps = options.steps * tries
     total = max(len(todo) * face_steps, 1)
     identities: dict[str, object] = {}
-    to_denoise: list[FaceToDenoise] = []  # every try of every face, in face order
+    to_denoise: list[list[FaceToDenoise]] = [[] for _ in range(tries)]  # per try: every face, in order
     prepared = []  # per face: (index, crop, alignment, check references, try seeds)
     base_seed = options.seed if options.seed is not None else int.from_bytes(os.urandom(6), "little")
     for i in todo:
@@ -217,19 +217,29 @@ def restore_plan(image, plan: RestorationPlan, pipeline, options: RestoreOptions
         if check is not None and who is not None:
             references = _references_or_none(check_references, who)
         seeds = try_seeds(base_seed + i, tries)
-        to_denoise.extend(FaceToDenoise(crop, identity, seed) for seed in seeds)
+        for k, seed in enumerate(seeds):
+            to_denoise[k].append(FaceToDenoise(crop, identity, seed))
         prepared.append((i, crop, alignment, references, seeds))
 
-    check_cancelled(cancel, "restoration")
-    results = iter(denoise_faces(pipeline, to_denoise, options, progress, cancel, preview))
+    # Try k of every face is one batched denoising of the photo's faces, exactly as a one-try restoration
+    # with seed + k * TRY_STRIDE would run it: so each try reproduces alone, bit for bit.
+    by_try = []
+    for k, batch in enumerate(to_denoise):
+        check_cancelled(cancel, "restoration")
+
+        def try_progress(done: int, _total: int, message: str, offset: int = k * len(batch) * options.steps,
+                         label: str = f"try {k + 1} of {tries}, " if tries > 1 else "") -> None:
+            report(progress, offset + done, total, label + message)
+
+        by_try.append(denoise_faces(pipeline, batch, options, try_progress if progress else None, cancel, preview))
     restored_pairs = []
-    for i, crop, alignment, references, seeds in prepared:
-        by_seed = {seed: next(results) for seed in seeds}
+    for n, (i, crop, alignment, references, seeds) in enumerate(prepared):
+        by_seed = {seed: by_try[k][n] for k, seed in enumerate(seeds)}
         kept_tries: tuple = ()
         if tries > 1:
             from engine.restore.identity_check import best_of_n
 
-            # the tries are already denoised (in one batch with the photo's other faces): only scored here
+            # the tries are already denoised: only scored here
             kept, result, attempts = best_of_n(by_seed.__getitem__, seeds, check.scorer(crop, references), cancel)
             seed, kept_tries = seeds[kept], tuple(attempts)
         else:

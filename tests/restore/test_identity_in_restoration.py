@@ -25,7 +25,7 @@ from catalog_testkit import analyzer, catalog  # noqa: E402,F401 (shared fixture
 from test_album_restoration import _batch, album, counting_service  # noqa: E402,F401 (shared fixtures)
 
 from engine.catalog import jobs  # noqa: E402
-from engine.restore.batch import ServiceRestorer, restore_item_again, to_review  # noqa: E402
+from engine.restore.batch import ServiceRestorer, restore_item_again, run_job, to_review  # noqa: E402
 from engine.restore.options import RestoreOptions, try_seeds  # noqa: E402
 
 PHOTO = "data/group_photos/images/deepface_selfie-many-people.jpg"
@@ -87,13 +87,13 @@ def test_a_batch_records_each_faces_check_and_best_of_n(catalog, album, counting
     results = []
 
     class Capturing(ServiceRestorer):
-        def restore(self, *args):
-            results.append(super().restore(*args))
+        def restore(self, *args, **kwargs):
+            results.append(super().restore(*args, **kwargs))
             return results[-1]
 
     job_id = jobs.start_or_resume(catalog, [album["folder"] / "two.png"], tmp_path / "out", options,
                                   scan_first=False)
-    summary = __import__("engine.restore.batch", fromlist=["run_job"]).run_job(catalog, job_id, Capturing(service))
+    summary = run_job(catalog, job_id, Capturing(service))
     assert summary.restored == 1
     item = jobs.get_job(catalog, job_id).items[0]
     recorded = {f.face_id: f for f in item.faces}
