@@ -149,3 +149,13 @@ def test_engine_people_uses_only_the_catalogs_public_names():
     assert private_catalog_names("from engine.catalog import scanner\nscanner._store(1)\n") == ["scanner._store"]
     offenders = {p.name: v for p in _sources("engine/people") if (v := private_catalog_names(p.read_text()))}
     assert offenders == {}
+
+
+def test_scanning_loads_no_torch():
+    """A scan (the CLI, the scanner and its worker preload) never imports torch: 1.5 s and ~200 MB per
+    process that analyses photos with dlib or onnxruntime and has no use for it."""
+    code = ("import sys, engine.cli, engine.catalog.scanner, engine.faces.dlib_preload, engine.faces.choice\n"
+            "print('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "False"

@@ -8,21 +8,7 @@
   best of N by identity);
 - `engine.restore.service.RestorationService`: the loaded pipeline + analyzers, used by CLI, GUI, batch;
 - `engine.restore.batch`: resumable album batches over the catalog's job table.
+
+Import from the submodules: this package imports nothing itself, so that code needing only the
+options (the scanner's CLI, `faceme batch`'s parser) never loads torch.
 """
-
-from engine.restore.options import RestoreOptions
-from engine.restore.photo import FaceOutcome, PhotoRestoration, restore_photo, restore_photo_file, restore_plan
-from engine.restore.plan import Identity, PersonReferences, PlannedFace, RestorationPlan
-
-__all__ = [
-    "FaceOutcome",
-    "Identity",
-    "PersonReferences",
-    "PhotoRestoration",
-    "PlannedFace",
-    "RestorationPlan",
-    "RestoreOptions",
-    "restore_photo",
-    "restore_photo_file",
-    "restore_plan",
-]

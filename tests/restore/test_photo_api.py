@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from engine.errors import CancelledError, NoFaceError, UsageError
-from engine.restore import PersonReferences, RestoreOptions, restore_photo, restore_photo_file
+from engine.restore.options import RestoreOptions
+from engine.restore.photo import restore_photo, restore_photo_file
+from engine.restore.plan import PersonReferences
 
 
 @pytest.fixture(scope="module")
