@@ -92,6 +92,12 @@ def _file_key(image) -> tuple | None:
     return (str(Path(image).resolve()), stat.st_size, stat.st_mtime_ns)
 
 
+def reference_images(identity: Identity) -> list:
+    """What an identity's references are read from: crops of its album faces (cut in memory), else the
+    images given for it."""
+    return reference_crops(identity.faces) if identity.faces else list(identity.images)
+
+
 def identity_cache_key(identity: Identity) -> tuple | None:
     """What an identity's references are, for caches in memory (None: not cacheable, e.g. a missing file)."""
     if identity.faces and identity.person_id is not None:
@@ -117,7 +123,7 @@ class CheckReferences:
         with self._lock:
             if key is not None and key in self._memory:
                 return self._memory[key]
-        images = reference_crops(identity.faces) if identity.faces else list(identity.images)
+        images = reference_images(identity)
         embedded = self.check.references(identity.name, images)
         with self._lock:
             self.embedded += 1
@@ -146,7 +152,7 @@ class IdentityTokens:
                 return self._memory[key]
         stored = self._load(identity)
         if stored is None:
-            images = reference_crops(identity.faces) if identity.faces else list(identity.images)
+            images = reference_images(identity)
             stored = _as_array(encode(images))
             self.encoded += 1
             log.info("identity tokens of %s computed (%d references)", identity.name, len(images))

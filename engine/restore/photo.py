@@ -47,12 +47,6 @@ TokenSource = Callable[[Identity], object]
 FaceOutcome = PlannedFace
 
 
-def describe_verdict(verdict) -> str:
-    from engine.restore.identity_check import describe_short
-
-    return describe_short(verdict)
-
-
 @dataclass
 class PhotoRestoration:
     """The restored photo's pixels (same shape as the input) and one outcome per planned face."""
@@ -129,10 +123,10 @@ def _check_references(check, cancel: CancelCheck | None) -> CheckReferences:
 
     def references(identity: Identity):
         if identity.key not in embedded:
-            from engine.restore.identity import reference_crops
+            from engine.restore.identity import reference_images
 
             check_cancelled(cancel, "restoration")
-            images = reference_crops(identity.faces) if identity.faces else list(identity.images)
+            images = reference_images(identity)
             embedded[identity.key] = check.references(identity.name, images)
         return embedded[identity.key]
 
@@ -172,9 +166,9 @@ def restore_plan(image, plan: RestorationPlan, pipeline, options: RestoreOptions
     grayscale = bool(getattr(image, "is_grayscale", False)) or _is_gray(pixels)
     if tokens is None:
         def tokens(identity: Identity):
-            from engine.restore.identity import reference_crops
+            from engine.restore.identity import reference_images
 
-            images = reference_crops(identity.faces) if identity.faces else list(identity.images)
+            images = reference_images(identity)
             return pipeline.encode_identity(images, cancel=cancel)
 
     check_cancelled(cancel, "restoration")
@@ -249,8 +243,12 @@ def restore_plan(image, plan: RestorationPlan, pipeline, options: RestoreOptions
         restored_pairs.append((result, alignment, parsing))
         outcome = outcomes[i]
         outcomes[i] = replace(outcome, seed=seed, check=verdict, tries=kept_tries)
-        log.info("face %d: %s — %s%s", i + 1, outcome.action, outcome.reason,
-                 f"; {describe_verdict(verdict)}" if verdict is not None else "")
+        if verdict is not None:
+            from engine.restore.identity_check import describe_short
+
+            log.info("face %d: %s — %s; %s", i + 1, outcome.action, outcome.reason, describe_short(verdict))
+        else:
+            log.info("face %d: %s — %s", i + 1, outcome.action, outcome.reason)
     check_cancelled(cancel, "restoration")
     if restored_pairs:
         report(progress, total, total, "pasting back")
