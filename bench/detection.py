@@ -14,7 +14,9 @@ Backends, each at a few settings (the chosen default first):
   the two-pass default (1 MP first pass; the 4 MP pass only where it found no face or a face near its
   smallest size) and as the previous one-pass 4 MP setting; also on the annotated photos upscaled to
   4000 px (where the pixel budgets matter), and — with `--set-12mp` — how many faces the two agree on
-  in the 12 MP set of bench/scan.py.
+  in the 12 MP set of bench/scan.py; and as the scan runs it on files (analyse_photo: the JPEG decoded
+  at reduced size for the first pass, larger only for the second pass and small faces' embeddings), on
+  the photos themselves and on the annotated ones upscaled to 4000 px and saved as JPEG.
 
 Ground truth: face_boxes.json (6 PASCAL VOC photos from dlib's examples, 32 faces, boxes as
 left/top/width/height + 68 landmarks). A detection matches an annotated face when IoU >= 0.3 (SCRFD
@@ -198,6 +200,17 @@ def upscale_set(images: dict, truth: dict, long_side: int) -> tuple[dict, dict]:
     return big, big_truth
 
 
+def scan_path_detect(analyzer):
+    """Detection as `faceme scan` runs it on a file (engine.faces.photo_analysis.analyse_photo), boxes and
+    landmarks in the photo's pixels."""
+    from engine.faces.photo_analysis import analyse_photo
+
+    def detect(path: Path) -> list:
+        return [face for face, _ in analyse_photo(str(path), analyzer, thumbnails=False).faces]
+
+    return detect
+
+
 def agreement(detect_a, detect_b, folder: Path) -> str:
     """Faces found by two detectors on the 12 MP set (bench/scan.py makes it), and how many pair up."""
     from engine.imageio import read_image
@@ -268,6 +281,19 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((f"dlib HOG {label}, annotated photos upscaled to 4000 px", r))
     r = evaluate(yunet_detect(yunet, 0.6, 1024), big_images, big_truth)
     rows.append(("YuNet long side 1024, score >= 0.6, annotated photos upscaled to 4000 px", r))
+    # what `faceme scan` does with a file: reduced decode for the first pass, larger only where needed
+    scan_path = scan_path_detect(DlibFaceAnalyzer())
+    rows.append(("dlib HOG two-pass as the scan runs it (analyse_photo: JPEG decoded at reduced size)",
+                 evaluate(scan_path, {p.name: p for p in sorted(folder.iterdir()) if p.is_file()}, truth)))
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {}
+        for name, pixels in big_images.items():
+            from PIL import Image
+
+            files[name] = Path(tmp) / f"{Path(name).stem}.jpg"
+            Image.fromarray(pixels).save(files[name], quality=92)
+        rows.append(("dlib HOG two-pass as the scan runs it, annotated photos upscaled to 4000 px (JPEG q=92)",
+                     evaluate(scan_path, files, big_truth)))
 
     print(f"# detection on group_photos — {date.today()}, {platform.machine()}, {platform.processor() or ''} "
           f"python {platform.python_version()}")

@@ -203,14 +203,17 @@ def time_check(shared: Path, arcface_pack: Path | None, repeats: int = 20) -> li
 
 
 
-def time_arcface_r50(repeats: int = 10) -> float:
-    """Median seconds for one 112 px face through an ArcFace IResNet-50 (the layout of buffalo_l's
-    w600k_r50: 3-4-14-3 blocks, 64-512 channels, 512-d output) with random weights, exported to ONNX
-    and run on onnxruntime's CPU provider, as InsightFace runs it. Weights do not change the cost."""
-    import tempfile
+#: IResNet blocks per stage: buffalo_l's w600k_r50, antelopev2's glintr100
+IRESNET_BLOCKS = {50: (3, 4, 14, 3), 100: (3, 13, 30, 3)}
+
+
+def export_arcface_r50(path: Path, depth: int = 50) -> Path:
+    """An ArcFace IResNet-50 in the layout of buffalo_l's w600k_r50 (3-4-14-3 blocks, 64-512 channels,
+    112 px input, 512-d output) — or with `depth=100` antelopev2's glintr100 (3-13-30-3) — with random
+    weights, exported to ONNX at `path`: what InsightFace's recogniser costs, without its weights
+    (weights do not change the cost)."""
     import warnings
 
-    import onnxruntime
     import torch
     from torch import nn
 
@@ -227,24 +230,36 @@ def time_arcface_r50(repeats: int = 10) -> float:
             return self.body(x) + self.down(x)
 
     layers, widths, inplanes = [], (64, 128, 256, 512), 64
-    for planes, blocks in zip(widths, (3, 4, 14, 3)):
+    for planes, blocks in zip(widths, IRESNET_BLOCKS[depth]):
         layers += [Block(inplanes, planes, 2)] + [Block(planes, planes, 1) for _ in range(blocks - 1)]
         inplanes = planes
+    torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.PReLU(64), *layers,
                           nn.BatchNorm2d(512), nn.Flatten(), nn.Linear(512 * 7 * 7, 512), nn.BatchNorm1d(512)).eval()
+    with warnings.catch_warnings():  # the one-file TorchScript exporter is deprecated, still works
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model, (torch.zeros(1, 3, 112, 112),), str(path), dynamo=False, opset_version=17,
+                          input_names=["input.1"], output_names=["embedding"],
+                          dynamic_axes={"input.1": {0: "None"}, "embedding": {0: "None"}})
+    return path
+
+
+def time_arcface_r50(repeats: int = 10) -> float:
+    """Median seconds for one 112 px face through export_arcface_r50's model on onnxruntime's CPU
+    provider, as InsightFace runs it."""
+    import tempfile
+
+    import onnxruntime
+
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "r50.onnx"
-        with warnings.catch_warnings():  # the one-file TorchScript exporter is deprecated, still works
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(model, (torch.zeros(1, 3, 112, 112),), str(path), input_names=["input"],
-                              output_names=["embedding"], dynamo=False)
+        path = export_arcface_r50(Path(folder) / "r50.onnx")
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     face = np.random.default_rng(0).standard_normal((1, 3, 112, 112)).astype(np.float32)
-    session.run(None, {"input": face})
+    session.run(None, {"input.1": face})
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        session.run(None, {"input": face})
+        session.run(None, {"input.1": face})
         times.append(time.perf_counter() - start)
     return float(np.median(times))
 

@@ -1,7 +1,7 @@
 """Album scan speed and scale: the 12 MP throughput against a naive script, re-scans in a large catalog,
 an unchanged re-scan of a 10,000-photo tree, clustering 100,000 embeddings.
 
-    python bench/scan.py [--shared ../shared] [--only 12mp,rescan,tree,clustering] [--photos 10000]
+    python bench/scan.py [--shared ../shared] [--only 12mp,rescan,tree,clustering,insightface] [--photos 10000]
                          [--embeddings 100000] [--catalog-faces 100000]
 
 1. 12mp: the 57 JPEGs of deepface_ids and misc_celeb_ids, Lanczos-upscaled to 4000 px on the long side,
@@ -22,6 +22,10 @@ an unchanged re-scan of a 10,000-photo tree, clustering 100,000 embeddings.
    0.942 and 0.80, with lighter tails than real faces), clustered by the same incremental code the
    catalog uses with the shipped dlib thresholds, timed, and scored with BCubed against the known
    identities.
+
+5. insightface (only when asked for): `faceme scan` on the 12 MP set with InsightFace packs of
+   buffalo_l's and antelopev2's recogniser architectures (real SCRFD det_2.5g, ArcFace R50 / R100 with
+   random weights), one and two workers, and where one worker's time goes.
 
 Timings on a shared machine are noisy: compare the ratios measured in one run; each run prints the
 machine, its core count and its load average.
@@ -373,11 +377,76 @@ def bench_clustering(n: int) -> None:
           f"| {len(out.new_people)} people, {len(out.unknown)} unknown; BCubed P {p:.4f} R {r:.4f} F1 {f:.4f} |")
 
 
+INSIGHTFACE_COSTS = r"""
+import sys, time, glob
+sys.path.insert(0, {root!r})
+import numpy as np
+from engine.faces.insightface_backend import InsightFaceAnalyzer
+from engine.faces.photo_analysis import analyse_photo
+analyzer = InsightFaceAnalyzer({pack!r}, providers=["CPUExecutionProvider"], threads=1)
+photos = sorted(glob.glob({folder!r} + "/*.jpg"))[:12]
+analyse_photo(photos[0], analyzer)
+detect = embed = 0.0
+faces = 0
+original_embed = analyzer._embed_bgr
+def timed(*a, **k):
+    global embed
+    t = time.perf_counter(); r = original_embed(*a, **k); embed += time.perf_counter() - t; return r
+analyzer._embed_bgr = timed
+start = time.perf_counter()
+for path in photos:
+    faces += len(analyse_photo(path, analyzer, thumbnails=False).faces)
+total = time.perf_counter() - start
+print(len(photos), faces, total, embed)
+"""
+
+
+def bench_insightface(shared: Path, keep: Path | None) -> None:
+    """`faceme scan` with InsightFace packs of buffalo_l's and antelopev2's recogniser architectures: the
+    real SCRFD det_2.5g from ../shared/models (their own det_10g / scrfd_10g are not available here) and
+    an ArcFace IResNet-50 (w600k_r50's layout) or IResNet-100 (glintr100's) with random weights
+    (bench/identity_thresholds.export_arcface_r50): what such scans cost on this CPU. The faces'
+    identities mean nothing (random weights); their count and boxes are the real detector's."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from identity_thresholds import export_arcface_r50
+
+    tmp = Path(tempfile.mkdtemp(prefix="faceme-insightface-scan-"))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    try:
+        photos = make_12mp_set(shared, (keep or tmp) / "12mp")
+        folder = photos[0].parent
+        n = len(photos)
+        for name, depth, recogniser in (("buffalo_l", 50, "w600k_r50"), ("antelopev2", 100, "glintr100")):
+            pack = tmp / "models" / "insightface" / name
+            pack.mkdir(parents=True)
+            shutil.copyfile(shared / "models/insightface_scrfd/det_2.5g.onnx", pack / "det_2.5g.onnx")
+            export_arcface_r50(pack / f"{recogniser}.onnx", depth=depth)
+            for workers in ("1", "2"):
+                db = tmp / f"{name}-{workers}.sqlite3"
+                wall, cpu, _ = _run_measured([*CLI, "scan", str(folder), "--catalog", str(db), "--faces", name,
+                                              "--models", str(tmp / "models"), "--workers", workers], env)
+                faces = sum(len(v) for v in _faces_of(db)[0].values())
+                print(f"| `faceme scan --faces {name} --workers {workers}` (SCRFD det_2.5g + ArcFace R{depth} of random "
+                      f"weights, onnxruntime CPU) | {wall:.1f} s | **{n / wall:.2f} photos/s**, {faces} faces; "
+                      f"{cpu / n:.3f} CPU-s per photo (all processes) |")
+            out = subprocess.run([sys.executable, "-c", INSIGHTFACE_COSTS.format(root=str(ROOT), pack=str(pack),
+                                                                                 folder=str(folder))],
+                                 env=env, check=True, capture_output=True, text=True).stdout.split()
+            photos_timed, faces_timed, total, embed = int(out[0]), int(out[1]), float(out[2]), float(out[3])
+            print(f"| where one worker's time goes, R{depth} ({photos_timed} photos, {faces_timed} faces, "
+                  f"analyse_photo, one thread) | {total / photos_timed * 1000:.0f} ms per photo | ArcFace "
+                  f"R{depth} {embed / max(faces_timed, 1) * 1000:.0f} ms per face ({embed / total:.0%}); decode, "
+                  f"SCRFD det_2.5g, thumbnail and the rest {(total - embed) / photos_timed * 1000:.0f} ms per photo |")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     parser.add_argument("--only", default="12mp,rescan,tree,clustering",
-                        help="comma-separated parts to run: 12mp, rescan, tree, clustering")
+                        help="comma-separated parts to run: 12mp, rescan, tree, clustering, insightface "
+                             "(not run by default: a pack of buffalo_l's architecture with random weights)")
     parser.add_argument("--photos", type=int, default=10_000)
     parser.add_argument("--embeddings", type=int, default=100_000)
     parser.add_argument("--catalog-faces", type=int, default=100_000)
@@ -391,6 +460,8 @@ def main() -> int:
     print("|---|---|---|")
     if "12mp" in parts:
         bench_12mp(args.shared, args.keep_12mp)
+    if "insightface" in parts:
+        bench_insightface(args.shared, args.keep_12mp)
     if "rescan" in parts:
         bench_rescan(args.shared, args.catalog_faces)
     if "clustering" in parts:

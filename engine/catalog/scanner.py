@@ -32,16 +32,14 @@ unless `follow_links` is set: a link to ".." would otherwise catalog the whole p
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import stat
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 from sqlalchemy import select, update
@@ -50,31 +48,18 @@ from sqlalchemy.exc import IntegrityError
 from engine.catalog.db import Catalog
 from engine.catalog.models import Assignment, AssignmentOrigin, Face, Photo, PhotoStatus, Reference, utcnow
 from engine.errors import CancelledError, FaceMeError
-from engine.faces.types import Face as DetectedFace
+from engine.faces.photo_analysis import (FaceAnalyzer, PhotoAnalysis, analyse_photo, default_workers,
+                                         start_worker_server, uses_dlib, worker_analyse, worker_context,
+                                         worker_recipe, worker_start)
+from engine.faces.types import PAIR_IOU, box_iou
 from engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
 
 log = logging.getLogger(__name__)
 
-THUMBNAIL_SIZE = 256
 #: a face overlapping an old face of the same photo this much is taken to be the same face
 SAME_FACE_IOU = 0.5
-#: a re-analysis pairs a face of the new model with one of the old model overlapping it this much (two
-#: detectors' boxes for one face: SCRFD's include the forehead, dlib's are tight squares)
-PAIR_IOU = 0.3
-#: a face narrower than this in reduced-size pixels is embedded from the full-resolution photo
-EMBED_MIN_FACE_PX = 100
 #: photos handed to the workers ahead of the writer, per worker
 AHEAD_PER_WORKER = 3
-
-
-class FaceAnalyzer(Protocol):
-    embedding_model: str
-
-    def detect(self, image_rgb: np.ndarray) -> list[DetectedFace]: ...
-
-
-def default_workers() -> int:
-    return max(1, os.cpu_count() or 1)
 
 
 @dataclass
@@ -111,158 +96,6 @@ class ScanResult:
             parts.append(f"{len(self.outside_links)} links outside the album not followed")
         workers = f", {self.workers} workers" if self.workers > 1 else ""
         return ", ".join(parts) + f" in {self.seconds:.1f} s{workers}"
-
-
-@dataclass
-class PhotoAnalysis:
-    """What analysing one photo gives (made in a worker process, stored by the writer)."""
-
-    info: object
-    faces: list[tuple[DetectedFace, object]]
-    thumbnail: np.ndarray | None
-    width: int
-    height: int
-    orientation: int
-    camera: str | None
-
-
-def decode_pixels_for(analyzer: FaceAnalyzer) -> int | None:
-    """How many pixels of a photo the analyser can use (None: all). Its own `decode_pixels` when it
-    says; for a detector with a square input (SCRFD's `det_size`), twice its side on each axis, so that
-    faces it finds have twice the detector's resolution for landmarks and embedding."""
-    wanted = getattr(analyzer, "decode_pixels", None)
-    if wanted:
-        return int(wanted)
-    det_size = getattr(analyzer, "det_size", None)
-    return 4 * int(det_size) ** 2 if det_size else None
-
-
-def analyse_photo(path: str, analyzer: FaceAnalyzer, thumbnails: bool = True,
-                  keep: Sequence[tuple[tuple[float, ...], list]] = ()) -> PhotoAnalysis:
-    """Decode `path` (at reduced size where the analyser allows), find and embed its faces (boxes and
-    landmarks in full-size photo coordinates), grade them and make the thumbnail.
-
-    `keep`: (box, 5 landmarks) of faces another model found that the user has decided about; each
-    that no detected face overlaps (IoU ≥ PAIR_IOU) is embedded where it is, score 0, so that a
-    re-analysis keeps it."""
-    from engine.imageio import make_thumbnail, read_image, read_image_reduced, read_photo_info
-    from engine.people.quality import face_quality
-
-    info = read_photo_info(path)
-    decode_pixels = decode_pixels_for(analyzer)
-    if decode_pixels:
-        image = read_image_reduced(path, decode_pixels)
-        scale, width, height = image.scale, image.full_width, image.full_height
-    else:
-        image = read_image(path)
-        scale, width, height = 1.0, image.width, image.height
-    pixels = image.pixels
-    full = None
-    analysed = []
-    for face in analyzer.detect(pixels):
-        quality = face_quality(pixels, face.box, face.landmarks, scale=scale)
-        small = min(face.box[2] - face.box[0], face.box[3] - face.box[1]) < EMBED_MIN_FACE_PX
-        photo_face = replace(face, box=tuple(float(v) * scale for v in face.box),
-                             landmarks=np.asarray(face.landmarks, np.float32) * np.float32(scale),
-                             embedding_model=analyzer.embedding_model)
-        if scale > 1.0 and small:
-            # too few reduced pixels for a faithful embedding: the full photo, once, for these faces
-            if full is None:
-                full = read_image(path).pixels
-            photo_face = replace(photo_face, embedding=analyzer.embed(full, photo_face))
-        elif face.embedding is None:
-            photo_face = replace(photo_face, embedding=analyzer.embed(pixels, face))
-        analysed.append((photo_face, quality))
-    for box, landmarks in keep:
-        if any(_iou(face.box, tuple(box)) >= PAIR_IOU for face, _ in analysed):
-            continue
-        photo_face = DetectedFace(box=tuple(float(v) for v in box), score=0.0,
-                                  landmarks=np.asarray(landmarks, np.float32), embedding_model=analyzer.embedding_model)
-        if scale > 1.0:
-            if full is None:
-                full = read_image(path).pixels
-            target = full
-        else:
-            target = pixels
-        photo_face = replace(photo_face, embedding=analyzer.embed(target, photo_face))
-        reduced_box = tuple(v / scale for v in photo_face.box)
-        analysed.append((photo_face, face_quality(pixels, reduced_box, photo_face.landmarks / scale, scale=scale)))
-    thumbnail = make_thumbnail(image, THUMBNAIL_SIZE) if thumbnails else None
-    camera = " ".join(v for v in (info.camera_make, info.camera_model) if v) or None
-    return PhotoAnalysis(info=info, faces=analysed, thumbnail=thumbnail, width=width, height=height,
-                         orientation=image.orientation, camera=camera)
-
-
-def worker_recipe(analyzer: FaceAnalyzer):
-    """A picklable callable that builds an equivalent analyser in a worker process, or None when the
-    analyser can't be rebuilt there (it then runs in the scanning process)."""
-    import pickle
-
-    from engine.faces.dlib_backend import DlibFaceAnalyzer
-
-    if type(analyzer) is DlibFaceAnalyzer:
-        blob = pickle.dumps(analyzer)
-        return functools.partial(pickle.loads, blob)
-    try:
-        from engine.faces.insightface_backend import InsightFaceAnalyzer
-    except ImportError:  # insightface not installed
-        return None
-    if type(analyzer) is InsightFaceAnalyzer:
-        if any("CUDA" in str(p) or "Tensorrt" in str(p) for p in analyzer.providers):
-            return None  # one GPU session beats several processes sharing one GPU
-        return functools.partial(InsightFaceAnalyzer, analyzer.pack_dir, providers=list(analyzer.providers),
-                                 det_size=analyzer.det_size, det_thresh=analyzer.det_thresh)
-    return None
-
-
-_worker_analyzer: FaceAnalyzer | None = None
-_worker_thumbnails = True
-
-
-def _exit_with(parent_pid: int) -> None:
-    """A worker's watchdog: a scan killed with kill -9 can't shut its pool down, and the workers'
-    queue never reports it (they hold both of its ends), so each worker ends itself when the scan is gone."""
-    import threading
-
-    def watch() -> None:
-        while True:
-            time.sleep(1.0)
-            try:
-                os.kill(parent_pid, 0)
-            except ProcessLookupError:
-                os._exit(0)
-            except PermissionError:  # the pid was reused by another user's process: ours is gone
-                os._exit(0)
-
-    if os.name == "posix":
-        threading.Thread(target=watch, name="scan-parent-watch", daemon=True).start()
-
-
-def _worker_start(recipe, thumbnails: bool, parent_pid: int) -> None:
-    global _worker_analyzer, _worker_thumbnails
-    import cv2
-
-    _exit_with(parent_pid)
-    import signal
-
-    # Ctrl-C reaches the whole process group: the scanning process stops the pool, the workers
-    # just end with it (no traceback per worker)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    cv2.setNumThreads(1)  # one photo per process: the processes are the parallelism
-    _worker_analyzer = recipe()
-    _worker_thumbnails = thumbnails
-    load = getattr(_worker_analyzer, "_load", None)
-    if load is not None:
-        load()  # models load while the writer hashes the first photos
-
-
-def _worker_analyse(path: str, keep=()) -> PhotoAnalysis | str:
-    """In a worker: the analysis, or the message of an unreadable file."""
-    try:
-        return analyse_photo(path, _worker_analyzer, _worker_thumbnails, keep)
-    except FaceMeError as exc:
-        return exc.message
 
 
 class _Done:
@@ -391,14 +224,6 @@ def _without_restoration_outputs(catalog: Catalog, found) -> list[_FoundFile]:
     return kept
 
 
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _models_of(photo: Photo) -> set[str]:
     return set((photo.analysed_with or "").split())
 
@@ -413,7 +238,7 @@ def _carry_over(session, old_faces: list[Face], new_faces: list[Face], model: st
     overlapping it most (IoU ≥ PAIR_IOU, best pairs first); the people now belong to `model`."""
     from engine.catalog.models import Person
 
-    pairs = sorted(((_iou(o.box, n.box), i, j) for i, o in enumerate(old_faces) for j, n in enumerate(new_faces)),
+    pairs = sorted(((box_iou(o.box, n.box), i, j) for i, o in enumerate(old_faces) for j, n in enumerate(new_faces)),
                    reverse=True)
     used_old, used_new = set(), set()
     for overlap, i, j in pairs:
@@ -480,6 +305,8 @@ class Scanner:
              cancel: CancelCheck | None = None) -> ScanResult:
         start = time.monotonic()
         result = ScanResult()
+        if self.workers > 1:
+            start_worker_server(uses_dlib(self.analyzer))  # it loads while the folders are walked
         roots = [os.path.abspath(os.fspath(r)) for r in roots]
         found = _without_restoration_outputs(
             self.catalog, walk_photos(roots, result.skipped_folders, self.follow_links, result.outside_links))
@@ -529,18 +356,10 @@ class Scanner:
             log.info("scan: %s runs in this process (it can't be rebuilt in a worker)", type(self.analyzer).__name__)
         pool = None
         if recipe is not None:
-            import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            # never fork a process that may run threads (the app, SQLAlchemy's pool): forkserver/spawn
-            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-            context = multiprocessing.get_context(method)
-            if method == "forkserver":
-                # workers fork from a server that already holds the engine and dlib's models (taken into
-                # account when this process starts its forkserver, i.e. on its first pool)
-                context.set_forkserver_preload(["engine.catalog.scanner", "engine.faces.dlib_preload"])
-            pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context,
-                                       initializer=_worker_start, initargs=(recipe, self.thumbnails, os.getpid()))
+            pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=worker_context(uses_dlib(self.analyzer)),
+                                       initializer=worker_start, initargs=(recipe, self.thumbnails, os.getpid()))
             result.workers = self.workers
         window: deque[_Job] = deque()
         ahead = AHEAD_PER_WORKER * self.workers if pool is not None else 0
@@ -570,7 +389,7 @@ class Scanner:
                 else:
                     photo_id, digest, keep = prepared
                     if pool is not None:
-                        future = pool.submit(_worker_analyse, item.path, keep)
+                        future = pool.submit(worker_analyse, item.path, keep)
                     else:
                         future = _Done(self._analyse_here(item.path, keep))
                     window.append(_Job(item, photo_id, digest, future))
@@ -798,8 +617,8 @@ class Scanner:
                           quality=quality.score, sharpness=quality.sharpness, frontalness=quality.frontalness,
                           yaw=quality.yaw, embedding=Face.pack(detected.embedding), embedding_model=model,
                           clustered=False)
-            best = max(unmatched_old, key=lambda f: _iou(f.box, detected.box), default=None)
-            if best is not None and _iou(best.box, detected.box) >= SAME_FACE_IOU:
+            best = max(unmatched_old, key=lambda f: box_iou(f.box, detected.box), default=None)
+            if best is not None and box_iou(best.box, detected.box) >= SAME_FACE_IOU:
                 unmatched_old.remove(best)
                 for key, value in values.items():
                     setattr(best, key, value)

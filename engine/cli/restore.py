@@ -21,7 +21,6 @@ keeps the one the check rates most like the person. Prints one line per face: wh
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import logging
 from pathlib import Path

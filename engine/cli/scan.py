@@ -65,15 +65,16 @@ def add_parser(subparsers) -> None:
     p.set_defaults(handler=run)
 
 
-def make_analyzer(name: str, models_dir: Path | None):
-    """The face analyser a scan uses (see engine.faces.choice)."""
-    from engine.faces.choice import make_face_analyzer
+def run(args: argparse.Namespace) -> int:
+    from engine.faces.choice import make_face_analyzer, resolve_face_model
+    from engine.faces.photo_analysis import default_workers, start_worker_server
     from engine.settings import Settings
 
-    return make_face_analyzer(name, Path(Settings().with_overrides(models_dir=models_dir).models_dir))
-
-
-def run(args: argparse.Namespace) -> int:
+    models_dir = Path(Settings().with_overrides(models_dir=args.models).models_dir)
+    face_model = resolve_face_model(args.faces, models_dir)
+    if (args.workers or default_workers()) > 1 and face_model == "dlib":
+        # the workers' process loads dlib's models (≈ 1 s) while this one imports and opens the catalog
+        start_worker_server(dlib=True)
     from engine.catalog.scanner import scan
     from engine.errors import UsageError
 
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n{message} …", flush=True)
 
     try:
-        result = scan(catalog, args.folders, analyzer=make_analyzer(args.faces, args.models), progress=bar,
+        result = scan(catalog, args.folders, analyzer=make_face_analyzer(face_model, models_dir), progress=bar,
                       thumbnails=args.thumbnails, workers=args.workers, follow_links=args.follow_links,
                       reanalyse=args.reanalyse, on_wait=waiting)
     finally:

@@ -10,16 +10,21 @@ Memory modes (what stays on the accelerator while a face is restored):
 The text encoders, the CLIP image encoder and the face analyzer are never part of this: the prompt
 comes from its cache and the reference models are loaded on demand (see FaceMePipeline).
 Every mode computes the same thing; offloading moves weights, not arithmetic.
+
+torch is imported inside the functions that use it: the CLI's parser and RestoreOptions read
+MEMORY_MODES and check_memory_mode, and `faceme scan` must not pay torch's second of import.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-
-import torch
+from typing import TYPE_CHECKING
 
 from engine.errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +44,16 @@ CPU_BATCH = 4
 # ---- device and precision -------------------------------------------------------------------------
 
 def mps_available() -> bool:
+    import torch
+
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """"auto": CUDA when available, else Apple's MPS on macOS, else the CPU."""
+    import torch
+
     if str(device) == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -65,6 +74,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
     """"auto": fp16 on CUDA and MPS, fp32 on the CPU. (The SDXL VAE stays fp32 wherever its config
     asks for it: see load_base_model.)"""
+    import torch
+
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype == "auto":
@@ -78,6 +89,8 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
 
 def free_memory(device: torch.device) -> int | None:
     """Free bytes on a CUDA device now; None where that cannot be asked (CPU, MPS)."""
+    import torch
+
     if torch.device(device).type != "cuda":
         return None
     free, _total = torch.cuda.mem_get_info(torch.device(device))
@@ -95,6 +108,8 @@ def check_memory_mode(memory: str) -> str:
 def choose_memory_mode(memory: str, device: torch.device, free_bytes: int | None = None) -> str:
     """The mode to use: `memory` itself unless "auto"; "auto" is full where memory is not an accelerator's
     own (CPU, Apple's unified memory) or plenty is free, else balanced, else low."""
+    import torch
+
     check_memory_mode(memory)
     if memory != "auto":
         return memory
@@ -114,6 +129,8 @@ def choose_memory_mode(memory: str, device: torch.device, free_bytes: int | None
 def _stream(module: torch.nn.Module, device: torch.device, offload_type: str) -> None:
     """Keep `module`'s weights in CPU memory and move them onto `device` group by group as it runs
     (diffusers group offloading; on CUDA the next group is prefetched on a side stream)."""
+    import torch
+
     on_cuda = device.type == "cuda"
     module.to("cpu")
     module.enable_group_offload(onload_device=device, offload_device=torch.device("cpu"),
@@ -147,6 +164,8 @@ def place_models(unet, controlnet, vae, device: torch.device, mode: str) -> None
 def batch_size_for(device: torch.device, faces: int, limit: int | None = None) -> int:
     """How many faces to denoise in one batch: what free accelerator memory holds (at least 1, at most
     MAX_BATCH), CPU_BATCH on the CPU, 1 on MPS (its memory cannot be asked)."""
+    import torch
+
     device = torch.device(device)
     if device.type == "cuda":
         size = max(1, min(MAX_BATCH, free_memory(device) // FACE_WORKING_BYTES))

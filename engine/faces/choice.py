@@ -30,17 +30,25 @@ def installed_insightface_pack(models_dir: Path | None) -> str | None:
     return None
 
 
-def make_face_analyzer(name: str = "auto", models_dir: Path | None = None):
-    """The analyser for `name`: "dlib", an InsightFace pack name, or "auto" (a pack when installed)."""
+def resolve_face_model(name: str = "auto", models_dir: Path | None = None) -> str:
+    """`name` itself, or for "auto" the first installed InsightFace pack, else "dlib" (cheap: no model
+    is loaded)."""
     if name not in FACE_MODEL_CHOICES:
         raise ValueError(f"unknown face model {name!r} (one of {', '.join(FACE_MODEL_CHOICES)})")
-    if name == "auto":
-        if models_dir is None:
-            from engine.settings import Settings
+    if name != "auto":
+        return name
+    if models_dir is None:
+        from engine.settings import Settings
 
-            models_dir = Settings().models_dir
-        name = installed_insightface_pack(models_dir) or "dlib"
-        log.info("faces: %s", name)
+        models_dir = Settings().models_dir
+    name = installed_insightface_pack(models_dir) or "dlib"
+    log.info("faces: %s", name)
+    return name
+
+
+def make_face_analyzer(name: str = "auto", models_dir: Path | None = None):
+    """The analyser for `name`: "dlib", an InsightFace pack name, or "auto" (a pack when installed)."""
+    name = resolve_face_model(name, models_dir)
     if name == "dlib":
         from engine.faces.dlib_backend import DlibFaceAnalyzer
 

@@ -16,9 +16,12 @@ named "dlib/resnet-128"; embeddings of different models are never compared.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
+import os
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -62,6 +65,44 @@ def _landmarks_from_68(points: np.ndarray) -> np.ndarray:
     ]).astype(np.float32)
 
 
+def frontal_face_detector(cache_dir: Path | None = None):
+    """dlib's HOG face detector. dlib builds it from a compressed string compiled into the library
+    (0.4 s, most of a scan worker's start); its serialised form loads in 2 ms, so it is kept in the
+    cache folder, per dlib version, and rebuilt whenever that file is missing or doesn't load."""
+    import dlib
+
+    from engine.settings import default_cache_dir
+
+    path = (cache_dir or default_cache_dir()) / f"dlib-{dlib.__version__}-frontal_face_detector.svm"
+    if path.is_file():
+        try:
+            return dlib.fhog_object_detector(str(path))
+        except RuntimeError as exc:  # unreadable or damaged: built again below
+            log.info("rebuilding the cached face detector %s: %s", path, exc)
+    detector = dlib.get_frontal_face_detector()
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        detector.save(str(partial))  # dlib says RuntimeError when it can't write
+        os.replace(partial, path)  # whole or not at all, whoever writes it at the same time
+    except (OSError, RuntimeError) as exc:
+        log.debug("face detector not cached at %s: %s", path, exc)
+        with contextlib.suppress(OSError):
+            partial.unlink()
+    return detector
+
+
+def _scaled(face: Face, factor: float) -> Face:
+    return replace(face, box=tuple(float(v) * factor for v in face.box),
+                   landmarks=np.asarray(face.landmarks, np.float32) * np.float32(factor))
+
+
+def _within(face: Face, width: int, height: int) -> Face:
+    x1, y1, x2, y2 = face.box
+    return replace(face, box=(min(max(x1, 0.0), width), min(max(y1, 0.0), height),
+                              min(max(x2, 0.0), width), min(max(y2, 0.0), height)))
+
+
 _loaded: dict[Path, tuple] = {}
 _loaded_lock = threading.Lock()
 
@@ -76,7 +117,7 @@ def load_models(folder: Path) -> tuple:
     with _loaded_lock:
         if folder not in _loaded:
             log.info("loading dlib face models from %s", folder)
-            _loaded[folder] = (dlib.get_frontal_face_detector(), dlib.shape_predictor(str(folder / _SHAPE_5)),
+            _loaded[folder] = (frontal_face_detector(), dlib.shape_predictor(str(folder / _SHAPE_5)),
                                dlib.shape_predictor(str(folder / _SHAPE_68)),
                                dlib.face_recognition_model_v1(str(folder / _RESNET)))
         return _loaded[folder]
@@ -95,11 +136,15 @@ class DlibFaceAnalyzer:
     huge photos are the price of the cap; they are the faces too small to restore anyway. `min_score`
     is the HOG SVM margin below which detections are dropped (dlib's own default is 0).
 
-    `decode_pixels` tells a caller how large an image the detector can use at most, so that a JPEG
-    can be decoded at reduced size (engine.imageio.read_image_reduced) without losing anything.
+    `decode_pixels` tells a caller how large an image the first pass can use, so that a JPEG can be
+    decoded at reduced size (engine.imageio.read_image_reduced); such a caller passes `detect` a way to
+    get a larger decode (`larger`), which only photos that need the second pass ask for. Without it the
+    second pass scans what it is given.
     """
 
     embedding_model = EMBEDDING_MODEL
+    #: `detect` takes `larger` (see engine.faces.photo_analysis.FaceAnalyzer)
+    looks_closer = True
     #: HOG's scanning window: the smallest face it finds in the image it scans
     HOG_WINDOW = 80
 
@@ -118,8 +163,20 @@ class DlibFaceAnalyzer:
 
     @property
     def decode_pixels(self) -> int:
-        """Pixels of the largest image any detection pass scans before upsampling."""
+        """Pixels of the largest image the first detection pass scans before upsampling: a caller may
+        decode a photo this small (engine.imageio.read_image_reduced) if it hands `detect` a way to get
+        more (`larger`) for the second pass."""
+        first = self.first_pass_pixels if self._two_passes else self.max_detect_pixels
+        return max(1, first // 4 ** self.upsample)
+
+    @property
+    def second_pass_pixels(self) -> int:
+        """Pixels of the largest image the second pass scans before upsampling."""
         return max(1, self.max_detect_pixels // 4 ** self.upsample)
+
+    @property
+    def _two_passes(self) -> bool:
+        return self.first_pass_pixels is not None and self.first_pass_pixels < self.max_detect_pixels
 
     def __getstate__(self) -> dict:
         # the settings travel to worker processes; the loaded models are re-loaded there
@@ -153,23 +210,37 @@ class DlibFaceAnalyzer:
             raise ValueError(f"expected uint8 pixels, got {image.dtype}")
         return np.ascontiguousarray(image)
 
-    def detect(self, image_rgb: np.ndarray, upsample: int | None = None, embed: bool = True) -> list[Face]:
+    def detect(self, image_rgb: np.ndarray, upsample: int | None = None, embed: bool = True,
+               larger: Callable[[int], np.ndarray] | None = None) -> list[Face]:
         """All faces (box, HOG score, 5 landmarks and, unless `embed` is False, the L2-normalised
-        embedding), largest first."""
-        faces = self._find(image_rgb, upsample)
+        embedding), largest first, in `image_rgb`'s pixels.
+
+        `larger(min_pixels)`: the same photo with at least `min_pixels` pixels (or all it has), asked
+        for only when the second pass runs and `image_rgb` is smaller than that pass can use; the pass
+        then runs on it (the boxes and landmarks come back in `image_rgb`'s pixels)."""
+        faces = self._find(image_rgb, upsample, larger)
         if not embed:
             return faces
         embeddings = self.embed_many(image_rgb, faces)
         return [replace(f, embedding=e, embedding_model=EMBEDDING_MODEL) for f, e in zip(faces, embeddings)]
 
-    def _find(self, image_rgb: np.ndarray, upsample: int | None) -> list[Face]:
+    def _find(self, image_rgb: np.ndarray, upsample: int | None,
+              larger: Callable[[int], np.ndarray] | None = None) -> list[Face]:
         self._load()
         image = self._as_rgb8(image_rgb)
         upsample = self.upsample if upsample is None else upsample
-        if self.first_pass_pixels is not None and self.first_pass_pixels < self.max_detect_pixels:
+        if self._two_passes:
             faces, smallest_seen = self._find_at(image, upsample, self.first_pass_pixels)
             if faces and all(min(f.box[2] - f.box[0], f.box[3] - f.box[1]) >= 2 * smallest_seen for f in faces):
                 return faces
+        wanted = max(1, self.max_detect_pixels // 4 ** upsample)
+        if larger is not None and image.shape[0] * image.shape[1] < wanted:
+            bigger = self._as_rgb8(larger(wanted))
+            factor = image.shape[1] / bigger.shape[1]
+            if factor < 1.0:
+                h, w = image.shape[:2]
+                return [_within(_scaled(face, factor), w, h)
+                        for face in self._find_at(bigger, upsample, self.max_detect_pixels)[0]]
         return self._find_at(image, upsample, self.max_detect_pixels)[0]
 
     def _find_at(self, image: np.ndarray, upsample: int, budget: int) -> tuple[list[Face], float]:

@@ -62,11 +62,14 @@ class InsightFaceAnalyzer:
 
     `pack_dir` holds a detector (SCRFD) and a recognition model (ArcFace) as ONNX files, e.g. the
     antelopev2 pack (`scrfd_10g_bnkps.onnx`, `glintr100.onnx`). Other ONNX files in the folder
-    (landmarks, gender/age) are ignored.
+    (landmarks, gender/age) are ignored. `threads`: onnxruntime's threads per session (None: its
+    default, one per core); scan workers use 1, since the worker processes are the parallelism and more
+    threads than cores only make them wait for each other.
     """
 
     def __init__(self, pack_dir: Path, providers: Sequence | None = None, det_size: int = 640,
-                 det_thresh: float = 0.5):
+                 det_thresh: float = 0.5, threads: int | None = None):
+        import onnxruntime
         from insightface.model_zoo import model_zoo
 
         from engine.models.integrity import check_model_file
@@ -75,6 +78,11 @@ class InsightFaceAnalyzer:
         self.providers = list(providers) if providers is not None else default_providers()
         self.det_size = int(det_size)
         self.det_thresh = float(det_thresh)
+        self.threads = threads
+        session_options = onnxruntime.SessionOptions()
+        if threads is not None:
+            session_options.intra_op_num_threads = int(threads)
+            session_options.inter_op_num_threads = 1
         part = self.pack_dir.name
         self._part = part
         files = sorted(self.pack_dir.glob("*.onnx")) if self.pack_dir.is_dir() else []
@@ -86,7 +94,7 @@ class InsightFaceAnalyzer:
             # Before any session exists: the file must be the one its install recorded (hash).
             check_model_file(onnx_file)
             try:
-                model = model_zoo.get_model(str(onnx_file), providers=self.providers)
+                model = model_zoo.get_model(str(onnx_file), providers=self.providers, sess_options=session_options)
             except Exception as exc:  # onnxruntime raises its own types for corrupt files
                 raise _pack_error(f"not a loadable ONNX model ({exc.__class__.__name__}: {exc})",
                                      onnx_file, part=part) from exc

@@ -404,7 +404,7 @@ def cluster_faces(session, model: str, params: ClusterParams | None = None,
     """
     from sqlalchemy import select, update
 
-    from engine.catalog.models import Assignment, AssignmentOrigin, Face, Person, Photo, PhotoStatus
+    from engine.catalog.models import Assignment, AssignmentOrigin, Face, Photo, PhotoStatus
 
     if scope not in ("pending", "all"):
         raise ValueError(f"unknown clustering scope {scope!r}")

@@ -23,27 +23,16 @@ from sqlalchemy.orm import Session
 
 from engine.catalog.models import Assignment, AssignmentOrigin, Face as FaceRow, Person, Photo
 from engine.errors import UsageError
-from engine.faces.types import Face
+from engine.faces.types import PAIR_IOU, Face, box_iou
 from engine.restore.options import RestoreOptions
 from engine.restore.plan import (CatalogReference, Identity, PlannedFace, RestorationPlan, limit_faces, too_small,
                                  unmatched)
-
-#: a detected face and a catalog face are the same face when their boxes overlap this much
-PAIR_IOU = 0.3
-
-
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def pair_by_overlap(known: Sequence[Sequence[float]], found: Sequence[Sequence[float]],
                     threshold: float = PAIR_IOU) -> dict[int, int]:
     """{index in known: index in found}, greedily by the largest overlap, each face paired at most once."""
-    pairs = sorted(((iou(k, f), i, j) for i, k in enumerate(known) for j, f in enumerate(found)), reverse=True)
+    pairs = sorted(((box_iou(k, f), i, j) for i, k in enumerate(known) for j, f in enumerate(found)), reverse=True)
     taken_k, taken_f, out = set(), set(), {}
     for overlap, i, j in pairs:
         if overlap < threshold:

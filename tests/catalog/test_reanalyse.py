@@ -50,11 +50,11 @@ def dlib_album(shared, tmp_path, catalog, analyzer):
 
 
 def test_reanalysing_with_insightface_keeps_every_decision(dlib_album, catalog, tiny_pack):
-    from engine.cli.scan import make_analyzer
+    from engine.faces.choice import make_face_analyzer
 
     before = _decisions(catalog)
     assert len(before["assignments"]) >= 3 and len(before["references"]) == 2
-    arcface = make_analyzer("antelopev2", tiny_pack)
+    arcface = make_face_analyzer("antelopev2", tiny_pack)
     seen = []
     with pytest.raises(CancelledError):  # stopped part-way ...
         reanalyse_album(catalog, [dlib_album], arcface, workers=1,

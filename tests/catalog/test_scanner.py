@@ -168,12 +168,12 @@ def test_cancel_leaves_a_consistent_catalog(shared, tmp_path, catalog, analyzer)
 def test_faces_of_two_models_stay_apart(shared, tmp_path, catalog, analyzer, tiny_pack):
     """Scanning with an InsightFace pack (the tiny pack's real SCRFD + a tiny ArcFace) adds that model's
     faces beside dlib's; people never mix models; each model's re-scan is free."""
-    from engine.cli.scan import make_analyzer
+    from engine.faces.choice import make_face_analyzer
 
     album = tmp_path / "album"
     add_photos(shared, album, "Dick_Cheney", lfw_numbers(shared, "Dick_Cheney")[:3])
     scan(catalog, [album], analyzer=analyzer)
-    arcface = make_analyzer("antelopev2", tiny_pack)
+    arcface = make_face_analyzer("antelopev2", tiny_pack)
     r = scan(catalog, [album], analyzer=arcface)
     assert r.unchanged == 0 and r.touched == 0  # analysed again, with the other model
     assert scan(catalog, [album], analyzer=arcface).unchanged == 3

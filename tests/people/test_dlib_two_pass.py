@@ -36,7 +36,7 @@ def test_the_analyser_travels_to_a_worker_without_its_models(shared):
     blob = pickle.dumps(analyzer)
     assert len(blob) < 2000  # settings only: the models load again in the worker
     copy = pickle.loads(blob)
-    assert copy.max_detect_pixels == 2_000_000 and copy.decode_pixels == 500_000
+    assert copy.max_detect_pixels == 2_000_000 and copy.decode_pixels == 250_000 and copy.second_pass_pixels == 500_000
     after = copy.detect(pixels)
     assert _boxes(after) == _boxes(before)
     assert all((a.embedding == b.embedding).all() for a, b in zip(after, before))

@@ -29,11 +29,12 @@ def test_suggestions_rank_quality_then_pose(catalog):
         best = _face(s, person, 1, 300, 0.90, 0.0)
         same_pose = _face(s, person, 2, 300, 0.85, 0.02)
         turned = _face(s, person, 3, 300, 0.70, 0.25)
-        _face(s, person, 4, 300, 0.99, 0.0, digest=f"{1:064d}")  # a copy of photo 1: never twice
+        copy = _face(s, person, 4, 300, 0.99, 0.0, digest=f"{1:064d}")  # a copy of photo 1: never twice
         tiny = _face(s, person, 5, 30, 0.95, -0.3)  # too small to be a reference
         chosen = references.suggest(s, person, count=3)
         ids = [c.face.id for c in chosen]
         assert tiny.id not in ids and len(ids) == 3
+        assert (best.id in ids) != (copy.id in ids)  # one photo's content, once
         assert ids[1] == turned.id  # a new pose beats a near-duplicate of the best one's pose
         assert same_pose.id in ids
         assert chosen[0].reason.startswith("best overall quality") and "300 px" in chosen[0].reason
