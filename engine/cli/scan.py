@@ -72,9 +72,10 @@ def run(args: argparse.Namespace) -> int:
 
     models_dir = Path(Settings().with_overrides(models_dir=args.models).models_dir)
     face_model = resolve_face_model(args.faces, models_dir)
-    if (args.workers or default_workers()) > 1 and face_model == "dlib":
-        # the workers' process loads dlib's models (≈ 1 s) while this one imports and opens the catalog
-        start_worker_server(dlib=True)
+    if (args.workers or default_workers()) > 1:
+        # the workers' process loads dlib's models (≈ 1 s) or imports InsightFace while this one imports
+        # and opens the catalog
+        start_worker_server(dlib=face_model == "dlib")
     from engine.catalog.scanner import scan
     from engine.errors import UsageError
 

@@ -30,9 +30,12 @@ log = logging.getLogger(__name__)
 THUMBNAIL_SIZE = 256
 #: a face narrower than this in reduced-size pixels is embedded from the full-resolution photo
 EMBED_MIN_FACE_PX = 100
-#: what the scan's forkserver imports before it forks a worker (and, for dlib scans, dlib's models)
+#: what the scan's forkserver imports before it forks a worker: this module, and either dlib's models
+#: (loaded) or InsightFace's and onnxruntime's modules (0.5 s of imports; its sessions are made in each
+#: worker: onnxruntime's thread pools don't survive a fork)
 WORKER_PRELOAD = ["engine.faces.photo_analysis"]
-DLIB_PRELOAD = "engine.faces.dlib_preload"
+DLIB_PRELOAD = ["engine.faces.dlib_preload"]
+INSIGHTFACE_PRELOAD = ["onnxruntime", "insightface.model_zoo"]
 
 
 class FaceAnalyzer(Protocol):
@@ -193,16 +196,16 @@ def default_workers() -> int:
 
 def worker_context(dlib: bool = True):
     """The multiprocessing context scan workers start from: a forkserver that has imported this module
-    (and, with `dlib`, loaded dlib's models) where the platform has one (never plain fork: the scanning
-    process may run threads — the app, SQLAlchemy's pool), else spawn. The preload is fixed when the
-    server starts: the first multi-process scan of a process decides it."""
+    (and, with `dlib`, loaded dlib's models, else imported InsightFace) where the platform has one
+    (never plain fork: the scanning process may run threads — the app, SQLAlchemy's pool), else spawn.
+    The preload is fixed when the server starts: the first multi-process scan of a process decides it."""
     import multiprocessing
 
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     # taken into account only by a forkserver not yet running in this process
-    context.set_forkserver_preload(WORKER_PRELOAD + ([DLIB_PRELOAD] if dlib else []))
+    context.set_forkserver_preload(WORKER_PRELOAD + (DLIB_PRELOAD if dlib else INSIGHTFACE_PRELOAD))
     return context
 
 
