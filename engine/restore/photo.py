@@ -113,27 +113,12 @@ def denoise_faces(pipeline, faces: Sequence[FaceToDenoise], options: RestoreOpti
                                   batch_size=size, preview=preview)
 
 
-#: identity -> that person's references embedded by the identity check's recogniser (PersonEmbeddings)
-CheckReferences = Callable[[Identity], object]
+#: identity -> that person's references embedded by the identity check's recogniser (PersonEmbeddings);
+#: engine.restore.identity.CheckReferences is the one the engine uses
+ReferencesForCheck = Callable[[Identity], object]
 
 
-def _check_references(check, cancel: CancelCheck | None) -> CheckReferences:
-    """The default: each identity's references (album crops or given images) embedded once per call."""
-    embedded: dict[str, object] = {}
-
-    def references(identity: Identity):
-        if identity.key not in embedded:
-            from engine.restore.identity import reference_images
-
-            check_cancelled(cancel, "restoration")
-            images = reference_images(identity)
-            embedded[identity.key] = check.references(identity.name, images)
-        return embedded[identity.key]
-
-    return references
-
-
-def _references_or_none(references: CheckReferences, identity: Identity):
+def _references_or_none(references: ReferencesForCheck, identity: Identity):
     """The person's check references; None (the check then compares with the unrestored face) when
     the check's recogniser finds no face in them: the check must never stop a restoration."""
     try:
@@ -147,7 +132,7 @@ def _references_or_none(references: CheckReferences, identity: Identity):
 def restore_plan(image, plan: RestorationPlan, pipeline, options: RestoreOptions = RestoreOptions(),
                  tokens: TokenSource | None = None, progress: ProgressCallback | None = None,
                  cancel: CancelCheck | None = None, face_parser: FaceParser | None = None,
-                 check=None, check_references: CheckReferences | None = None, *,
+                 check=None, check_references: ReferencesForCheck | None = None, *,
                  preview: bool = False) -> PhotoRestoration:
     """Restore `image` (an `engine.imageio.LoadedImage`, or RGB uint8 pixels) as `plan` says.
 
@@ -183,7 +168,9 @@ def restore_plan(image, plan: RestorationPlan, pipeline, options: RestoreOptions
     if check is None:
         check_references = None
     elif check_references is None:
-        check_references = _check_references(check, cancel)
+        from engine.restore.identity import CheckReferences
+
+        check_references = CheckReferences(check)
     tries = options.tries
     face_steps = options.steps * tries
     total = max(len(todo) * face_steps, 1)

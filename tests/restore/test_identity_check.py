@@ -216,3 +216,17 @@ def test_verdict_as_plain_values(check, references, same_person_crop):
     assert values["similarity_unrestored"] == pytest.approx(verdict.similarity_unrestored, abs=1e-4)
     assert (values["kept_threshold"], values["drifted_threshold"]) == (check.thresholds.kept, check.thresholds.drifted)
     assert check.check(same_person_crop, same_person_crop).as_dict()["similarity_unrestored"] is None
+
+
+def test_references_are_embedded_once_by_content_even_given_in_memory(check, ids):
+    from engine.faceme.references import read_rgb
+    from engine.restore.identity import CheckReferences
+    from engine.restore.plan import Identity
+
+    photos = tuple(read_rgb(ids / PERSON / name) for name in REFERENCES[:2])
+    references = CheckReferences(check)
+    ann = references(Identity(key="given:0", name="Ann", images=photos))
+    assert references(Identity(key="given:7", name="Ann", images=tuple(p.copy() for p in photos))) is ann
+    assert references.embedded == 1 and ann.embeddings.shape[0] == 2
+    other = references(Identity(key="given:0", name="Ann", images=photos[:1]))  # same key, other images
+    assert references.embedded == 2 and other.embeddings.shape[0] == 1
