@@ -39,3 +39,15 @@ def wait_idle(qtbot, window, timeout: float = 60.0) -> None:
         if time.monotonic() - quiet_since > 0.1:
             return
     raise AssertionError(f"jobs still running after {timeout} s: {[j.doing for j in window.context.runner.jobs]}")
+
+
+def window_with_dropped_photo(qtbot, tmp: Path, models_dir: Path, photo: Path, **options):
+    """A window set to restore with the pack in `models_dir` (results under tmp/out), `photo` dropped on
+    it and analysed: the Restore page shows its faces."""
+    window = make_window(qtbot, tmp, **options)
+    prefs = window.context.preferences
+    prefs.models_dir = str(models_dir)
+    prefs.output_dir = str(tmp / "out")
+    window.handle_dropped_paths([photo])
+    wait_idle(qtbot, window)
+    return window

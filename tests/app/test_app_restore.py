@@ -7,7 +7,7 @@ import time
 import pytest
 from PySide6.QtCore import QPoint, QTimer, Qt
 
-from app_testkit import make_window, wait_idle
+from app_testkit import make_window, wait_idle, window_with_dropped_photo
 
 
 def _photo(shared):
@@ -84,12 +84,7 @@ class GapMeter:
 @pytest.mark.slow
 def test_drop_restore_compare_and_save_with_the_tiny_pack_without_freezing(qtbot, env, shared, tiny_pack,
                                                                          shared_model):
-    window = make_window(qtbot, env, model=shared_model)
-    prefs = window.context.preferences
-    prefs.models_dir = str(tiny_pack)
-    prefs.output_dir = str(env / "out")
-    window.handle_dropped_paths([_photo(shared)])
-    wait_idle(qtbot, window)
+    window = window_with_dropped_photo(qtbot, env, tiny_pack, _photo(shared), model=shared_model)
     page = window.restore
     faces = page.analysis.faces
     assert faces and all(f.restore for f in faces if f.restorable)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from app_testkit import make_window, wait_idle
+from app_testkit import wait_idle, window_with_dropped_photo
 
 
 def test_quick_preview_is_shown_labelled_and_never_saved_then_restore_is_the_full_path(qtbot, env, shared, tiny_pack,
@@ -18,12 +18,8 @@ def test_quick_preview_is_shown_labelled_and_never_saved_then_restore_is_the_ful
     from engine.catalog.models import Restoration
     from engine.errors import FaceMeError
 
-    window = make_window(qtbot, env, model=shared_model)
-    prefs = window.context.preferences
-    prefs.models_dir = str(tiny_pack)
-    prefs.output_dir = str(env / "out")
-    window.handle_dropped_paths([shared / "data" / "deepface_ids" / "images" / "person_11" / "img25.jpg"])
-    wait_idle(qtbot, window)
+    photo = shared / "data" / "deepface_ids" / "images" / "person_11" / "img25.jpg"
+    window = window_with_dropped_photo(qtbot, env, tiny_pack, photo, model=shared_model)
     page = window.restore
     assert page.analysis is not None and any(f.restore for f in page.analysis.faces)
     assert page.preview_button.isEnabled()
