@@ -28,8 +28,10 @@ from engine.faces.types import Face as DetectedFace
 log = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = 256
-#: a face narrower than this in reduced-size pixels is embedded from the full-resolution photo
-EMBED_MIN_FACE_PX = 100
+#: a face narrower than this in reduced-size pixels is graded and embedded from a decode where it is
+#: this wide (the sharpness measure looks at 128 px, engine.people.quality.SHARPNESS_SIDE; dlib's
+#: 150 px chip holds the face at about 100 px)
+DETAIL_MIN_FACE_PX = 128
 #: what the scan's forkserver imports before it forks a worker: this module, and either dlib's models
 #: (loaded) or InsightFace's and onnxruntime's modules (0.5 s of imports; its sessions are made in each
 #: worker: onnxruntime's thread pools don't survive a fork)
@@ -40,9 +42,10 @@ INSIGHTFACE_PRELOAD = ["onnxruntime", "insightface.model_zoo"]
 
 class FaceAnalyzer(Protocol):
     """What the scan needs of a face analyser. Optional: `decode_pixels` (the most pixels its detector
-    can use — a two-pass detector's first pass — so a JPEG may be decoded smaller); `looks_closer = True` when `detect` takes
-    `larger=callable(min_pixels) -> pixels`, a way to get the same photo at a higher resolution for a
-    second detection pass (DlibFaceAnalyzer), so that a photo is decoded large only when that is needed."""
+    can use — a two-pass detector's first pass — so a JPEG may be decoded smaller); `looks_closer = True`
+    when `detect` takes `larger=callable(min_pixels) -> pixels`, a way to get the same photo at a higher
+    resolution for a second detection pass, so that a photo is decoded large only when that is needed,
+    and `embed=False`, to leave the embedding to `embed` (DlibFaceAnalyzer)."""
 
     embedding_model: str
 
@@ -96,10 +99,10 @@ class _PhotoPixels:
 
     def for_face(self, photo_box: Sequence[float]):
         """(pixels, scale) in which the face `photo_box` (full-photo coordinates) is at least
-        EMBED_MIN_FACE_PX wide and high, or as large as the photo has it."""
+        DETAIL_MIN_FACE_PX wide and high, or as large as the photo has it."""
         side = max(1.0, min(photo_box[2] - photo_box[0], photo_box[3] - photo_box[1]))
         full = self.first.full_width * self.first.full_height
-        return self.at_least(min(full, math.ceil(full * (EMBED_MIN_FACE_PX / side) ** 2)))
+        return self.at_least(min(full, math.ceil(full * (DETAIL_MIN_FACE_PX / side) ** 2)))
 
 
 def _scaled(face: DetectedFace, factor: float) -> DetectedFace:
@@ -113,8 +116,8 @@ def analyse_photo(path: str, analyzer: FaceAnalyzer, thumbnails: bool = True,
     """Decode `path` (at reduced size where the analyser allows), find and embed its faces (boxes and
     landmarks in full-size photo coordinates), grade them and make the thumbnail.
 
-    A face smaller than EMBED_MIN_FACE_PX in the reduced pixels is embedded from a decode large enough
-    for it (the full photo at most). `keep`: (box, 5 landmarks) of faces another model found that the
+    A face smaller than DETAIL_MIN_FACE_PX in the reduced pixels is graded and embedded from a decode
+    large enough for it (the full photo at most). `keep`: (box, 5 landmarks) of faces another model found that the
     user has decided about; each that no detected face overlaps (IoU ≥ PAIR_IOU) is embedded where it
     is, score 0, so that a re-analysis keeps it."""
     from engine.imageio import make_thumbnail, read_image, read_image_reduced, read_photo_info
@@ -131,20 +134,23 @@ def analyse_photo(path: str, analyzer: FaceAnalyzer, thumbnails: bool = True,
     pixels = image.pixels
     source = _PhotoPixels(path, image) if scale > 1.0 else None
     if source is not None and getattr(analyzer, "looks_closer", False):
-        found = analyzer.detect(pixels, larger=lambda n: source.at_least(n)[0])
+        # embedded below, each face once, small ones from a larger decode
+        found = analyzer.detect(pixels, embed=False, larger=lambda n: source.at_least(n)[0])
     else:
         found = analyzer.detect(pixels)
     analysed = []
     for face in found:
-        quality = face_quality(pixels, face.box, face.landmarks, scale=scale)
-        small = min(face.box[2] - face.box[0], face.box[3] - face.box[1]) < EMBED_MIN_FACE_PX
         photo_face = replace(_scaled(face, scale), embedding_model=analyzer.embedding_model)
-        if source is not None and small:
-            # too few reduced pixels for a faithful embedding: a larger decode, once, for such faces
+        if source is not None and min(face.width, face.height) < DETAIL_MIN_FACE_PX:
+            # too few reduced pixels to grade and embed it faithfully: a larger decode, once, for such faces
             larger, larger_scale = source.for_face(photo_face.box)
-            photo_face = replace(photo_face, embedding=analyzer.embed(larger, _scaled(photo_face, 1.0 / larger_scale)))
-        elif face.embedding is None:
-            photo_face = replace(photo_face, embedding=analyzer.embed(pixels, face))
+            there = _scaled(photo_face, 1.0 / larger_scale)
+            quality = face_quality(larger, there.box, there.landmarks, scale=larger_scale)
+            photo_face = replace(photo_face, embedding=analyzer.embed(larger, there))
+        else:
+            quality = face_quality(pixels, face.box, face.landmarks, scale=scale)
+            if face.embedding is None:
+                photo_face = replace(photo_face, embedding=analyzer.embed(pixels, face))
         analysed.append((photo_face, quality))
     for box, landmarks in keep:
         if any(box_iou(face.box, tuple(box)) >= PAIR_IOU for face, _ in analysed):
@@ -152,9 +158,9 @@ def analyse_photo(path: str, analyzer: FaceAnalyzer, thumbnails: bool = True,
         photo_face = DetectedFace(box=tuple(float(v) for v in box), score=0.0,
                                   landmarks=np.asarray(landmarks, np.float32), embedding_model=analyzer.embedding_model)
         target, target_scale = source.for_face(photo_face.box) if source is not None else (pixels, 1.0)
-        photo_face = replace(photo_face, embedding=analyzer.embed(target, _scaled(photo_face, 1.0 / target_scale)))
-        reduced_box = tuple(v / scale for v in photo_face.box)
-        analysed.append((photo_face, face_quality(pixels, reduced_box, photo_face.landmarks / scale, scale=scale)))
+        there = _scaled(photo_face, 1.0 / target_scale)
+        analysed.append((replace(photo_face, embedding=analyzer.embed(target, there)),
+                         face_quality(target, there.box, there.landmarks, scale=target_scale)))
     thumbnail = make_thumbnail(image, THUMBNAIL_SIZE) if thumbnails else None
     camera = " ".join(v for v in (info.camera_make, info.camera_model) if v) or None
     return PhotoAnalysis(info=info, faces=analysed, thumbnail=thumbnail, width=width, height=height,

@@ -18,6 +18,9 @@ import numpy as np
 
 FULL_SIZE_PX = 256.0
 SHARPNESS_HALF = 100.0
+#: the side (pixels) sharpness is measured at: a face smaller than this in the pixels given is enlarged,
+#: which blurs it, so callers with a larger decode at hand grade small faces there
+SHARPNESS_SIDE = 128
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ def sharpness_of(image_rgb: np.ndarray, box: tuple[float, float, float, float]) 
         return 0.0
     crop = image_rgb[y1:y2, x1:x2]
     gray = cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2GRAY) if crop.ndim == 3 else crop
-    gray = cv2.resize(gray, (128, 128), interpolation=cv2.INTER_AREA)
+    gray = cv2.resize(gray, (SHARPNESS_SIDE, SHARPNESS_SIDE), interpolation=cv2.INTER_AREA)
     variance = float(cv2.Laplacian(gray, cv2.CV_64F).var())
     return variance / (variance + SHARPNESS_HALF)
 

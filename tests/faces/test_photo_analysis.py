@@ -73,8 +73,16 @@ def test_the_second_pass_runs_on_the_resolution_it_always_had(shared, tmp_path, 
         assert max(box_iou(box, e) for e in expected) > 0.99
 
 
-def test_a_small_face_is_embedded_from_a_decode_where_it_is_large_enough(shared, tmp_path, decodes):
-    photo = _upscaled(shared / "data" / "group_photos" / "images" / "dlib_2007_007763.jpg", tmp_path / "g.jpg")
+def test_small_faces_are_graded_and_embedded_from_a_decode_where_they_are_large_enough(shared, tmp_path, decodes):
+    from engine.people.quality import sharpness_of
+
+    # a real 3.6 MP photo on a 24 MP canvas: its faces keep their real detail but are small in the
+    # 1/8 decode the first pass uses
+    canvas = Image.new("RGB", (6000, 4000), (200, 200, 200))
+    with Image.open(shared / "data" / "group_photos" / "images" / "deepface_couple.jpg") as couple:
+        canvas.paste(couple.convert("RGB"), (1800, 1200))
+    photo = tmp_path / "canvas.jpg"
+    canvas.save(photo, quality=92)
     analyzer = DlibFaceAnalyzer()
     embedded_at = []  # (face side in the pixels embedded from, those pixels' width)
     embed = analyzer.embed
@@ -86,11 +94,16 @@ def test_a_small_face_is_embedded_from_a_decode_where_it_is_large_enough(shared,
     analyzer.embed = recording
     result = photo_analysis.analyse_photo(str(photo), analyzer)
     first_width = decodes["reduced"][0][1]
-    small = [f for f, _ in result.faces if min(f.width, f.height) * first_width / result.width
-             < photo_analysis.EMBED_MIN_FACE_PX]
-    assert small and len(embedded_at) == len(small)  # the others were embedded with the detection
+    small = [(f, q) for f, q in result.faces
+             if min(f.width, f.height) * first_width / result.width < photo_analysis.DETAIL_MIN_FACE_PX]
+    assert len(small) == len(result.faces) == 2
+    assert len(embedded_at) == len(result.faces)  # each face embedded once
     for side, width in embedded_at:
-        assert side >= photo_analysis.EMBED_MIN_FACE_PX and width < result.width  # large enough, not full size
+        assert side >= photo_analysis.DETAIL_MIN_FACE_PX and width < result.width  # large enough, not full size
     full = imageio.read_image(photo).pixels
-    for face in small:  # and it is the face: the embedding agrees with one from the full photo
+    first = imageio.read_image_reduced(photo, analyzer.decode_pixels)
+    for face, quality in small:  # it is the face, graded as the full photo grades it
         assert float(face.embedding @ embed(full, face)) > 0.99
+        at_full = sharpness_of(full, face.box)
+        at_first = sharpness_of(first.pixels, tuple(v / first.scale for v in face.box))
+        assert abs(quality.sharpness - at_full) < abs(at_first - at_full)  # not graded enlarged
