@@ -66,10 +66,16 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.errors import UsageError
     from engine.faces.choice import make_face_analyzer, resolve_face_model
     from engine.faces.photo_analysis import default_workers, start_worker_server
     from engine.settings import Settings
 
+    missing = [str(f) for f in args.folders if not f.exists()]
+    if missing:
+        raise UsageError(f"no such folder: {', '.join(missing)}")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
     models_dir = Path(Settings().with_overrides(models_dir=args.models).models_dir)
     face_model = resolve_face_model(args.faces, models_dir)
     if (args.workers or default_workers()) > 1:
@@ -77,13 +83,7 @@ def run(args: argparse.Namespace) -> int:
         # and opens the catalog
         start_worker_server(dlib=face_model == "dlib")
     from engine.catalog.scanner import scan
-    from engine.errors import UsageError
 
-    missing = [str(f) for f in args.folders if not f.exists()]
-    if missing:
-        raise UsageError(f"no such folder: {', '.join(missing)}")
-    if args.workers is not None and args.workers < 1:
-        raise UsageError("--workers must be at least 1")
     catalog = open_catalog_from(args)
     bar = ProgressBar("scanning", unit=" photos")
 

@@ -92,9 +92,9 @@ def frontal_face_detector(cache_dir: Path | None = None):
     return detector
 
 
-def _scaled(face: Face, factor: float) -> Face:
-    return replace(face, box=tuple(float(v) * factor for v in face.box),
-                   landmarks=np.asarray(face.landmarks, np.float32) * np.float32(factor))
+def _before_upsampling(scanned_pixels: int, upsample: int) -> int:
+    """Pixels of an image that HOG, doubling it `upsample` times, scans as `scanned_pixels`."""
+    return max(1, scanned_pixels // 4 ** upsample)
 
 
 def _within(face: Face, width: int, height: int) -> Face:
@@ -166,13 +166,13 @@ class DlibFaceAnalyzer:
         """Pixels of the largest image the first detection pass scans before upsampling: a caller may
         decode a photo this small (engine.imageio.read_image_reduced) if it hands `detect` a way to get
         more (`larger`) for the second pass."""
-        first = self.first_pass_pixels if self._two_passes else self.max_detect_pixels
-        return max(1, first // 4 ** self.upsample)
+        return _before_upsampling(self.first_pass_pixels if self._two_passes else self.max_detect_pixels,
+                                  self.upsample)
 
     @property
     def second_pass_pixels(self) -> int:
         """Pixels of the largest image the second pass scans before upsampling."""
-        return max(1, self.max_detect_pixels // 4 ** self.upsample)
+        return _before_upsampling(self.max_detect_pixels, self.upsample)
 
     @property
     def _two_passes(self) -> bool:
@@ -233,13 +233,13 @@ class DlibFaceAnalyzer:
             faces, smallest_seen = self._find_at(image, upsample, self.first_pass_pixels)
             if faces and all(min(f.box[2] - f.box[0], f.box[3] - f.box[1]) >= 2 * smallest_seen for f in faces):
                 return faces
-        wanted = max(1, self.max_detect_pixels // 4 ** upsample)
+        wanted = _before_upsampling(self.max_detect_pixels, upsample)
         if larger is not None and image.shape[0] * image.shape[1] < wanted:
             bigger = self._as_rgb8(larger(wanted))
             factor = image.shape[1] / bigger.shape[1]
             if factor < 1.0:
                 h, w = image.shape[:2]
-                return [_within(_scaled(face, factor), w, h)
+                return [_within(face.scaled(factor), w, h)
                         for face in self._find_at(bigger, upsample, self.max_detect_pixels)[0]]
         return self._find_at(image, upsample, self.max_detect_pixels)[0]
 

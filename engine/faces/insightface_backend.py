@@ -78,7 +78,6 @@ class InsightFaceAnalyzer:
         self.providers = list(providers) if providers is not None else default_providers()
         self.det_size = int(det_size)
         self.det_thresh = float(det_thresh)
-        self.threads = threads
         session_options = onnxruntime.SessionOptions()
         if threads is not None:
             session_options.intra_op_num_threads = int(threads)

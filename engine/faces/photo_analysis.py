@@ -105,21 +105,17 @@ class _PhotoPixels:
         return self.at_least(min(full, math.ceil(full * (DETAIL_MIN_FACE_PX / side) ** 2)))
 
 
-def _scaled(face: DetectedFace, factor: float) -> DetectedFace:
-    """`face` with its box and landmarks multiplied by `factor` (from one resolution to another)."""
-    return replace(face, box=tuple(float(v) * factor for v in face.box),
-                   landmarks=np.asarray(face.landmarks, np.float32) * np.float32(factor))
-
-
 def analyse_photo(path: str, analyzer: FaceAnalyzer, thumbnails: bool = True,
                   keep: Sequence[tuple[tuple[float, ...], list]] = ()) -> PhotoAnalysis:
     """Decode `path` (at reduced size where the analyser allows), find and embed its faces (boxes and
     landmarks in full-size photo coordinates), grade them and make the thumbnail.
 
     A face smaller than DETAIL_MIN_FACE_PX in the reduced pixels is graded and embedded from a decode
-    large enough for it (the full photo at most). `keep`: (box, 5 landmarks) of faces another model found that the
-    user has decided about; each that no detected face overlaps (IoU ≥ PAIR_IOU) is embedded where it
-    is, score 0, so that a re-analysis keeps it."""
+    large enough for it (the full photo at most).
+
+    `keep`: (box, 5 landmarks) of faces another model found that the user has decided about; each that
+    no detected face overlaps (IoU ≥ PAIR_IOU) is embedded where it is, score 0, so that a re-analysis
+    keeps it."""
     from engine.imageio import make_thumbnail, read_image, read_image_reduced, read_photo_info
     from engine.people.quality import face_quality
 
@@ -140,11 +136,11 @@ def analyse_photo(path: str, analyzer: FaceAnalyzer, thumbnails: bool = True,
         found = analyzer.detect(pixels)
     analysed = []
     for face in found:
-        photo_face = replace(_scaled(face, scale), embedding_model=analyzer.embedding_model)
+        photo_face = replace(face.scaled(scale), embedding_model=analyzer.embedding_model)
         if source is not None and min(face.width, face.height) < DETAIL_MIN_FACE_PX:
             # too few reduced pixels to grade and embed it faithfully: a larger decode, once, for such faces
             larger, larger_scale = source.for_face(photo_face.box)
-            there = _scaled(photo_face, 1.0 / larger_scale)
+            there = photo_face.scaled(1.0 / larger_scale)
             quality = face_quality(larger, there.box, there.landmarks, scale=larger_scale)
             photo_face = replace(photo_face, embedding=analyzer.embed(larger, there))
         else:
@@ -158,7 +154,7 @@ def analyse_photo(path: str, analyzer: FaceAnalyzer, thumbnails: bool = True,
         photo_face = DetectedFace(box=tuple(float(v) for v in box), score=0.0,
                                   landmarks=np.asarray(landmarks, np.float32), embedding_model=analyzer.embedding_model)
         target, target_scale = source.for_face(photo_face.box) if source is not None else (pixels, 1.0)
-        there = _scaled(photo_face, 1.0 / target_scale)
+        there = photo_face.scaled(1.0 / target_scale)
         analysed.append((replace(photo_face, embedding=analyzer.embed(target, there)),
                          face_quality(target, there.box, there.landmarks, scale=target_scale)))
     thumbnail = make_thumbnail(image, THUMBNAIL_SIZE) if thumbnails else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -38,6 +38,11 @@ class Face:
     @property
     def area(self) -> float:
         return max(self.width, 0.0) * max(self.height, 0.0)
+
+    def scaled(self, factor: float) -> Face:
+        """This face in pixels `factor` times larger (a photo decoded at another size)."""
+        return replace(self, box=tuple(float(v) * factor for v in self.box),
+                       landmarks=np.asarray(self.landmarks, np.float32) * np.float32(factor))
 
 
 #: two boxes for one face from two detectors (SCRFD's include the forehead, dlib's are tight squares)
