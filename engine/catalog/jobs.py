@@ -27,6 +27,7 @@ from sqlalchemy import select, update
 from engine.catalog.db import Catalog
 from engine.catalog.models import (BatchItem, BatchJob, ItemStatus, JobStatus, Photo, PhotoStatus, Restoration,
                                    RestorationFace)
+from engine.catalog.scanner import _like_prefix, is_inside
 from engine.errors import UsageError
 from engine.progress import CancelCheck, ProgressCallback
 
@@ -38,7 +39,7 @@ def _relative_outputs(roots: list[str], photos: list[Photo]) -> dict[int, str]:
     out = {}
     for photo in photos:
         for root, name in zip(roots, names):
-            if photo.path == root or photo.path.startswith(root.rstrip(os.sep) + os.sep):
+            if is_inside(photo.path, root):
                 rel = os.path.relpath(photo.path, root) if photo.path != root else os.path.basename(root)
                 out[photo.id] = rel if len(roots) == 1 else os.path.join(name, rel)
                 break
@@ -46,8 +47,6 @@ def _relative_outputs(roots: list[str], photos: list[Photo]) -> dict[int, str]:
 
 
 def _photos_under(session, roots: list[str]) -> list[Photo]:
-    from engine.catalog.scanner import _like_prefix
-
     photos = {}
     for root in roots:
         for photo in session.scalars(select(Photo).where(
@@ -88,10 +87,6 @@ def start_or_resume(catalog: Catalog, roots: Sequence[str | Path], out_dir: str 
         return job.id
 
 
-def _inside(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
-
-
 def check_output_folder(roots: Sequence[str | Path], out_dir: str | Path) -> None:
     """Refuse an output folder that would mix outputs with albums, before anything is scanned or written:
     one inside an album (its outputs would be scanned as photos) or one that contains an album (with the
@@ -100,10 +95,10 @@ def check_output_folder(roots: Sequence[str | Path], out_dir: str | Path) -> Non
     out = os.path.realpath(os.fspath(out_dir))
     for root in roots:
         root = os.path.realpath(os.fspath(root))
-        if _inside(out, root):
+        if is_inside(out, root):
             raise UsageError(f"the output folder must not be inside an album folder ({root}): outputs would be "
                              "scanned as photos; choose a folder outside the albums", out)
-        if _inside(root, out):
+        if is_inside(root, out):
             raise UsageError(f"the output folder contains the album folder {root}: outputs would land on or "
                              "beside the album's own photos; choose a folder outside the albums", out)
 
@@ -159,13 +154,12 @@ class FaceRecord:
 
     def check_phrase(self) -> str:
         """"; looks like Ann (0.930; before 0.910)" from the recorded check ("" when none ran)."""
+        from engine.restore.identity_check import short_phrase
+
         if self.verdict is None or self.similarity_restored is None:
             return ""
         whom = self.person_name if self.action == "restored" and self.person_name else "the original face"
-        words = {"kept": "looks like", "uncertain": "may not look like", "drifted": "does not look like"}.get(
-            self.verdict, self.verdict)
-        before = "" if self.similarity_unrestored is None else f"; before {self.similarity_unrestored:.3f}"
-        return f"; {words} {whom} ({self.similarity_restored:.3f}{before})"
+        return "; " + short_phrase(self.verdict, whom, self.similarity_restored, self.similarity_unrestored)
 
     def as_dict(self) -> dict:
         """Plain values (`--json` output)."""
@@ -356,11 +350,11 @@ def item_ids_by_photo(catalog: Catalog, job_id: int) -> dict[int, int]:
         return dict(session.execute(select(BatchItem.photo_id, BatchItem.id).where(BatchItem.job_id == job_id)).all())
 
 
-def photo_for_item(catalog: Catalog, photo_id: int) -> tuple[str, str, int]:
-    """(path, status, number of catalogued faces) of an item's photo."""
+def photo_for_item(catalog: Catalog, photo_id: int) -> tuple[str, str]:
+    """(path, status) of an item's photo."""
     with catalog.session() as session:
         photo = session.get(Photo, photo_id)
-        return photo.path, PhotoStatus(photo.status).value, len(photo.faces)
+        return photo.path, PhotoStatus(photo.status).value
 
 
 def record_item(catalog: Catalog, job_id: int, item_id: int, status: str, reason: str | None,

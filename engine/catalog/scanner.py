@@ -126,8 +126,9 @@ class _FoundFile:
     mtime_ns: int
 
 
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+def is_inside(path: str, folder: str) -> bool:
+    """Whether `path` is `folder` or lies under it (both absolute, as the catalog stores them)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def walk_photos(roots: Sequence[str | Path], skipped: list[tuple[str, str]] | None = None,
@@ -193,7 +194,7 @@ def walk_photos(roots: Sequence[str | Path], skipped: list[tuple[str, str]] | No
                 try:
                     if entry.is_dir(follow_symlinks=True):
                         is_link = entry.is_symlink() or getattr(entry, "is_junction", lambda: False)()
-                        if is_link and not follow_links and not _inside(os.path.realpath(entry.path), real_root):
+                        if is_link and not follow_links and not is_inside(os.path.realpath(entry.path), real_root):
                             outside_links.append(entry.path)
                             continue
                         subfolders.append(entry.path)

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.catalog.models import Face, Photo, PhotoStatus
+from engine.catalog.scanner import is_inside
 
 
 @dataclass(frozen=True)
@@ -26,10 +27,6 @@ class PhotoRow:
     faces: int
 
 
-def _under(path: str, roots: list[str]) -> bool:
-    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
-
-
 def photo_rows(session: Session, roots: Sequence[str | Path] = ()) -> list[PhotoRow]:
     """Photos under the album folders `roots` (every photo when empty) that are on disk, by path, each
     with its number of faces."""
@@ -40,4 +37,4 @@ def photo_rows(session: Session, roots: Sequence[str | Path] = ()) -> list[Photo
                            .order_by(Photo.path)).all()
     return [PhotoRow(pid, Path(path), Path(thumb) if thumb else None, w, h, PhotoStatus(status).value, error,
                      counts.get(pid, 0))
-            for pid, path, thumb, w, h, status, error in rows if not folders or _under(path, folders)]
+            for pid, path, thumb, w, h, status, error in rows if not folders or any(is_inside(path, f) for f in folders)]

@@ -71,28 +71,26 @@ def _catalog_face(row: FaceRow) -> Face:
                 embedding=row.vector.copy(), embedding_model=row.embedding_model)
 
 
-def album_people(session: Session, face_ids: Sequence[int]) -> dict[int, tuple[Person | None, set[int]]]:
-    """{face id: (its person — confirmed or machine-assigned — or None, ids of the people it is not)}."""
-    out: dict[int, tuple[Person | None, set[int]]] = {i: (None, set()) for i in face_ids}
+def album_people(session: Session, face_ids: Sequence[int]) -> dict[int, tuple[Person | None, bool, set[int]]]:
+    """{face id: (its person — confirmed or machine-assigned — or None, whether the user confirmed it,
+    ids of the people it is not)}."""
+    out: dict[int, tuple[Person | None, bool, set[int]]] = {i: (None, False, set()) for i in face_ids}
     rows = session.execute(select(Assignment).where(Assignment.face_id.in_(list(face_ids)))).scalars()
     for a in rows:
-        person, rejected = out[a.face_id]
+        person, confirmed, rejected = out[a.face_id]
         if a.origin == AssignmentOrigin.rejected:
             rejected.add(a.person_id)
         elif person is None or a.origin == AssignmentOrigin.confirmed:
-            person = a.person
-        out[a.face_id] = (person, rejected)
+            person, confirmed = a.person, a.origin == AssignmentOrigin.confirmed
+        out[a.face_id] = (person, confirmed, rejected)
     return out
 
 
 def plan_from_album(session: Session, photo_id: int, options: RestoreOptions,
-                    refine: Sequence[Face] | None = None, overrides: dict[int, int | str] | None = None
-                    ) -> RestorationPlan:
+                    refine: Sequence[Face] | None = None) -> RestorationPlan:
     """The plan of the catalogued photo `photo_id` (see the module's rules).
 
-    `refine`: faces the restore detector found in the photo (geometry only). `overrides`: {catalog face
-    id: person id, "blind" or "skip"} — the user's choice for this restoration (the GUI saves the
-    person choices as corrections too, so the album and the plan agree)."""
+    `refine`: faces the restore detector found in the photo (geometry only)."""
     photo = session.get(Photo, photo_id)
     if photo is None:
         raise UsageError(f"photo {photo_id} is not in the catalog (removed since it was listed)")
@@ -102,30 +100,15 @@ def plan_from_album(session: Session, photo_id: int, options: RestoreOptions,
     pairs = pair_by_overlap([r.box for r in rows], [f.box for f in found])
     identities: dict[str, Identity] = {}
     planned: list[PlannedFace] = []
-    overrides = overrides or {}
     for i, row in enumerate(rows):
         face = found[pairs[i]] if i in pairs else _catalog_face(row)
         note = "" if refine is None or i in pairs else \
             " (the restore detector did not find this face; the album's outline is used)"
-        person, rejected = people[row.id]
-        choice = overrides.get(row.id)
-        if isinstance(choice, int) and not isinstance(choice, bool):
-            person = session.get(Person, choice)
-            if person is None:
-                raise UsageError(f"person {choice} no longer exists (merged or removed)")
-            rejected = rejected - {person.id}
+        person, confirmed, rejected = people[row.id]
         small = too_small(face, options)
-        if choice == "skip":
-            planned.append(PlannedFace(face, "skipped", "left alone (your choice)" + note,
-                                       catalog_face_id=row.id))
-            continue
-        if small and choice is None:
+        if small:
             planned.append(PlannedFace(face, "skipped", small + note,
                                        person.id if person else None, person.label if person else None,
-                                       catalog_face_id=row.id))
-            continue
-        if choice == "blind":
-            planned.append(PlannedFace(face, "blind", "nobody: restored without identity (your choice)" + note,
                                        catalog_face_id=row.id))
             continue
         if person is None:
@@ -136,7 +119,7 @@ def plan_from_album(session: Session, photo_id: int, options: RestoreOptions,
             action, reason = unmatched(f"you said this is not {person.label}", options)
             planned.append(PlannedFace(face, action, reason + note, catalog_face_id=row.id))
             continue
-        if person.hidden and choice is None:
+        if person.hidden:
             action, reason = unmatched(f"{person.label} is hidden", options)
             planned.append(PlannedFace(face, action, reason + note, person.id, person.label, catalog_face_id=row.id))
             continue
@@ -149,8 +132,7 @@ def plan_from_album(session: Session, photo_id: int, options: RestoreOptions,
             action, reason = unmatched(f"{person.label} has no reference photos", options)
             planned.append(PlannedFace(face, action, reason + note, person.id, person.label, catalog_face_id=row.id))
             continue
-        how = "your choice" if choice is not None else \
-            ("confirmed by you" if _confirmed(session, row.id, person.id) else "grouped by the album")
+        how = "confirmed by you" if confirmed else "grouped by the album"
         planned.append(PlannedFace(face, "restored", f"{person.label} ({how})" + note, person.id, person.label,
                                    key, catalog_face_id=row.id))
     paired = set(pairs.values())
@@ -165,11 +147,6 @@ def plan_from_album(session: Session, photo_id: int, options: RestoreOptions,
         action, reason = unmatched(why, options)
         planned.append(PlannedFace(face, action, reason))
     return RestorationPlan(limit_faces(planned, options), identities, photo.path)
-
-
-def _confirmed(session: Session, face_id: int, person_id: int) -> bool:
-    return session.scalar(select(Assignment.id).where(Assignment.face_id == face_id, Assignment.person_id == person_id,
-                                                      Assignment.origin == AssignmentOrigin.confirmed)) is not None
 
 
 def known_identities(session: Session) -> list[Identity]:

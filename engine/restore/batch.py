@@ -196,7 +196,7 @@ def restore_item_again(catalog: Catalog, job_id: int, item_id: int, restorer: Ph
     options = RestoreOptions.from_dict(job.options)
     options = replace(options, seed=seed if seed is not None else int.from_bytes(os.urandom(6), "little"),
                       tries=tries if tries is not None else options.tries)
-    path, photo_status, _ = jobs.photo_for_item(catalog, item.photo_id)
+    path, photo_status = jobs.photo_for_item(catalog, item.photo_id)
     if photo_status != "ok":
         raise UsageError(f"the photo is {photo_status}", path)
     output = job.out_dir / item.relative_output
@@ -293,7 +293,7 @@ def _run_held_job(catalog: Catalog, job_id: int, restorer: PhotoRestorer, progre
             continue
         check_cancelled(cancel, "batch")
         output = job.out_dir / item.relative_output
-        path, photo_status, _ = jobs.photo_for_item(catalog, item.photo_id)
+        path, photo_status = jobs.photo_for_item(catalog, item.photo_id)
         result, written = None, {}
         known = item.output_sha256 or earlier.get(item.id)
         if _verified_output(output, known):

@@ -133,16 +133,13 @@ class CheckReferences:
 
 
 class IdentityTokens:
-    """The tokens of each identity for one pack: from memory, from the catalog, or encoded (and stored).
-
-    `encoded` counts the persons encoded by this object (a batch encodes each person once)."""
+    """The tokens of each identity for one pack: from memory, from the catalog, or encoded (and stored)."""
 
     def __init__(self, fingerprint: str, catalog=None):
         self.fingerprint = fingerprint
         self.catalog = catalog
         self._memory: dict[tuple, np.ndarray] = {}
         self._lock = threading.Lock()
-        self.encoded = 0
 
     def tokens(self, identity: Identity, encode: Encoder) -> np.ndarray:
         """(N, D) float32 tokens of `identity`."""
@@ -154,7 +151,6 @@ class IdentityTokens:
         if stored is None:
             images = reference_images(identity)
             stored = _as_array(encode(images))
-            self.encoded += 1
             log.info("identity tokens of %s computed (%d references)", identity.name, len(images))
             self._store(identity, stored)
         with self._lock:

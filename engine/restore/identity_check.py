@@ -155,10 +155,15 @@ def describe(verdict: IdentityVerdict) -> str:
 def describe_short(verdict: IdentityVerdict) -> str:
     """A verdict with its figures in one short phrase (CLI summaries): "looks like Ann (0.930; before
     0.910)", "may not look like Ann (0.901; before 0.915)", "does not look like the original face (0.850)"."""
-    whom = _whom(verdict)
-    words = {"kept": "looks like", "uncertain": "may not look like", "drifted": "does not look like"}[verdict.verdict]
-    before = "" if verdict.similarity_unrestored is None else f"; before {verdict.similarity_unrestored:.3f}"
-    return f"{words} {whom} ({verdict.similarity_restored:.3f}{before})"
+    return short_phrase(verdict.verdict, _whom(verdict), verdict.similarity_restored, verdict.similarity_unrestored)
+
+
+def short_phrase(verdict: str, whom: str, similarity_restored: float, similarity_unrestored: float | None) -> str:
+    """`describe_short` from plain values (a verdict as the catalog records it)."""
+    words = {"kept": "looks like", "uncertain": "may not look like", "drifted": "does not look like"}.get(
+        verdict, verdict)
+    before = "" if similarity_unrestored is None else f"; before {similarity_unrestored:.3f}"
+    return f"{words} {whom} ({similarity_restored:.3f}{before})"
 
 
 def describe_numbers(verdict: IdentityVerdict) -> str:
@@ -265,15 +270,11 @@ class IdentityCheck:
                             similarity_to_references(unrestored_embedding, references.embeddings),
                             "references", references.name)
 
-    def score(self, restored: np.ndarray, unrestored: np.ndarray,
-              references: PersonEmbeddings | None = None) -> float:
-        """`similarity_restored` alone: the score best-of-N keeps the highest of."""
-        return self.check(restored, unrestored, references).similarity_restored
-
     def scorer(self, unrestored: np.ndarray,
                references: PersonEmbeddings | None = None) -> Callable[[np.ndarray], float]:
-        """`score` for many restorations of one face (best of N): the unrestored face is embedded once
-        (and only when blind, the one case where the score needs it)."""
+        """The score best of N keeps the highest of (`similarity_restored` of `check`) for many
+        restorations of one face: the unrestored face is embedded once (and only when blind, the one
+        case where the score needs it)."""
         if references is None:
             target = self.embed_crop(unrestored)
             return lambda restored: float(self.embed_crop(restored) @ target)
@@ -339,7 +340,7 @@ def best_of_n(restore_once: Callable[[int], np.ndarray], seeds: Sequence[int],
     """Restore once per seed, score each result, keep the best.
 
     `restore_once(seed)` -> restored crop; `score(crop)` -> higher is more like the person (e.g.
-    `lambda crop: check.score(crop, lq, refs)`). Returns (index of the kept try, its crop, every try
+    `check.scorer(lq, refs)`). Returns (index of the kept try, its crop, every try
     with its seed and score). Ties go to the first. Only the best crop so far is held in memory.
     """
     from engine.progress import check_cancelled

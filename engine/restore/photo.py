@@ -27,11 +27,10 @@ from engine.errors import FaceMeError, NoFaceError, UsageError
 from engine.faces.align import align_face, warp_to_crop
 from engine.faces.types import Face
 from engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
-from engine.restore.options import DEFAULT_MIN_FACE_SIZE, RestoreOptions, Unmatched, try_seeds  # noqa: F401 (re-exported)
+from engine.restore.options import RestoreOptions, try_seeds
 from engine.restore.pasteback import paste_faces
-from engine.restore.plan import (REFERENCE_MARGIN, Action, Identity, PersonReferences,  # noqa: F401
-                                 PlannedFace, RestorationPlan, check_people, crop_around_face, detect_faces,
-                                 plan_ad_hoc)
+from engine.restore.plan import (Identity, PersonReferences, PlannedFace, RestorationPlan, check_people,
+                                 detect_faces, plan_ad_hoc)
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +40,6 @@ FaceParser = Callable[[np.ndarray], np.ndarray]
 #: identity -> tokens (N, D) to restore with (engine.restore.identity.IdentityTokens.tokens bound to an
 #: encoder); the default encodes the identity's reference images with the pipeline every time
 TokenSource = Callable[[Identity], object]
-
-#: what happened to one face (the plan's entry, with the seed it was restored with, its tries and the
-#: identity check's verdict)
-FaceOutcome = PlannedFace
-
 
 @dataclass
 class PhotoRestoration:

@@ -113,11 +113,6 @@ class RestorationPlan:
     identities: dict[str, Identity] = field(default_factory=dict)
     source: str | None = None
 
-    def with_face(self, index: int, **changes) -> RestorationPlan:
-        faces = list(self.faces)
-        faces[index] = replace(faces[index], **changes)
-        return RestorationPlan(faces, dict(self.identities), self.source)
-
 
 @dataclass(frozen=True)
 class PersonReferences:

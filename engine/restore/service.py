@@ -113,14 +113,14 @@ class RestorationService:
         """The pack detector's faces (detector sizes 640 → 256 until one is found)."""
         return detect_faces(self.analyzer, pixels)
 
-    def plan_album_photo(self, catalog, photo_id: int, pixels: np.ndarray | None, options: RestoreOptions,
-                         overrides: dict | None = None) -> RestorationPlan:
+    def plan_album_photo(self, catalog, photo_id: int, pixels: np.ndarray | None,
+                         options: RestoreOptions) -> RestorationPlan:
         """The album's plan for a catalogued photo; with `pixels`, geometry refined by the pack detector."""
         from engine.restore.album import plan_from_album
 
         refine = self.detect(pixels) if pixels is not None else None
         with catalog.transaction() as session:  # suggestions may be stored for people without any yet
-            return plan_from_album(session, photo_id, options, refine=refine, overrides=overrides)
+            return plan_from_album(session, photo_id, options, refine=refine)
 
     def plan_ad_hoc(self, pixels: np.ndarray, people: Sequence[PersonReferences], options: RestoreOptions,
                     faces: Sequence[Face] | None = None, source=None) -> RestorationPlan:
@@ -158,11 +158,10 @@ class RestorationService:
 
     def restore_album_photo(self, catalog, photo_id: int, input_path: str | Path, output_path: str | Path,
                             options: RestoreOptions, progress: ProgressCallback | None = None,
-                            cancel: CancelCheck | None = None, write_when_nothing: bool = False,
-                            write=None) -> PhotoRestoration:
+                            cancel: CancelCheck | None = None, write=None) -> PhotoRestoration:
         """Read, plan from the album, restore, write `output_path` atomically (not when no face was
-        restored, unless `write_when_nothing`). `write(pixels, like)`, when given, writes it instead
-        (a batch records the output's hash before the file appears)."""
+        restored). `write(pixels, like)`, when given, writes it instead (a batch records the output's
+        hash before the file appears)."""
         from engine.imageio import read_image, write_image
 
         input_path, output_path = Path(input_path), Path(output_path)
@@ -171,7 +170,7 @@ class RestorationService:
         loaded = read_image(input_path)
         plan = self.plan_album_photo(catalog, photo_id, loaded.pixels, options)
         result = self.restore(loaded, plan, options, catalog, progress, cancel)
-        if result.restored_count or write_when_nothing:
+        if result.restored_count:
             if write is not None:
                 write(result.pixels, loaded)
             else:

@@ -105,7 +105,7 @@ def test_only_the_given_faces_are_restored(shared, tiny_pipeline):
 
 
 def test_crop_around_face_reaches_margin_face_sizes_and_stays_inside_the_photo():
-    from engine.restore.photo import crop_around_face
+    from engine.restore.plan import crop_around_face
 
     pixels = np.arange(100 * 200 * 3, dtype=np.uint32).reshape(100, 200, 3)
     crop = crop_around_face(pixels, (50.0, 40.0, 70.0, 60.0), margin=0.5)  # 20 px face, 10 px around it
