@@ -48,9 +48,8 @@ from sqlalchemy.exc import IntegrityError
 from engine.catalog.db import Catalog
 from engine.catalog.models import Assignment, AssignmentOrigin, Face, Photo, PhotoStatus, Reference, utcnow
 from engine.errors import CancelledError, FaceMeError
-from engine.faces.photo_analysis import (FaceAnalyzer, PhotoAnalysis, analyse_photo, default_workers,
-                                         start_worker_server, uses_dlib, worker_analyse, worker_context,
-                                         worker_recipe, worker_start)
+from engine.faces.photo_analysis import (FaceAnalyzer, PhotoAnalysis, analyse_photo, default_workers, uses_dlib,
+                                         worker_analyse, worker_context, worker_recipe, worker_start)
 from engine.faces.types import PAIR_IOU, box_iou
 from engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
 
@@ -306,8 +305,6 @@ class Scanner:
              cancel: CancelCheck | None = None) -> ScanResult:
         start = time.monotonic()
         result = ScanResult()
-        if self.workers > 1:
-            start_worker_server(uses_dlib(self.analyzer))  # it loads while the folders are walked
         roots = [os.path.abspath(os.fspath(r)) for r in roots]
         found = _without_restoration_outputs(
             self.catalog, walk_photos(roots, result.skipped_folders, self.follow_links, result.outside_links))

@@ -229,10 +229,12 @@ class DlibFaceAnalyzer:
         self._load()
         image = self._as_rgb8(image_rgb)
         upsample = self.upsample if upsample is None else upsample
+        scanned_whole = False  # the first pass scanned the image at its own size: a second would repeat it
         if self._two_passes:
             faces, smallest_seen = self._find_at(image, upsample, self.first_pass_pixels)
             if faces and all(min(f.box[2] - f.box[0], f.box[3] - f.box[1]) >= 2 * smallest_seen for f in faces):
                 return faces
+            scanned_whole = image.shape[0] * image.shape[1] * 4 ** upsample <= self.first_pass_pixels
         wanted = _before_upsampling(self.max_detect_pixels, upsample)
         if larger is not None and image.shape[0] * image.shape[1] < wanted:
             bigger = self._as_rgb8(larger(wanted))
@@ -241,6 +243,8 @@ class DlibFaceAnalyzer:
                 h, w = image.shape[:2]
                 return [_within(face.scaled(factor), w, h)
                         for face in self._find_at(bigger, upsample, self.max_detect_pixels)[0]]
+        if scanned_whole:
+            return faces
         return self._find_at(image, upsample, self.max_detect_pixels)[0]
 
     def _find_at(self, image: np.ndarray, upsample: int, budget: int) -> tuple[list[Face], float]:

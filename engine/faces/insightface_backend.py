@@ -113,8 +113,9 @@ class InsightFaceAnalyzer:
         self.detector.prepare(0, input_size=(self.det_size, self.det_size), det_thresh=self.det_thresh)
         self.embedding_model = f"insightface/{part}/{self._recognizer_file.stem}"
 
-    def detect(self, image_rgb: np.ndarray, det_size: int | None = None) -> list[Face]:
-        """All faces (box, score, 5 landmarks, L2-normalised embedding), largest detector score first."""
+    def detect(self, image_rgb: np.ndarray, det_size: int | None = None, embed: bool = True) -> list[Face]:
+        """All faces (box, score, 5 landmarks and, unless `embed` is False, the L2-normalised embedding),
+        largest detector score first."""
         bgr = _bgr(image_rgb)
         size = int(det_size or self.det_size)
         boxes, landmarks = self.detector.detect(bgr, input_size=(size, size), det_thresh=self.det_thresh)
@@ -124,7 +125,7 @@ class InsightFaceAnalyzer:
             if kps is None:
                 raise _pack_error("the detector gives no landmarks (an SCRFD *_kps model is needed)",
                                      self._detector_file, part=self.pack_dir.name)
-            embedding = self._embed_bgr(bgr, kps)
+            embedding = self._embed_bgr(bgr, kps) if embed else None
             faces.append(Face(box=tuple(float(v) for v in boxes[i, :4]), score=float(boxes[i, 4]),
                               landmarks=kps, embedding=embedding, embedding_model=self.embedding_model))
         return faces

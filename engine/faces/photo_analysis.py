@@ -3,9 +3,10 @@ the detector can't use more), find, embed and grade its faces, make its thumbnai
 
 The scan (engine.catalog.scanner) runs this in worker processes forked from a forkserver, and this
 module is what that server imports: it must stay light (no database, no clustering, no torch) so that
-the server is ready soon. `start_worker_server` starts it without waiting, so its start-up — Python,
-these imports, dlib's models (≈ 1 s) — overlaps the caller's own (opening the catalog, walking the
-folders). The scanner alone writes to the catalog; nothing here touches it.
+the server is ready soon. The scan's pool starts it on its first photo; `faceme scan` starts it
+earlier with `start_worker_server`, without waiting, so that its start-up — Python, these imports,
+dlib's models (≈ 1 s) — overlaps the command's own (imports, opening the catalog). The scanner alone
+writes to the catalog; nothing here touches it.
 """
 
 from __future__ import annotations
@@ -41,15 +42,15 @@ INSIGHTFACE_PRELOAD = ["onnxruntime", "insightface.model_zoo"]
 
 
 class FaceAnalyzer(Protocol):
-    """What the scan needs of a face analyser. Optional: `decode_pixels` (the most pixels its detector
-    can use — a two-pass detector's first pass — so a JPEG may be decoded smaller); `looks_closer = True`
-    when `detect` takes `larger=callable(min_pixels) -> pixels`, a way to get the same photo at a higher
-    resolution for a second detection pass, so that a photo is decoded large only when that is needed,
-    and `embed=False`, to leave the embedding to `embed` (DlibFaceAnalyzer)."""
+    """What the scan needs of a face analyser: `detect` (with `embed=False` it leaves the embeddings to
+    `embed`) and `embed`. Optional: `decode_pixels` (the most pixels its detector can use — a two-pass
+    detector's first pass — so a JPEG may be decoded smaller); `looks_closer = True` when `detect` takes
+    `larger=callable(min_pixels) -> pixels`, a way to get the same photo at a higher resolution for a
+    second detection pass, so that a photo is decoded large only when that is needed (DlibFaceAnalyzer)."""
 
     embedding_model: str
 
-    def detect(self, image_rgb: np.ndarray) -> list[DetectedFace]: ...
+    def detect(self, image_rgb: np.ndarray, embed: bool = True) -> list[DetectedFace]: ...
 
     def embed(self, image_rgb: np.ndarray, face: DetectedFace) -> np.ndarray: ...
 
@@ -129,11 +130,11 @@ def analyse_photo(path: str, analyzer: FaceAnalyzer, thumbnails: bool = True,
         scale, width, height = 1.0, image.width, image.height
     pixels = image.pixels
     source = _PhotoPixels(path, image) if scale > 1.0 else None
-    if source is not None and getattr(analyzer, "looks_closer", False):
-        # embedded below, each face once, small ones from a larger decode
-        found = analyzer.detect(pixels, embed=False, larger=lambda n: source.at_least(n)[0])
-    else:
+    if source is None:
         found = analyzer.detect(pixels)
+    else:  # embedded below, each face once, small ones from a larger decode
+        closer = {"larger": lambda n: source.at_least(n)[0]} if getattr(analyzer, "looks_closer", False) else {}
+        found = analyzer.detect(pixels, embed=False, **closer)
     analysed = []
     for face in found:
         photo_face = replace(face.scaled(scale), embedding_model=analyzer.embedding_model)

@@ -29,12 +29,12 @@ class MemoDlibAnalyzer:
         self.inner = _ANALYZER
         self.calls = 0
 
-    def detect(self, image_rgb: np.ndarray):
+    def detect(self, image_rgb: np.ndarray, embed: bool = True):
         self.calls += 1
         key = hashlib.sha1(np.ascontiguousarray(image_rgb).tobytes()).hexdigest() + str(image_rgb.shape)
         if key not in _CACHE:
             _CACHE[key] = self.inner.detect(image_rgb)
-        return list(_CACHE[key])
+        return list(_CACHE[key])  # with embeddings either way: the scan keeps a face's own
 
     def embed(self, image_rgb, face):
         return self.inner.embed(image_rgb, face)

@@ -40,3 +40,17 @@ def test_the_analyser_travels_to_a_worker_without_its_models(shared):
     after = copy.detect(pixels)
     assert _boxes(after) == _boxes(before)
     assert all((a.embedding == b.embedding).all() for a, b in zip(after, before))
+
+
+def test_a_photo_the_first_pass_scanned_whole_is_not_scanned_again(shared):
+    # a small VOC group photo: the 1 MP first pass scans it at its own size (upsampled once), so the
+    # second pass, wanted for its small faces, would scan the very same pixels
+    analyzer = DlibFaceAnalyzer()
+    passes = []
+    find_at = analyzer._find_at
+    analyzer._find_at = lambda image, upsample, budget: passes.append(budget) or find_at(image, upsample, budget)
+    group = read_image(shared / "data" / "group_photos" / "images" / "dlib_2007_007763.jpg").pixels
+    assert group.shape[0] * group.shape[1] * 4 <= analyzer.first_pass_pixels
+    found = analyzer.detect(group, embed=False)
+    assert passes == [analyzer.first_pass_pixels]
+    assert _boxes(found) == _boxes(DlibFaceAnalyzer(first_pass_pixels=None).detect(group, embed=False))
