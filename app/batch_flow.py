@@ -106,7 +106,7 @@ def _review(item) -> list[ReviewFace]:
 
 
 def _job_view(job, owner=None) -> JobView:
-    elsewhere = owner.describe() if owner is not None and owner.alive and not owner.mine else None
+    elsewhere = owner.describe() if owner is not None and owner.elsewhere else None
     return JobView(job.id, job.out_dir, list(job.roots), job.status,
                    [ItemView(i.id, i.photo, i.output, i.status, i.reason, [f.describe() for f in i.faces])
                     for i in job.items], [face for i in job.items for face in _review(i)], elsewhere)
@@ -125,7 +125,7 @@ def running_elsewhere(catalog) -> set[int]:
     """The jobs another live process (a CLI `faceme batch`, another window) runs now."""
     from engine.catalog.leases import owners
 
-    return {job_id for job_id, owner in owners(catalog).items() if owner.alive and not owner.mine}
+    return {job_id for job_id, owner in owners(catalog).items() if owner.elsewhere}
 
 
 def unfinished_job(catalog) -> int | None:
@@ -197,7 +197,7 @@ def retry_face(catalog, job_id: int, item_id: int, settings, model, progress=Non
     from engine.restore.batch import restore_item_again
     from engine.restore.options import RestoreOptions
 
-    options = RestoreOptions.from_dict(jobs.read_job(catalog, job_id).options)
+    options = RestoreOptions.from_dict(jobs.get_job_options(catalog, job_id))
 
     def photo_progress(photo_id, name, done, total, message):
         if progress is not None:

@@ -125,10 +125,10 @@ def _dlib():
     return DlibFaceAnalyzer()
 
 
-def _choices(plan, restorable_reason: str = "too small") -> list[FaceChoice]:
+def _choices(plan) -> list[FaceChoice]:
     choices = []
     for planned in plan.faces:
-        restorable = not planned.reason.startswith(restorable_reason)
+        restorable = not planned.reason.startswith("too small")
         choices.append(FaceChoice(box=tuple(float(v) for v in planned.face.box), person_id=planned.person_id,
                                   person_name=planned.person_name if planned.identity else None,
                                   similarity=planned.similarity, restore=planned.action != "skipped",
@@ -293,8 +293,7 @@ def restore(analysis: PhotoAnalysis, request: RestoreRequest, service: Any, cata
                           options=options.to_dict())
 
 
-def save(outcome: RestoreOutcome, target: Path, catalog: Callable[[], Any] | None = None,
-         photo_id: int | None = None) -> Path:
+def save(outcome: RestoreOutcome, target: Path, catalog: Callable[[], Any] | None = None) -> Path:
     """Write the result atomically (the original is never overwritten) and record it in the catalog as a
     restoration output, so a later scan never catalogues it as a photo (and no batch restores it again);
     a photo of the album is recorded with its faces (person, action, seed, the identity check's
@@ -309,7 +308,7 @@ def save(outcome: RestoreOutcome, target: Path, catalog: Callable[[], Any] | Non
     if catalog is not None:
         from engine.catalog.jobs import record_restoration
 
-        record_restoration(catalog(), photo_id if photo_id is not None else outcome.photo_id, Path(written),
+        record_restoration(catalog(), outcome.photo_id, Path(written),
                            {**outcome.options, "seed": outcome.seed, "saved_by": "app"},
                            {"models_dir": outcome.options.get("models_dir")}, face_records(outcome.faces))
     return written

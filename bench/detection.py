@@ -47,17 +47,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from engine.faces.types import box_iou as iou  # noqa: E402 (after the path is set)
+
 IOU_MATCH = 0.3
 UNANNOTATED_COUNTS = {"insightface_t1.jpg": 6, "deepface_couple.jpg": 2,
                       "deepface_selfie-many-people.jpg": None, "gpen_Solvay_conference_1927.png": 29}
-
-
-def iou(a, b) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(x2 - x1, 0) * max(y2 - y1, 0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def five_from_68(points: np.ndarray) -> np.ndarray:

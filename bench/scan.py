@@ -223,7 +223,6 @@ def _fill_catalog(db: Path, faces: int, unknown_share: float, seed: int = 0) -> 
     person) to the catalog at `db`, as clustered faces of the dlib model."""
     import sqlite3
 
-    rng = np.random.default_rng(seed)
     vectors, labels = synthetic(faces, per_person=20, seed=seed)
     known = int(faces * (1 - unknown_share))
     with sqlite3.connect(db) as con:
@@ -246,7 +245,6 @@ def _fill_catalog(db: Path, faces: int, unknown_share: float, seed: int = 0) -> 
             if i < known:
                 con.execute("insert into assignments (face_id, person_id, origin, created_at) values "
                             "(?, ?, 'machine', '2026-01-01')", (face_id, people[int(labels[i])]))
-        del rng
 
 
 RESCAN_ONE = r"""

@@ -486,10 +486,9 @@ class RestorePage(Page):
         if self.outcome is None:
             return
         target = Path(path) if path is not None else self.default_output()
-        outcome, photo_id, catalog = self.outcome, self.analysis.photo_id, self.context.catalog
+        outcome, catalog = self.outcome, self.context.catalog
         self.progress.start(f"Saving {target.name}…")
-        self._job = self.context.runner.run(lambda progress, cancel: restore_flow.save(outcome, target, catalog,
-                                                                                        photo_id),
+        self._job = self.context.runner.run(lambda progress, cancel: restore_flow.save(outcome, target, catalog),
                                             f"Saving {target.name}", on_result=self._saved, on_failed=self._failed,
                                             on_finished=self._job_finished)
         self._update_actions()

@@ -300,14 +300,18 @@ class JobPlan:
     items: list[PendingItem]
 
 
+def _job_plan(job: BatchJob) -> JobPlan:
+    items = [PendingItem(i.id, i.photo_id, i.relative_output, ItemStatus(i.status).value, i.output_sha256)
+             for i in job.items]
+    return JobPlan(job.id, Path(job.out_dir), dict(job.options or {}), items)
+
+
 def open_job(catalog: Catalog, job_id: int) -> JobPlan:
     """Re-open the job ("running") and read what a run needs; UsageError when it no longer exists."""
     with catalog.transaction() as session:
         job = _job(session, job_id)
         job.status, job.finished_at = JobStatus.running, None
-        items = [PendingItem(i.id, i.photo_id, i.relative_output, ItemStatus(i.status).value, i.output_sha256)
-                 for i in job.items]
-        return JobPlan(job.id, Path(job.out_dir), dict(job.options or {}), items)
+        return _job_plan(job)
 
 
 def earlier_output_hashes(catalog: Catalog, job_id: int) -> dict[int, str]:
@@ -339,9 +343,7 @@ def record_output_hash(catalog: Catalog, item_id: int, sha256: str) -> None:
 def read_job(catalog: Catalog, job_id: int) -> JobPlan:
     """The job's options, output folder and items, read only (the job's status is left as it is)."""
     with catalog.session() as session:
-        job = _job(session, job_id)
-        items = [PendingItem(i.id, i.photo_id, i.relative_output, ItemStatus(i.status).value) for i in job.items]
-        return JobPlan(job.id, Path(job.out_dir), dict(job.options or {}), items)
+        return _job_plan(_job(session, job_id))
 
 
 def item_ids_by_photo(catalog: Catalog, job_id: int) -> dict[int, int]:

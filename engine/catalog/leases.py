@@ -59,6 +59,11 @@ class JobOwner:
     #: this very process holds it
     mine: bool
 
+    @property
+    def elsewhere(self) -> bool:
+        """Another live process runs the job."""
+        return self.alive and not self.mine
+
     def describe(self, now: datetime | None = None) -> str:
         where = "this process" if self.mine else f"process {self.pid} on {self.host}"
         seconds = max(0, int(((now or utcnow()) - self.heartbeat).total_seconds()))

@@ -78,13 +78,12 @@ def run_batch_job(catalog, job_id: int, models: Path | None = None, device: str 
 
     recorded = RestoreOptions.from_dict(get_job_options(catalog, job_id))
     owner = owner_of(catalog, job_id)
-    if owner is not None and owner.alive and not owner.mine:  # a word before the pack check; the lease guards the run
+    if owner is not None and owner.elsewhere:  # a word before the pack check; the lease guards the run
         raise JobBusyError(f"batch {job_id} is {owner.describe()}; it is not run here. Wait for it to finish, "
                            f"or stop it with `faceme jobs cancel {job_id}`", owner=owner.describe())
     settings = Settings().with_overrides(models_dir=models or recorded.models_dir, device=device or recorded.device)
     check_pack(settings.models_dir)
-    service = get_service(settings.models_dir, device or recorded.device or settings.device,
-                          recorded.dtype or settings.dtype, recorded.memory)
+    service = get_service(settings.models_dir, settings.device, recorded.dtype or settings.dtype, recorded.memory)
     bar = ProgressBar("restoring", unit=" photos")
     try:
         summary = run_job(catalog, job_id, ServiceRestorer(service), progress=bar)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.cli.options import add_command_group
+from engine.cli.options import DEVICE_HELP, add_command_group
 from engine.cli.scan import add_catalog_argument, open_catalog_from
 
 
@@ -34,7 +34,7 @@ def add_parser(subparsers) -> None:
         q = sub.add_parser(name, help=text)
         q.add_argument("job", type=int)
         q.add_argument("--models", type=Path, help="model pack folder (default: the one the job was started with)")
-        q.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1, …")
+        q.add_argument("--device", default=None, help=DEVICE_HELP)
         q.set_defaults(handler=handler)
     for parser in sub.choices.values():
         add_catalog_argument(parser)
@@ -58,7 +58,7 @@ def run_list(args) -> int:
         owner = held.get(job.id)
         rows.append({"id": job.id, "status": job.status, "out_dir": str(job.out_dir), "roots": job.roots,
                      **_counts(job), "owner": owner.describe() if owner else None,
-                     "running_elsewhere": bool(owner and owner.alive and not owner.mine)})
+                     "running_elsewhere": bool(owner and owner.elsewhere)})
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return 0
@@ -98,10 +98,9 @@ def run_retry(args) -> int:
 
 
 def run_resume(args) -> int:
-    """Run the job's remaining photos with its recorded options (the same path as `faceme batch`)."""
-    from engine.catalog.jobs import get_job
+    """Run the job's remaining photos with its recorded options (the same path as `faceme batch`; a job
+    that is gone is a UsageError there)."""
     from engine.cli.batch import run_batch_job
 
     with open_catalog_from(args) as catalog:
-        get_job(catalog, args.job)  # UsageError when it is gone
         return run_batch_job(catalog, args.job, models=args.models, device=args.device)

@@ -5,29 +5,28 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from engine.faceme.memory import MEMORY_MODES
+
 MODELS_HELP = "model pack folder (default: $FACEME_MODELS or the user data folder)"
+DEVICE_HELP = "auto (default), cpu, cuda, cuda:1, mps, …"
 
 
 def add_models_option(parser: argparse.ArgumentParser, help: str = MODELS_HELP) -> None:
     parser.add_argument("--models", type=Path, help=help)
 
 
-def add_restoration_options(parser: argparse.ArgumentParser, color_fix: bool = True, memory: bool = True) -> None:
-    """--steps, --guidance, --seed, [--no-color-fix], --device, [--memory]: how FaceMe restores each face."""
+def add_restoration_options(parser: argparse.ArgumentParser) -> None:
+    """--steps, --guidance, --seed, --no-color-fix, --device, --memory: how FaceMe restores each face."""
     parser.add_argument("--steps", type=int, default=50, help="denoising steps (default 50, as released)")
     parser.add_argument("--guidance", type=float, default=5.0, help="identity guidance scale (default 5.0)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (same seed → same result)")
-    if color_fix:
-        parser.add_argument("--no-color-fix", dest="color_fix", action="store_false",
-                            help="skip the wavelet colour correction against the input")
-    parser.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1, mps, …")
-    if memory:
-        from engine.faceme.memory import MEMORY_MODES
-
-        parser.add_argument("--memory", choices=MEMORY_MODES, default=None,
-                            help="GPU memory use: full (all models resident, fastest), balanced (ControlNet "
-                                 "streamed), low (layers streamed, for 6–8 GB cards), auto (default: chosen "
-                                 "from free GPU memory at load; $FACEME_MEMORY)")
+    parser.add_argument("--no-color-fix", dest="color_fix", action="store_false",
+                        help="skip the wavelet colour correction against the input")
+    parser.add_argument("--device", default=None, help=DEVICE_HELP)
+    parser.add_argument("--memory", choices=MEMORY_MODES, default=None,
+                        help="GPU memory use: full (all models resident, fastest), balanced (ControlNet "
+                             "streamed), low (layers streamed, for 6–8 GB cards), auto (default: chosen "
+                             "from free GPU memory at load; $FACEME_MEMORY)")
 
 
 def add_check_options(parser: argparse.ArgumentParser) -> None:

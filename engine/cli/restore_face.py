@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.steps < 1:
         raise UsageError(f"--steps must be at least 1 (got {args.steps})")
+    if args.tries < 1:
+        raise UsageError(f"--tries must be at least 1 (got {args.tries})")
     if args.output.resolve() == args.lq.resolve():
         raise UsageError("the output would overwrite the input", args.output)
     settings = Settings().with_overrides(models_dir=args.models, device=args.device, memory=args.memory)
@@ -57,13 +59,12 @@ def run(args: argparse.Namespace) -> int:
     log.info("model loaded in %.1f s", time.monotonic() - started)
     identity = pipeline.encode_identity(args.ref) if args.ref else None
     pipeline.release_reference_models()  # the tokens are made: CLIP and the face analyzer can go
-    if args.tries < 1:
-        raise UsageError(f"--tries must be at least 1 (got {args.tries})")
-    check = references = None
+    check = references = unrestored = None
     if args.identity_check or args.tries > 1:
         from engine.restore.identity_check import shared_check
 
         check = shared_check(settings.models_dir)
+        unrestored = _square_512(lq)
         try:
             references = check.references("the references", args.ref) if args.ref else None
         except FaceMeError as exc:  # the check's recogniser missed a face FaceMe found: check blind
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
             from engine.restore.options import try_seeds
 
             kept, restored, tries = best_of_n(restore_once, try_seeds(seed, args.tries),
-                                              check.scorer(_square_512(lq), references))
+                                              check.scorer(unrestored, references))
             for n, attempt in enumerate(tries, start=1):
                 print(f"try {n}: seed {attempt.seed}, score {attempt.score:.3f}{' (kept)' if n - 1 == kept else ''}")
             seed = tries[kept].seed
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     if check is not None:
         from engine.restore.identity_check import describe_short
 
-        print(describe_short(check.check(restored, _square_512(lq), references)))
+        print(describe_short(check.check(restored, unrestored, references)))
     return 0
 
 

@@ -12,8 +12,8 @@ this way, so every detail below is part of the weights):
    part of a box that runs past the photo's edge is black, not clipped (`crop_for_clip`); then standard
    CLIP preprocessing; Mix(clip, arcface) → one token.
 
-`detect_largest_face` (BGR-correct, 640 px first, largest face) is NOT the release's reference path:
-it serves face matching (engine.restore), which compares embeddings made the standard way.
+Face matching (engine.restore.plan.detect_faces) detects the standard way instead (BGR-correct,
+640 px first, every face): it compares embeddings made that way.
 """
 
 from __future__ import annotations
@@ -33,13 +33,6 @@ from engine.progress import CancelCheck, ProgressCallback, check_cancelled, repo
 
 log = logging.getLogger(__name__)
 
-#: Bumped whenever identity tokens made from the same photos and weights would change: a cache of
-#: tokens per person must include it in its key. 2: the release's reference path (RGB-fed InsightFace,
-#: 512 px first, first face, PIL crop); 1 was BGR-fed, 640 px first, largest face, clipped crop.
-REFERENCE_PATH_VERSION = 2
-
-#: Detector input sizes tried in turn until a face is found (640 → 256, step 64).
-DETECTION_SIZES = tuple(range(640, 255, -64))
 #: The release's reference detection: the analyzer is prepared at 512, which is tried first; then
 #: 640 → 320 step 64, then 256. (512 comes twice; a retry at a size already tried finds nothing new,
 #: so `detect_reference_face` skips it: same result, one detection less.)
@@ -63,18 +56,6 @@ class ReferenceFace:
     face: Face
     arcface: np.ndarray  # (512,) L2-normalised
     clip_crop: np.ndarray  # RGB uint8: PIL crop of the float box, black outside the photo
-
-
-def detect_largest_face(analyzer, image_rgb: np.ndarray, source: str,
-                        sizes: Sequence[int] = DETECTION_SIZES) -> Face:
-    """The largest detected face, trying each detector input size until one finds a face."""
-    for size in sizes:
-        faces = analyzer.detect(image_rgb, det_size=size)
-        if faces:
-            if size != sizes[0]:
-                log.debug("%s: face found at detector size %d", source, size)
-            return max(faces, key=lambda f: f.area)
-    raise NoFaceError("no face found in the reference photo", source)
 
 
 def release_faces(analyzer, image_rgb: np.ndarray, det_size: int) -> list[Face]:
@@ -112,18 +93,6 @@ def crop_for_clip(image_rgb: np.ndarray, box: Sequence[float]) -> np.ndarray:
     if x2 <= x1 or y2 <= y1:
         raise NoFaceError("the detected face box is empty")
     return np.asarray(Image.fromarray(np.ascontiguousarray(image_rgb)).crop(tuple(float(v) for v in box)))
-
-
-def bounding_box_crop(image_rgb: np.ndarray, face: Face) -> np.ndarray:
-    """The face's bounding box (rounded, clipped to the image), no alignment. Not the release's
-    CLIP crop (see `crop_for_clip`)."""
-    height, width = image_rgb.shape[:2]
-    x1, y1, x2, y2 = (int(round(v)) for v in face.box)
-    x1, y1 = max(x1, 0), max(y1, 0)
-    x2, y2 = min(x2, width), min(y2, height)
-    if x2 <= x1 or y2 <= y1:
-        raise NoFaceError("the detected face box lies outside the image")
-    return np.ascontiguousarray(image_rgb[y1:y2, x1:x2])
 
 
 def prepare_reference(analyzer, reference: Reference, index: int = 0) -> ReferenceFace:

@@ -153,11 +153,13 @@ def limit_faces(faces: list[PlannedFace], options: RestoreOptions) -> list[Plann
     return faces
 
 
+#: Detector input sizes an InsightFace analyser is tried at in turn until it finds a face (640 → 256).
+DETECTION_SIZES = tuple(range(640, 255, -64))
+
+
 def detect_faces(analyzer, pixels: np.ndarray) -> list[Face]:
     """Every face the analyser finds; an InsightFace analyser is retried at smaller detector inputs
     (640 → 256) until it finds one, as references are (close-ups are missed at 640)."""
-    from engine.faceme.references import DETECTION_SIZES
-
     image = np.ascontiguousarray(pixels[..., :3])
     if hasattr(analyzer, "det_size"):
         for size in DETECTION_SIZES:

@@ -13,7 +13,8 @@ from PIL import Image
 
 from engine.errors import ModelPackError, NoFaceError
 from engine.faces.insightface_backend import InsightFaceAnalyzer, default_providers
-from engine.faceme.references import DETECTION_SIZES, detect_largest_face, prepare_reference
+from engine.faceme.references import prepare_reference
+from engine.restore.plan import DETECTION_SIZES, detect_faces
 
 
 @pytest.fixture(scope="module")
@@ -78,20 +79,22 @@ def test_plain_image_has_no_face_at_any_size(analyzer, tmp_path):
     assert str(path) in str(info.value) and info.value.exit_code == 3
 
 
-def test_retries_smaller_detector_sizes_then_takes_the_largest_face(analyzer, shared):
+def test_retries_smaller_detector_sizes_until_faces_are_found(analyzer, shared):
     image = _rgb(shared / "data" / "group_photos" / "images" / "dlib_2007_007763.jpg")
     tried = []
 
     class Picky:  # the real analyzer, blind at the larger sizes
+        det_size = 640
+
         def detect(self, img, det_size=None):
             tried.append(det_size)
             return [] if det_size > 448 else analyzer.detect(img, det_size=det_size)
 
-    face = detect_largest_face(Picky(), image, "group.jpg")
+    faces = detect_faces(Picky(), image)
     assert tried == [640, 576, 512, 448]
     all_faces = analyzer.detect(image, det_size=448)
     assert len(all_faces) >= 3
-    assert face.area == max(f.area for f in all_faces)
+    assert [f.box for f in faces] == [f.box for f in all_faces]
 
 
 def test_real_retry_on_a_photo_the_640_detector_misses(analyzer, ref_paths):
