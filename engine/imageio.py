@@ -659,10 +659,6 @@ class ReducedImage:
     full_height: int
     orientation: int = 1
 
-    @property
-    def is_reduced(self) -> bool:
-        return self.scale > 1.0
-
 
 def read_image_reduced(path: str | Path, min_pixels: int,
                        max_pixels: int = DEFAULT_MAX_PIXELS) -> ReducedImage:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -83,9 +84,7 @@ class SettingsPage(Page):
         form.addRow("Catalog", _path_row(self.catalog, self._choose_catalog))
         self.scan_workers = QSpinBox()
         self.scan_workers.setRange(0, 64)
-        from engine.faces.photo_analysis import default_workers
-
-        self.scan_workers.setSpecialValueText(f"Automatic ({default_workers()}, one per core)")
+        self.scan_workers.setSpecialValueText(f"Automatic ({os.cpu_count() or 1}, one per core)")
         self.scan_workers.setToolTip("How many photos a scan analyses at once; fewer leaves the computer more free")
         form.addRow("Scan workers", self.scan_workers)
 

@@ -56,8 +56,9 @@ def normalise_url(url_or_path: str | Path) -> str:
     return f"sqlite:///{Path(text_value).expanduser().resolve()}"
 
 
-def sqlite_file(url: str) -> Path | None:
-    """The file behind a SQLite URL; None for other databases and in-memory SQLite."""
+def sqlite_file(url) -> Path | None:
+    """The file behind a SQLite URL (a string or a SQLAlchemy URL); None for other databases and in-memory
+    SQLite."""
     parsed = make_url(url)
     database = parsed.database
     if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" \
@@ -201,8 +202,7 @@ def check_sqlite_file(path: Path, full: bool = False) -> str:
         return (f"truncated: the header declares {declared_pages} pages of {page_size} bytes "
                 f"({declared_pages * page_size} bytes) but the file has {size}")
     try:
-        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
-                                     timeout=BUSY_TIMEOUT_MS / 1000)
+        connection = read_only_connection(path)
         try:
             pragma = "integrity_check" if full else "quick_check"
             rows = [row[0] for row in connection.execute(f"PRAGMA {pragma}(20)")]
@@ -217,6 +217,11 @@ def check_sqlite_file(path: Path, full: bool = False) -> str:
     return "; ".join(rows)
 
 
+def read_only_connection(path: Path) -> sqlite3.Connection:
+    """A connection to the SQLite file `path` that can't write to it (checks, backups, first looks)."""
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+
+
 def _refuse_damaged(path: Path) -> None:
     """CatalogError unless the existing file at `path` is a sound SQLite database."""
     if not path.is_file():
@@ -225,8 +230,6 @@ def _refuse_damaged(path: Path) -> None:
     if problem == "ok":
         return
     reason = "not-a-database" if problem.startswith("not an SQLite") else "damaged"
-    if "database is locked" in problem:
-        reason = "locked"
     raise CatalogError(f"{_WHAT_TO_DO[reason].format(seconds=BUSY_TIMEOUT_MS / 1000)} ({problem})", path,
                        reason=reason)
 
@@ -238,7 +241,7 @@ def _refuse_foreign(path: Path) -> None:
         return
     from engine.catalog.models import Base
 
-    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    connection = read_only_connection(path)
     try:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if "alembic_version" in tables and connection.execute("SELECT 1 FROM alembic_version").fetchone():
@@ -254,10 +257,16 @@ def _refuse_foreign(path: Path) -> None:
         raise
     finally:
         connection.close()
+    _refuse_unknown_schema(foreign, filled, path)
+
+
+def _refuse_unknown_schema(foreign, filled, where) -> None:
+    """CatalogError when a database without a schema revision has tables that aren't ours, or ours with
+    rows: someone else's database, never changed."""
     if foreign or filled:
         raise CatalogError(f"this database has tables but no FaceMe schema revision "
                            f"({', '.join(sorted(foreign or filled))}); it was not changed. Choose another "
-                           f"catalog file", path, reason="unknown-schema")
+                           f"catalog file", where, reason="unknown-schema")
 
 
 def _alembic_config(connection):
@@ -274,7 +283,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     holds the write lock: another process doing the same waits, then finds the work done."""
     from alembic import command
 
-    if revision == "head" and _revision_of(engine) == head_revision():
+    if revision == "head" and current_revision(engine) == head_revision():
         return  # the common case: no write, no lock
     with engine.connect() as connection:
         if engine.dialect.name == "sqlite":
@@ -308,7 +317,7 @@ def _explicit_sqlite_transactions(connection) -> Iterator[None]:
         dbapi_connection.isolation_level = saved
 
 
-def _revision_of(engine: Engine) -> str | None:
+def current_revision(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as connection:
@@ -332,18 +341,11 @@ def _repair_half_made_schema(connection) -> None:
     foreign = existing - ours
     filled = [t for t in sorted(existing & ours)
               if connection.exec_driver_sql(f'SELECT 1 FROM "{t}" LIMIT 1').first() is not None]
-    if foreign or filled:
-        raise CatalogError(f"this database has tables but no FaceMe schema revision "
-                           f"({', '.join(sorted(foreign or filled))}); it was not changed. Choose another "
-                           f"catalog file", connection.engine.url.database, reason="unknown-schema")
+    _refuse_unknown_schema(foreign, filled, connection.engine.url.database)
     log.warning("repairing a half-made catalog schema (tables without a revision: %s)", ", ".join(sorted(existing)))
     for table in reversed(Base.metadata.sorted_tables):
         if table.name in existing:
             connection.exec_driver_sql(f'DROP TABLE "{table.name}"')
-
-
-def current_revision(engine: Engine) -> str | None:
-    return _revision_of(engine)
 
 
 def head_revision() -> str:

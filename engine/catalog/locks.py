@@ -29,6 +29,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from engine.catalog.db import sqlite_file
+
 log = logging.getLogger(__name__)
 
 #: how often a waiting process re-tries the lock (the message is given once)
@@ -55,14 +57,6 @@ def _key(name: str) -> int:
     return zlib.crc32(f"faceme:{name}".encode()) & 0x7FFFFFFF
 
 
-def _sqlite_file(catalog) -> Path | None:
-    url = catalog.engine.url
-    database = url.database
-    if url.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return Path(database)
-
-
 def _holder_text(raw: str) -> str:
     try:
         holder = json.loads(raw)
@@ -81,7 +75,7 @@ def catalog_lock(catalog, name: str, what: str, on_wait: Callable[[str], None] |
     finish", and the call waits — at most `timeout` seconds when given (then LockTimeout).
     """
     on_wait = on_wait or (lambda message: log.warning("%s", message))
-    path = _sqlite_file(catalog)
+    path = sqlite_file(catalog.engine.url)
     if path is not None:
         with _file_lock(path.with_name(f"{path.name}.{name}.lock"), what, on_wait, timeout):
             yield

@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.catalog.db import BUSY_TIMEOUT_MS, check_sqlite_file, head_revision, normalise_url, sqlite_file
+from engine.catalog.db import check_sqlite_file, head_revision, normalise_url, read_only_connection, sqlite_file
 from engine.errors import CatalogError, UsageError
 from engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
 
@@ -46,10 +46,6 @@ def _sqlite_path(url_or_path: str | Path) -> Path:
     return path
 
 
-def _read_only(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
-
-
 def check_catalog(url_or_path: str | Path) -> CatalogCheck:
     """What is wrong with the catalog file, if anything; never writes to it."""
     path = _sqlite_path(url_or_path)
@@ -63,7 +59,7 @@ def check_catalog(url_or_path: str | Path) -> CatalogCheck:
     problems: list[str] = []
     revision = None
     counts: dict[str, int] = {}
-    connection = _read_only(path)
+    connection = read_only_connection(path)
     try:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if "alembic_version" in tables:
@@ -107,7 +103,7 @@ def backup_catalog(url_or_path: str | Path, target: str | Path, progress: Progre
     os.close(fd)
     temp = Path(temp_name)
     try:
-        src = _read_only(source)
+        src = read_only_connection(source)
         dst = sqlite3.connect(temp)
         try:
             def step(_status, remaining, total):

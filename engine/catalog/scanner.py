@@ -50,7 +50,7 @@ from engine.catalog.models import Assignment, AssignmentOrigin, Face, Photo, Pho
 from engine.errors import CancelledError, FaceMeError
 from engine.faces.photo_analysis import (FaceAnalyzer, PhotoAnalysis, analyse_photo, default_workers, uses_dlib,
                                          worker_analyse, worker_context, worker_recipe, worker_start)
-from engine.faces.types import PAIR_IOU, box_iou
+from engine.faces.types import box_iou, pair_by_overlap
 from engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
 
 log = logging.getLogger(__name__)
@@ -238,16 +238,7 @@ def _carry_over(session, old_faces: list[Face], new_faces: list[Face], model: st
     overlapping it most (IoU ≥ PAIR_IOU, best pairs first); the people now belong to `model`."""
     from engine.catalog.models import Person
 
-    pairs = sorted(((box_iou(o.box, n.box), i, j) for i, o in enumerate(old_faces) for j, n in enumerate(new_faces)),
-                   reverse=True)
-    used_old, used_new = set(), set()
-    for overlap, i, j in pairs:
-        if overlap < PAIR_IOU:
-            break
-        if i in used_old or j in used_new:
-            continue
-        used_old.add(i)
-        used_new.add(j)
+    for i, j in pair_by_overlap([o.box for o in old_faces], [n.box for n in new_faces]).items():
         old, new = old_faces[i], new_faces[j]
         taken = {a.person_id: a for a in session.scalars(select(Assignment).where(Assignment.face_id == new.id))}
         for assignment in session.scalars(select(Assignment).where(Assignment.face_id == old.id)).all():
@@ -483,17 +474,13 @@ class Scanner:
         word or a person (assignments, references), to be embedded with this model if not found."""
         if not self.reanalyse or photo is None:
             return []
-        from engine.catalog.models import Reference as Ref
-
-        keep = []
-        for face in photo.faces:
-            if face.embedding_model == self.model:
-                continue
-            decided = session.scalar(select(Assignment.id).where(Assignment.face_id == face.id).limit(1)) or \
-                session.scalar(select(Ref.id).where(Ref.face_id == face.id).limit(1))
-            if decided is not None:
-                keep.append((face.box, face.landmarks))
-        return keep
+        others = [face for face in photo.faces if face.embedding_model != self.model]
+        if not others:
+            return []
+        ids = [face.id for face in others]
+        decided = set(session.scalars(select(Assignment.face_id).where(Assignment.face_id.in_(ids))))
+        decided |= set(session.scalars(select(Reference.face_id).where(Reference.face_id.in_(ids))))
+        return [(face.box, face.landmarks) for face in others if face.id in decided]
 
     def _write(self, step, result: ScanResult):
         """Run `step(session)` in one transaction; when a concurrent scan inserted the same path first

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from engine.cli.options import add_command_group
 from engine.cli.progress_bar import ProgressBar
-from engine.cli.scan import add_catalog_argument
+from engine.cli.scan import add_catalog_argument, catalog_url_from
 
 
 def add_parser(subparsers) -> None:
@@ -28,18 +28,11 @@ def add_parser(subparsers) -> None:
     q.set_defaults(handler=run_backup)
 
 
-def _catalog_url(args) -> str:
-    from engine.catalog.db import normalise_url
-    from engine.settings import Settings
-
-    return normalise_url(args.catalog) if args.catalog else Settings().catalog_url
-
-
 def run_check(args) -> int:
     from engine.catalog.maintenance import check_catalog
     from engine.errors import CatalogError
 
-    result = check_catalog(_catalog_url(args))
+    result = check_catalog(catalog_url_from(args))
     counts = ", ".join(f"{n} {table}" for table, n in result.counts.items())
     if result.ok:
         behind = "" if result.revision == result.head else f" (schema {result.revision}; this version "\
@@ -56,7 +49,7 @@ def run_backup(args) -> int:
 
     bar = ProgressBar("backing up", unit=" pages")
     try:
-        target = backup_catalog(_catalog_url(args), args.target, progress=bar)
+        target = backup_catalog(catalog_url_from(args), args.target, progress=bar)
     finally:
         bar.close()
     print(f"catalog backed up to {target}")

@@ -38,12 +38,18 @@ def open_catalog_from(args: argparse.Namespace):
     on first use; a --catalog in a folder that does not exist is refused (CatalogError), because a
     mistyped path would otherwise start a new, empty catalog silently. The file itself is created
     inside an existing folder: the first scan starts a catalog."""
-    from engine.catalog.db import normalise_url, open_catalog
+    from engine.catalog.db import open_catalog
+
+    return open_catalog(catalog_url_from(args), create_folder=not getattr(args, "catalog", None))
+
+
+def catalog_url_from(args: argparse.Namespace) -> str:
+    """The URL of the catalog the command names (--catalog, else the user's settings)."""
+    from engine.catalog.db import normalise_url
     from engine.settings import Settings
 
     explicit = getattr(args, "catalog", None)
-    url = normalise_url(explicit) if explicit else Settings().catalog_url
-    return open_catalog(url, create_folder=not explicit)
+    return normalise_url(explicit) if explicit else Settings().catalog_url
 
 
 def add_parser(subparsers) -> None:

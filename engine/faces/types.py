@@ -57,3 +57,20 @@ def box_iou(a, b) -> float:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+def pair_by_overlap(known, found, threshold: float = PAIR_IOU) -> dict[int, int]:
+    """{index in known: index in found} for two lists of boxes of the same faces (two detectors, or
+    one photo analysed twice), greedily by the largest overlap, each box paired at most once, in that
+    order."""
+    pairs = sorted(((box_iou(k, f), i, j) for i, k in enumerate(known) for j, f in enumerate(found)), reverse=True)
+    taken_k, taken_f, out = set(), set(), {}
+    for overlap, i, j in pairs:
+        if overlap < threshold:
+            break
+        if i in taken_k or j in taken_f:
+            continue
+        out[i] = j
+        taken_k.add(i)
+        taken_f.add(j)
+    return out

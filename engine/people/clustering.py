@@ -354,20 +354,15 @@ class ClusteringResult:
     touched_people: set[int] = field(default_factory=set)
 
 
-def _pending_filter(model: str):
-    from engine.catalog.models import Face, Photo, PhotoStatus
-
-    return (Face.embedding_model == model, Face.clustered.is_(False), Photo.status != PhotoStatus.unreadable)
-
-
 def has_pending_faces(session, model: str) -> bool:
     """Whether any face of `model` waits for clustering (an index lookup: cheap in any catalog)."""
     from sqlalchemy import select
 
-    from engine.catalog.models import Face, Photo
+    from engine.catalog.models import Face, Photo, PhotoStatus
 
     return session.scalar(select(Face.id).join(Photo, Photo.id == Face.photo_id)
-                          .where(*_pending_filter(model)).limit(1)) is not None
+                          .where(Face.embedding_model == model, Face.clustered.is_(False),
+                                 Photo.status != PhotoStatus.unreadable).limit(1)) is not None
 
 
 def cluster_catalog(catalog, model: str, scope: str = "pending", params: ClusterParams | None = None,

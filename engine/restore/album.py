@@ -23,26 +23,10 @@ from sqlalchemy.orm import Session
 
 from engine.catalog.models import Assignment, AssignmentOrigin, Face as FaceRow, Person, Photo
 from engine.errors import UsageError
-from engine.faces.types import PAIR_IOU, Face, box_iou
+from engine.faces.types import Face, pair_by_overlap
 from engine.restore.options import RestoreOptions
 from engine.restore.plan import (CatalogReference, Identity, PlannedFace, RestorationPlan, limit_faces, too_small,
                                  unmatched)
-
-
-def pair_by_overlap(known: Sequence[Sequence[float]], found: Sequence[Sequence[float]],
-                    threshold: float = PAIR_IOU) -> dict[int, int]:
-    """{index in known: index in found}, greedily by the largest overlap, each face paired at most once."""
-    pairs = sorted(((box_iou(k, f), i, j) for i, k in enumerate(known) for j, f in enumerate(found)), reverse=True)
-    taken_k, taken_f, out = set(), set(), {}
-    for overlap, i, j in pairs:
-        if overlap < threshold:
-            break
-        if i in taken_k or j in taken_f:
-            continue
-        out[i] = j
-        taken_k.add(i)
-        taken_f.add(j)
-    return out
 
 
 def person_identity(session: Session, person: Person) -> Identity | None:

@@ -85,11 +85,9 @@ def reference_crops(faces: Sequence[CatalogReference]) -> list[np.ndarray]:
 def _file_key(image) -> tuple | None:
     if isinstance(image, np.ndarray):
         return ("array", hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest(), image.shape)
-    try:
-        stat = Path(image).stat()
-    except OSError:
-        return None
-    return (str(Path(image).resolve()), stat.st_size, stat.st_mtime_ns)
+    from engine.restore.matching import file_key
+
+    return file_key(image)
 
 
 def reference_images(identity: Identity) -> list:

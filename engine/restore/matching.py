@@ -129,12 +129,19 @@ _EMBEDDING_CACHE: dict[tuple, np.ndarray] = {}
 _CACHE_LIMIT = 1024
 
 
-def _cache_key(embedding_model: str, path: Path) -> tuple | None:
+def file_key(path: str | Path) -> tuple | None:
+    """(resolved path, size, mtime) of a file, for caches of what was computed from it; None when it
+    can't be looked at (whoever reads it reports the problem)."""
     try:
-        stat = path.stat()
+        stat = Path(path).stat()
     except OSError:
-        return None  # read_rgb reports the problem
-    return (embedding_model, str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        return None
+    return (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+def _cache_key(embedding_model: str, path: Path) -> tuple | None:
+    key = file_key(path)
+    return None if key is None else (embedding_model, *key)
 
 
 def _remember(key: tuple, vector: np.ndarray) -> None:

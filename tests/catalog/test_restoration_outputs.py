@@ -31,8 +31,8 @@ def test_the_scanner_leaves_out_files_the_catalog_records_as_outputs(shared, tmp
 
     # the app's Save into the album (a folder the user chose there): recorded, so never catalogued
     loaded = read_image(photos[0])
-    saved = save(RestoreOutcome(photos[0], loaded.pixels, loaded, "", 1), album / "restored" / "a_restored.jpg",
-                 lambda: catalog, photo_id)
+    saved = save(RestoreOutcome(photos[0], loaded.pixels, loaded, "", 1, photo_id=photo_id),
+                 album / "restored" / "a_restored.jpg", lambda: catalog)
     # a batch output written (hash recorded first) by a run killed before its commit, inside the album's tree
     killed = album / "old-batch" / "b.jpg"
     killed.parent.mkdir()
