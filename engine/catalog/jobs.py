@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import selectinload
 
 from engine.catalog.db import Catalog
 from engine.catalog.models import (BatchItem, BatchJob, ItemStatus, JobStatus, Photo, PhotoStatus, Restoration,
@@ -203,7 +204,7 @@ def _face_records(session, job: BatchJob, items: list[BatchItem]) -> dict[int, l
         return {}
     latest: dict[int, Restoration] = {}
     for restoration in session.scalars(select(Restoration).where(Restoration.photo_id.in_(done))
-                                       .order_by(Restoration.id)):
+                                       .options(selectinload(Restoration.faces)).order_by(Restoration.id)):
         if (restoration.settings or {}).get("batch_job") == job.id:
             latest[restoration.photo_id] = restoration
     return {photo_id: [face_record(f) for f in r.faces] for photo_id, r in latest.items()}

@@ -581,10 +581,11 @@ class Scanner:
             old_faces = [f for f in photo.faces if f.embedding_model == model]
             other_faces = [f for f in photo.faces if f.embedding_model != model]
             if self.reanalyse:
-                old_models = set()  # the photo moves to this model; people move with the faces
-            for face in list(photo.faces):
-                if face.embedding_model != model and face.embedding_model not in old_models and not self.reanalyse:
-                    session.delete(face)
+                old_models = set()  # the photo moves to this model; people move with the faces (below)
+            else:
+                for face in other_faces:
+                    if face.embedding_model not in old_models:
+                        session.delete(face)
             photo.analysed_with = " ".join(sorted(old_models - {model}))
         photo.size, photo.mtime_ns, photo.content_hash = item.size, item.mtime_ns, digest
         photo.status, photo.error, photo.missing_since = PhotoStatus.ok, None, None
