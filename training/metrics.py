@@ -80,13 +80,10 @@ class IdentitySimilarity:
         self.fallbacks = 0
 
     def largest_face(self, image: np.ndarray):
-        from engine.faceme.references import DETECTION_SIZES
+        from engine.restore.plan import detect_faces
 
-        for size in DETECTION_SIZES:
-            faces = self.analyzer.detect(image, det_size=size)
-            if faces:
-                return max(faces, key=lambda f: f.area)
-        return None
+        faces = detect_faces(self.analyzer, image)  # smaller detector inputs until one finds a face
+        return max(faces, key=lambda f: f.area) if faces else None
 
     def __call__(self, restored: np.ndarray, gt: np.ndarray) -> float | None:
         gt_face = self.largest_face(gt)

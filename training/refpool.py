@@ -384,13 +384,10 @@ def build_refpool_from_config(config, source: Path, out: Path, limit: int | None
     analyzer = InsightFaceAnalyzer(part_dir(Path(config.models_dir), "antelopev2"), providers=["CPUExecutionProvider"])
 
     def embed(image: np.ndarray):
-        from engine.faceme.references import DETECTION_SIZES
+        from engine.restore.plan import detect_faces
 
-        for size in DETECTION_SIZES:
-            faces = analyzer.detect(image, det_size=size)
-            if faces:
-                return max(faces, key=lambda f: f.area).embedding
-        return None
+        faces = detect_faces(analyzer, image)  # smaller detector inputs until one finds a face
+        return max(faces, key=lambda f: f.area).embedding if faces else None
 
     if rp.generator == "standin":
         generator: ReferenceGenerator = StandInGenerator()
