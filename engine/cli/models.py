@@ -41,8 +41,12 @@ def add_parser(subparsers) -> None:
     im = sub.add_parser("import", help="adopt files you already have (hub-layout folder, HF cache, unpacked "
                                        "or zipped InsightFace pack): verify, then link them in")
     im.add_argument("part", choices=list(PARTS), metavar="PART", help=f"one of: {', '.join(PARTS)}")
-    im.add_argument("path", type=Path, help="the folder (or zip) holding the part's files")
-    im.add_argument("--copy", action="store_true", help="copy the files instead of linking them")
+    im.add_argument("path", type=Path,
+                    help="the folder (or zip) holding the part's files; only regular files inside it are taken "
+                         "(links are not followed, except an HF cache's own links to its blobs)")
+    im.add_argument("--copy", action="store_true",
+                    help="copy the files instead of linking them (copies are readable by others only where the "
+                         "originals are)")
     add_models_option(im)
     im.add_argument("--manifest", type=Path, help=_MANIFEST_HELP)
     im.set_defaults(handler=import_command)
@@ -50,7 +54,8 @@ def add_parser(subparsers) -> None:
     v = sub.add_parser("verify", help="check each part of the model pack: present, missing or wrong")
     add_models_option(v)
     v.add_argument("--full", action="store_true",
-                   help="also recompute every file's SHA-256 against the installed record (slow for big files)")
+                   help="re-hash every file against the installed record (slow for big files); without it, only "
+                        "files whose size, inode or change time differ from the record are re-hashed")
     v.add_argument("parts", nargs="*", choices=[*PARTS, []], metavar="PART",
                    help=f"parts to check (default: those restoration needs: {', '.join(RESTORATION_PARTS)})")
     v.set_defaults(handler=verify)

@@ -196,7 +196,15 @@ def _library_progress_bars_disabled():
 
 
 def _has_fp16_variant(folder: Path) -> bool:
-    return any(folder.glob("*.fp16.safetensors")) or any(folder.glob("*.fp16.bin"))
+    """Whether this sub-folder's installed weights are the fp16 variant, as the part's install record says
+    (the files that were checked), never from whatever else lies in the folder; without a record (a folder
+    loaded outside a pack), from the folder's files."""
+    from engine.models.integrity import read_record
+
+    record = read_record(folder.parent)
+    names = [Path(rel) for rel in record.files if Path(rel).parent.name == folder.name] if record is not None \
+        else list(folder.iterdir())
+    return any(n.name.endswith((".fp16.safetensors", ".fp16.bin")) for n in names)
 
 
 def _part_error(name: str, exc: Exception, path: Path) -> ModelPackError:

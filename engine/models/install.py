@@ -11,6 +11,11 @@ space against the manifest's sizes. Hub files land in the user's HF cache and ar
 part (copied when the cache is on another file system); zip parts are fetched to
 `<models>/.downloads/` (resumable) and only the files the engine uses are extracted, flattened (the
 official antelopev2.zip nests its files in `antelopev2/antelopev2/`).
+
+Imports take only regular files inside the folder or archive given (`import_sources.py`: no links
+followed but an HF cache's own, no devices, FIFOs or sockets, no archive members that are links).
+Files this module writes (copies, extracted members) are new files of the user running it, readable by
+others only where the source was (never more than 0o644, and the umask applies).
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
+import stat
 import time
 import uuid
 import zipfile
@@ -27,8 +34,10 @@ from pathlib import Path, PurePosixPath
 
 from engine.errors import DownloadError, FaceMeError, ModelPackError, UsageError
 from engine.models import fetch
-from engine.models.integrity import (FileRecord, PartRecord, now_iso, read_record, record_hash, recorded_hash,
-                                     sha256_file, write_record)
+from engine.models.import_sources import (SourceFile, UnsafeSourceError, checked_archive_member,
+                                          checked_source_file, kind_of_path)
+from engine.models.integrity import (FileRecord, FileStamp, PartRecord, hash_with_stamp, now_iso, read_record,
+                                     record_hash, recorded_hash, sha256_file, stamp_of, write_record)
 from engine.models.layout import PARTS, check_part, check_part_folder, part_dir
 from engine.models.licenses import is_accepted, record_acceptance, require_acceptance
 from engine.models.manifest import Manifest, ManifestFile, PartManifest, load_manifest
@@ -41,6 +50,10 @@ DOWNLOADS_DIR = ".downloads"
 #: kept free on top of what a download needs (file-system metadata, the installed records, logs)
 DISK_MARGIN = 64 * 1024 * 1024
 _STALE_STAGING_S = 6 * 3600
+#: the most a weights file written here grants: read for all, write for its owner (the umask applies too)
+_WEIGHTS_MODE = 0o644
+#: a Hugging Face commit, as a cache's refs/ files name it
+_COMMIT_RE = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclass
@@ -110,8 +123,26 @@ def _place(src: Path, dst: Path, mode: str) -> str:
             return "symlink"
         except OSError:
             pass
-    shutil.copyfile(real, dst)
+    with open(real, "rb") as data:
+        _copy_into_new_file(data, dst, _WEIGHTS_MODE)
     return "copy"
+
+
+def _new_weights_file(path: Path, mode: int = _WEIGHTS_MODE):
+    """A new file opened for writing with at most `mode` (and the umask): never the source's mode, so
+    a copy is never more readable or executable than a plain weights file."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode), "wb")
+
+
+def _copy_into_new_file(data, dst: Path, mode: int, cancel: CancelCheck | None = None) -> str:
+    """Copy the open file `data` into a new file `dst`; returns the SHA-256 of the bytes written."""
+    digest = hashlib.sha256()
+    with _new_weights_file(dst, mode) as out:
+        while chunk := data.read(1 << 20):
+            digest.update(chunk)
+            out.write(chunk)
+            check_cancelled(cancel, "import")
+    return digest.hexdigest()
 
 
 def _summary_of(methods: set[str]) -> str:
@@ -318,7 +349,7 @@ def _finish(staging: Path, part: PartManifest, files: dict[str, FileRecord], pla
     result.placed = _summary_of(set(placed))
     write_record(staging, PartRecord(part=part.name, source=source or part.source.describe(), method=method,
                                      placed=result.placed, files=files, installed_at=now_iso(), commit=commit,
-                                     license=part.license.name).with_times_from(staging))
+                                     license=part.license.name).with_stamps_from(staging))
     _swap_into_place(staging, result.folder)
 
 
@@ -382,13 +413,11 @@ def _extract_wanted(zip_path: Path, part: PartManifest, staging: Path, result: I
             member = _member_for(members, f.path)
             if member is None:
                 raise DownloadError(f"{part.name}: the archive has no {f.path}", zip_path)
+            checked_archive_member(member, zip_path, part.name)
             dest = staging / f.path  # written under its base name only: member paths are never trusted
-            digest = hashlib.sha256()
-            with archive.open(member) as data, open(dest, "wb") as out:
-                while chunk := data.read(1 << 20):
-                    digest.update(chunk)
-                    out.write(chunk)
-            sha, size = digest.hexdigest(), dest.stat().st_size
+            with archive.open(member) as data:
+                sha = _copy_into_new_file(data, dest, _WEIGHTS_MODE)
+            size = dest.stat().st_size
             checked = f"archive:{archive_checked}"
             if f.sha256:
                 if sha != f.sha256:
@@ -414,9 +443,10 @@ def _hub_cache_snapshot(root: Path, part: PartManifest) -> tuple[Path, str | Non
     if repo_folder is None:
         return None
     ref = repo_folder / "refs" / part.source.revision
-    if ref.is_file():
+    if ref.is_file() and not ref.is_symlink():
         commit = ref.read_text().strip()
-        if (repo_folder / "snapshots" / commit).is_dir():
+        # a commit is a folder name: anything else (a path with `..`) would lead out of the cache
+        if _COMMIT_RE.fullmatch(commit) and (repo_folder / "snapshots" / commit).is_dir():
             return repo_folder / "snapshots" / commit, commit
     snapshots = sorted((p for p in (repo_folder / "snapshots").iterdir() if p.is_dir()),
                        key=lambda p: p.stat().st_mtime, reverse=True)
@@ -439,7 +469,7 @@ def _import_root(source: Path, part: PartManifest) -> tuple[Path, str | None]:
     leaf = Path(layout.folder).name
     candidates += [root / leaf, root / leaf / leaf]
     for candidate in candidates:
-        if candidate.is_dir() and all(any((candidate / alt).is_file() for alt in spec) for spec in layout.files):
+        if candidate.is_dir() and all(any(_present(candidate / alt) for alt in spec) for spec in layout.files):
             return candidate, commit
     needed = ", ".join(" or ".join(spec) for spec in layout.files)
     raise ModelPackError(f"this folder is not laid out like the {part.name} part: it needs {needed}"
@@ -452,79 +482,166 @@ def import_part(models_dir: Path, name: str, source: str | Path, *,
                 progress: ProgressCallback | None = None, cancel: CancelCheck | None = None) -> InstallResult:
     """Adopt files the user already has (a folder laid out like the hub repo, an HF cache, an unpacked
     or zipped InsightFace pack): verify, then hard-link them into the pack (symlink across file systems,
-    copy as a last resort, or always copy with mode="copy"). No network access."""
+    copy as a last resort, or always copy with mode="copy"). Only regular files inside the source are
+    taken (`import_sources.py`); anything else raises UnsafeSourceError naming it. No network access."""
     models_dir = Path(models_dir)
     manifest = load_manifest(manifest)
     part = manifest.part(name)
     if name not in PARTS:
         raise UsageError(f"the manifest's part {name!r} has no place in the model pack layout")
     source = Path(source).expanduser()
-    if not source.exists():
+    if not os.path.lexists(source):
         raise UsageError("no such file or folder", source)
     target = part_dir(models_dir, name)
     if source.resolve() == target.resolve():
         raise UsageError("this is already the installed part's folder", source)
     models_dir.mkdir(parents=True, exist_ok=True)
     result = InstallResult(name, target, installed=True)
-    single_file = source.is_file() and _is_the_parts_only_file(source, name)
-    if source.is_file() and not single_file:
-        if not zipfile.is_zipfile(source):
-            raise UsageError("expected a folder, a zip archive or the part's file "
-                             f"({' or '.join(PARTS[name].files[0])})", source)
-        staging = _new_staging(models_dir, name)
-        try:
-            sha = sha256_file(source, cancel=cancel)
-            if part.source.sha256 and sha != part.source.sha256:
-                raise ModelPackError(f"this archive is not the released one (SHA-256 {sha}, expected "
-                                     f"{part.source.sha256})", source, part=name, hint=PARTS[name].where_to_get)
-            files = _extract_wanted(source, part, staging, result, "manifest" if part.source.sha256 else "unknown")
-            _finish(staging, part, files, {"extract"}, "import", None, result, source=str(source.resolve()))
-        except BaseException as exc:
-            _fail_checked(staging, exc)
-            raise
-        result.files = len(files)
-        return result
+    if source.is_dir():
+        top = Path(os.path.realpath(source))  # the folder named may be a link; nothing inside it is followed
+        root, commit = _import_root(top, part)
+        return _import_files(models_dir, part, top, root, _files_to_import(root, part), commit, mode, result,
+                             progress, cancel)
+    if _is_the_parts_only_file(source, name):
+        # The part's one file itself (photomaker-v1.bin, a torch zip archive, is not an archive of it),
+        # checked as an entry of its folder: a link there is refused like one inside a pack folder.
+        top = Path(os.path.realpath(source.parent))
+        return _import_files(models_dir, part, top, top, [source.name], None, mode, result, progress, cancel)
+    if not source.is_file():
+        raise UnsafeSourceError(f"is {kind_of_path(source)}; only a folder, a zip archive or the "
+                                "part's file can be imported. Nothing was imported", source, part=name)
+    if not zipfile.is_zipfile(source):
+        raise UsageError("expected a folder, a zip archive or the part's file "
+                         f"({' or '.join(PARTS[name].files[0])})", source)
+    return _import_archive(models_dir, part, Path(os.path.realpath(source)), result, cancel)
 
-    if single_file:
-        # The part's one file itself (photomaker-v1.bin, a torch zip archive, is not an archive of it).
-        root, commit, chosen = source.parent, None, [source.name]
-    else:
-        root, commit = _import_root(source, part)
-        chosen = _files_to_import(root, part)
-    total = sum((root / rel).stat().st_size for rel in chosen)
-    meter = fetch.ByteMeter(progress, total, cancel)
-    staging = _new_staging(models_dir, name)
-    files: dict[str, FileRecord] = {}
-    placed: set[str] = set()
+
+def _import_archive(models_dir: Path, part: PartManifest, archive: Path, result: InstallResult,
+                    cancel: CancelCheck | None) -> InstallResult:
+    staging = _new_staging(models_dir, part.name)
     try:
-        for rel in chosen:
-            path = root / rel
-            meter.start(f"checking {rel}")
-            digest = sha256_file(path, cancel=cancel)
-            meter.add(path.stat().st_size, fetched=False)
-            entry = part.file(rel)
-            expected = entry.sha256 if entry is not None and entry.path == rel else None
-            checked = "unknown"
-            if expected:
-                if digest != expected:
-                    raise ModelPackError(f"{rel} is not the released file (SHA-256 {digest}, expected {expected})",
-                                         path, part=name, hint=PARTS[name].where_to_get)
-                checked = "manifest"
-            elif commit and part.source.kind == "hub":
-                known = recorded_hash(models_dir, f"hf://{part.source.repo}@{commit}/{part.source.hub_filename(rel)}")
-                if known and known != digest:
-                    raise ModelPackError(f"{rel} differs from the file first downloaded from the same commit",
-                                         path, part=name, hint=PARTS[name].where_to_get)
-                checked = "recorded" if known else "unknown"
-            placed.add(_place(path, staging / rel, mode))
-            files[rel] = FileRecord(digest, path.stat().st_size, checked)
-            result.bytes += files[rel].size
-        _finish(staging, part, files, placed, "import", commit, result, source=str(root.resolve()))
+        sha = sha256_file(archive, cancel=cancel)
+        if part.source.sha256 and sha != part.source.sha256:
+            raise ModelPackError(f"this archive is not the released one (SHA-256 {sha}, expected "
+                                 f"{part.source.sha256})", archive, part=part.name, hint=PARTS[part.name].where_to_get)
+        files = _extract_wanted(archive, part, staging, result, "manifest" if part.source.sha256 else "unknown")
+        _finish(staging, part, files, {"extract"}, "import", None, result, source=str(archive))
     except BaseException as exc:
         _fail_checked(staging, exc)
         raise
     result.files = len(files)
     return result
+
+
+def _import_files(models_dir: Path, part: PartManifest, top: Path, root: Path, chosen: list[str],
+                  commit: str | None, mode: str, result: InstallResult, progress: ProgressCallback | None,
+                  cancel: CancelCheck | None) -> InstallResult:
+    """Import the files `chosen` (relative to `root`, inside the source folder `top`): every one is
+    checked before anything is placed, then placed, hashed where it now lies and compared with what is
+    known of it."""
+    sources = {rel: checked_source_file(top, root / rel, part.name) for rel in chosen}
+    meter = fetch.ByteMeter(progress, sum(src.size for src in sources.values()), cancel)
+    staging = _new_staging(models_dir, part.name)
+    files: dict[str, FileRecord] = {}
+    placed: set[str] = set()
+    try:
+        for rel, src in sources.items():
+            meter.start(f"checking {rel}")
+            method, digest, stamp = _place_source_file(src, staging / rel, mode, part.name, cancel)
+            meter.add(src.size, fetched=False)
+            checked = _imported_file_checked(models_dir, part, rel, digest, commit, src.path)
+            placed.add(method)
+            files[rel] = FileRecord(digest, stamp.size, checked).with_stamp(stamp)
+            result.bytes += stamp.size
+        _finish(staging, part, files, placed, "import", commit, result, source=str(root))
+    except BaseException as exc:
+        _fail_checked(staging, exc)
+        raise
+    result.files = len(files)
+    return result
+
+
+def _imported_file_checked(models_dir: Path, part: PartManifest, rel: str, digest: str, commit: str | None,
+                           path: Path) -> str:
+    """What an imported file's hash was checked against ("manifest", "recorded", "unknown"); raises
+    ModelPackError when it differs from a known hash."""
+    entry = part.file(rel)
+    expected = entry.sha256 if entry is not None and entry.path == rel else None
+    if expected:
+        if digest != expected:
+            raise ModelPackError(f"{rel} is not the released file (SHA-256 {digest}, expected {expected})",
+                                 path, part=part.name, hint=PARTS[part.name].where_to_get)
+        return "manifest"
+    if commit and part.source.kind == "hub":
+        known = recorded_hash(models_dir, f"hf://{part.source.repo}@{commit}/{part.source.hub_filename(rel)}")
+        if known and known != digest:
+            raise ModelPackError(f"{rel} differs from the file first downloaded from the same commit",
+                                 path, part=part.name, hint=PARTS[part.name].where_to_get)
+        return "recorded" if known else "unknown"
+    return "unknown"
+
+
+def _place_source_file(src: SourceFile, dst: Path, mode: str, part: str,
+                       cancel: CancelCheck | None) -> tuple[str, str, FileStamp]:
+    """Place a checked source file at `dst` (hardlink, else symlink with mode "link", else copy; always
+    a copy with mode "copy") and hash it there. Returns (how, SHA-256, the stamp the hash belongs to).
+    The placed file must be the very file that was checked: a file swapped for another (or for a
+    link) in between is refused."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if mode == "copy":
+        return "copy", *_copy_source_file(src, dst, part, cancel)
+    method = _link_source_file(src, dst, allow_symlink=mode == "link")
+    if method == "copy":
+        return method, *_copy_source_file(src, dst, part, cancel)
+    if not src.is_still(os.stat(dst)):
+        raise UnsafeSourceError("was replaced while it was being imported; nothing was imported, run the "
+                                "import again", src.path, part=part)
+    digest, stamp = hash_with_stamp(dst, cancel=cancel)
+    if stamp is None:
+        raise ModelPackError("changed while it was being imported; nothing was imported, run the import again",
+                             src.path, part=part)
+    return method, digest, stamp
+
+
+def _link_source_file(src: SourceFile, dst: Path, allow_symlink: bool) -> str:
+    """Hard-link `src.real` at `dst`, else symlink it when allowed; "copy" when neither worked. (A file
+    swapped for a link meanwhile is caught after: the placed file's inode is compared with the checked one.)"""
+    try:
+        os.link(src.real, dst)
+        return "hardlink"
+    except (OSError, NotImplementedError):
+        pass
+    if allow_symlink:
+        try:
+            os.symlink(src.real, dst)
+            return "symlink"
+        except OSError:
+            pass
+    return "copy"
+
+
+def _copy_source_file(src: SourceFile, dst: Path, part: str, cancel: CancelCheck | None) -> tuple[str, FileStamp]:
+    """Copy a checked source file into a new file of ours, hashing the bytes as they are written. The
+    copy is readable by others only where the source is (a root-only file stays private)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(src.real, flags)  # no link followed, and a FIFO put there meanwhile cannot block us
+    except OSError as exc:
+        raise UnsafeSourceError(f"cannot be read ({exc.strerror or exc}); nothing was imported", src.path,
+                                part=part) from exc
+    with os.fdopen(fd, "rb") as data:
+        st = os.fstat(data.fileno())
+        if not stat.S_ISREG(st.st_mode) or not src.is_still(st):
+            raise UnsafeSourceError("was replaced while it was being imported; nothing was imported, run the "
+                                    "import again", src.path, part=part)
+        digest = _copy_into_new_file(data, dst, 0o600 | (st.st_mode & 0o044), cancel)
+    return digest, stamp_of(dst)
+
+
+def _present(path: Path) -> bool:
+    """Whether something other than a folder is at `path`: a file, or a link, pipe or device that the
+    import then refuses by name (rather than saying the file is missing)."""
+    return os.path.lexists(path) and not path.is_dir()
 
 
 def _is_the_parts_only_file(source: Path, name: str) -> bool:
@@ -537,9 +654,9 @@ def _files_to_import(root: Path, part: PartManifest) -> list[str]:
     """One file per layout requirement (first alternative present), plus the manifest's other files
     (tokenizer configs and the like) when the folder has them."""
     specs = PARTS[part.name].files
-    chosen = [next(a for a in spec if (root / a).is_file()) for spec in specs]
+    chosen = [next(a for a in spec if _present(root / a)) for spec in specs]
     covered = {alt for spec in specs for alt in spec}
-    chosen += [f.path for f in part.files if f.path not in covered and (root / f.path).is_file()]
+    chosen += [f.path for f in part.files if f.path not in covered and _present(root / f.path)]
     return chosen
 
 

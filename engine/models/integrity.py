@@ -10,13 +10,23 @@ Three places hold hashes, each with one job:
   hash was recorded rather than checked.
 * `<part folder>/.faceme-part.json`, the installed record, is written last into the staging folder
   at install or import: each file's SHA-256, size and modification time, the source, the commit, how
-  it was placed (hardlink, symlink, copy). Every check (`verify`, `info`, loading) compares sizes and
-  modification times with it and re-hashes a file whose time changed (`--full` re-hashes all), so
-  bytes flipped inside a tensor are caught before the weights are used; a file that was only touched
-  gets its new time recorded. `check_model_file()` checks a file's SHA-256 against it before an
-  onnxruntime session (or any loader) opens it. A test pack built locally gets its own record when
-  installed or imported, so the same checks apply to it. A part placed by hand has no record: it gets
-  one the first time it is loaded (`record_first_use`, said in a warning), and is checked from then on.
+  it was placed (hardlink, symlink, copy). Every check (`verify`, `info`, loading) compares each file's
+  stamp with it (`FileStamp`: size, inode, modification time and change time) and re-hashes a file
+  whose stamp differs (`--full` re-hashes all), so bytes flipped inside a tensor are caught before the
+  weights are used, even when the old modification time is put back with `os.utime`: the change time
+  (st_ctime) is set by the kernel on every write and cannot be set by a user process. A file found
+  unchanged under a new stamp (touched, chmod-ed, linked, the pack copied to another disk) is re-hashed
+  once and gets its new stamp recorded. Files in a part folder that the record does not list (say an
+  extra `unet/diffusion_pytorch_model.fp16.safetensors`, which diffusers would load instead of the
+  recorded file) make the part invalid: every file a loader could pick is a recorded, checked one.
+  `check_model_file()` checks a file's SHA-256 against the record before an onnxruntime session (or any
+  loader) opens it. A test pack built locally gets its own record when installed or imported, so the
+  same checks apply to it. A part placed by hand has no record: it gets one the first time it is
+  loaded (`record_first_use`, said in a warning), and is checked from then on.
+
+  Limits of the cheap check: on Windows, Python's st_ctime is the creation time (not a change time), and
+  FAT/exFAT keep no change time, so there an edit with the old modification time put back is caught
+  only by `verify --full`. A file system with unstable inode numbers costs one re-hash per mount.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 import threading
 from dataclasses import dataclass, replace
@@ -77,6 +88,25 @@ def _reinstall_hint(part: str | None) -> str | None:
 # --- the installed record ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class FileStamp:
+    """What one stat says about a file: while the stamp is unchanged, so are the bytes.
+
+    The change time is the part that cannot be forged: the kernel sets it on every write, chmod, link
+    and rename, and `os.utime` (or `touch -d`) cannot set it, so putting the old modification time back
+    after an edit still changes the stamp. The inode catches a file replaced by another one."""
+
+    size: int
+    inode: int
+    mtime_ns: int
+    ctime_ns: int
+
+
+def stamp_of(path: Path) -> FileStamp:
+    st = os.stat(path)
+    return FileStamp(st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@dataclass(frozen=True)
 class FileRecord:
     sha256: str
     size: int
@@ -84,8 +114,22 @@ class FileRecord:
     #: download), "first-download" (no hash was known: this one is now the reference), "unknown" (imported
     #: from a folder, no reference hash known), "first-use" (a part placed by hand, hashed when first loaded)
     checked_against: str = "unknown"
-    #: the file's modification time when it was last hashed; None in records of older versions
+    #: the file's stamp when it was last hashed; None in records of older versions (then the next
+    #: check hashes the file once and records its stamp)
     mtime_ns: int | None = None
+    ctime_ns: int | None = None
+    inode: int | None = None
+
+    @property
+    def stamp(self) -> FileStamp | None:
+        if self.mtime_ns is None or self.ctime_ns is None or self.inode is None:
+            return None
+        return FileStamp(self.size, self.inode, self.mtime_ns, self.ctime_ns)
+
+    def with_stamp(self, stamp: FileStamp | None) -> FileRecord:
+        if stamp is None:  # the file changed while it was hashed: leave it to be hashed again
+            return replace(self, mtime_ns=None, ctime_ns=None, inode=None)
+        return replace(self, mtime_ns=stamp.mtime_ns, ctime_ns=stamp.ctime_ns, inode=stamp.inode)
 
 
 @dataclass(frozen=True)
@@ -104,7 +148,8 @@ class PartRecord:
             "format": 1, "part": self.part, "source": self.source, "commit": self.commit, "method": self.method,
             "placed": self.placed, "installed_at": self.installed_at, "license": self.license,
             "files": {rel: {"sha256": f.sha256, "size": f.size, "checked_against": f.checked_against,
-                            **({"mtime_ns": f.mtime_ns} if f.mtime_ns is not None else {})}
+                            **{key: value for key, value in (("mtime_ns", f.mtime_ns), ("ctime_ns", f.ctime_ns),
+                                                             ("inode", f.inode)) if value is not None}}
                       for rel, f in sorted(self.files.items())},
         }
 
@@ -115,12 +160,14 @@ class PartRecord:
                    commit=data.get("commit"), license=data.get("license", ""),
                    files={rel: FileRecord(sha256=f["sha256"], size=int(f["size"]),
                                           checked_against=f.get("checked_against", "unknown"),
-                                          mtime_ns=f.get("mtime_ns"))
+                                          mtime_ns=f.get("mtime_ns"), ctime_ns=f.get("ctime_ns"),
+                                          inode=f.get("inode"))
                           for rel, f in data.get("files", {}).items()})
 
-    def with_times_from(self, folder: Path) -> PartRecord:
-        """The record with each file's current modification time in `folder`."""
-        return replace(self, files={rel: replace(f, mtime_ns=(Path(folder) / rel).stat().st_mtime_ns)
+    def with_stamps_from(self, folder: Path) -> PartRecord:
+        """The record with the current stamp in `folder` of each file that has none yet (files stamped
+        when they were hashed keep that stamp: a change since then must stay visible)."""
+        return replace(self, files={rel: f if f.stamp is not None else f.with_stamp(stamp_of(Path(folder) / rel))
                                     for rel, f in self.files.items()})
 
 
@@ -136,17 +183,39 @@ def write_record(folder: Path, record: PartRecord) -> None:
         raise
 
 
-def files_of_part_folder(folder: Path) -> list[str]:
-    """The files a part folder holds (relative POSIX paths), without records and hidden entries
-    (a hub download's `.cache/`, our temporaries)."""
+def entries_of_part_folder(folder: Path) -> list[str]:
+    """Everything but folders in a part folder (relative POSIX paths): files, links, pipes, sockets;
+    without records and hidden entries (a hub download's `.cache/`, our temporaries). Linked folders
+    are walked too (once each), since a loader reads through them."""
     folder = Path(folder)
-    found = []
-    for path in folder.rglob("*"):
-        rel = path.relative_to(folder)
-        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+    found, walked = [], set()
+    for top, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
+        if real in walked:  # a link back to a folder already walked
+            dirs[:] = []
             continue
-        found.append(rel.as_posix())
+        walked.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [(Path(top) / name).relative_to(folder).as_posix() for name in names if not name.startswith(".")]
     return sorted(found)
+
+
+def files_of_part_folder(folder: Path) -> list[str]:
+    """The regular files (or links to them) among `entries_of_part_folder`."""
+    return [rel for rel in entries_of_part_folder(folder) if (Path(folder) / rel).is_file()]
+
+
+#: Files a part folder may hold beside the recorded ones: documentation no loader reads.
+_NEVER_LOADED = re.compile(r"(readme|licen[cs]e|notice|copying)(\.[a-z]+)?|.*\.md|thumbs\.db|desktop\.ini",
+                           re.IGNORECASE)
+
+
+def unrecorded_entries(folder: Path, record: PartRecord) -> list[str]:
+    """Entries of a part folder that its record does not list (documentation aside). Loaders choose
+    files by what is present (diffusers takes an `*.fp16.safetensors` over the recorded file, InsightFace
+    every `*.onnx`), so an unrecorded file could be loaded without ever being checked."""
+    return [rel for rel in entries_of_part_folder(folder)
+            if rel not in record.files and not _NEVER_LOADED.fullmatch(rel.rsplit("/", 1)[-1])]
 
 
 def record_first_use(folder: Path, part: str) -> PartRecord | None:
@@ -155,8 +224,8 @@ def record_first_use(folder: Path, part: str) -> PartRecord | None:
     folder = Path(folder)
     files = {}
     for rel in files_of_part_folder(folder):
-        path = folder / rel
-        files[rel] = FileRecord(_cached_sha256(path), path.stat().st_size, "first-use", path.stat().st_mtime_ns)
+        digest, stamp = hash_with_stamp(folder / rel)
+        files[rel] = FileRecord(digest, (folder / rel).stat().st_size, "first-use").with_stamp(stamp)
     record = PartRecord(part=part, source=f"placed by hand in {folder}", method="by hand",
                         placed="recorded on first use",
                         files=files, installed_at=now_iso())
@@ -223,21 +292,33 @@ class FileCheck:
     sha256: str | None = None
 
 
-#: (path, inode, size, mtime_ns) -> sha256 of files already hashed in this process
-_hash_cache: dict[tuple[str, int, int, int], str] = {}
+#: (real path, stamp) -> sha256 of files already hashed in this process
+_hash_cache: dict[tuple[str, FileStamp], str] = {}
 _hash_cache_lock = threading.Lock()
 
 
-def _cached_sha256(path: Path) -> str:
-    st = path.stat()
-    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+def hash_with_stamp(path: Path, cancel: CancelCheck | None = None) -> tuple[str, FileStamp | None]:
+    """The file's SHA-256 and the stamp it belongs to; the stamp is None when the file changed while
+    it was being hashed (then the hash must not be trusted for that stamp). Cached per stamp for this
+    process, so loading the same model twice costs one hash."""
+    path = Path(path)
+    before = stamp_of(path)
+    key = (os.path.realpath(path), before)
     with _hash_cache_lock:
         if key in _hash_cache:
-            return _hash_cache[key]
-    digest = sha256_file(path)
+            return _hash_cache[key], before
+    digest = sha256_file(path, cancel=cancel)
+    if stamp_of(path) != before:
+        log.info("%s changed while it was being hashed", path)
+        return digest, None
     with _hash_cache_lock:
         _hash_cache[key] = digest
-    return digest
+    return digest, before
+
+
+def _cached_sha256(path: Path) -> str:
+    return hash_with_stamp(path)[0]
+
 
 
 def find_record_for(path: Path, max_levels: int = 3) -> tuple[Path, PartRecord] | None:

@@ -176,8 +176,9 @@ def _check_file(path: Path) -> str | None:
 
 
 def check_part(models_dir: Path, name: str, full: bool = False) -> PartStatus:
-    """Present, missing or invalid. With an installed record (see `integrity.py`), recorded sizes are
-    compared too, and with `full=True` every file's SHA-256."""
+    """Present, missing or invalid. With an installed record (see `integrity.py`), each file's stamp is
+    compared too (re-hashed when it changed; with `full=True` always), and files the record does not
+    list make the part invalid."""
     return check_part_folder(part_dir(models_dir, name), name, full=full)
 
 
@@ -205,37 +206,54 @@ def check_part_folder(base: Path, name: str, full: bool = False) -> PartStatus:
         record = None
         invalid.append(str(exc))
     if record is not None:
-        invalid += _changed_files(base, record, full)
+        invalid += [str(problem) for problem in _changed_files(base, record, full)]
     if missing or invalid:
         detail = "; ".join([*(f"missing {m}" for m in missing), *invalid])
         return PartStatus(name, "invalid", f"{base}: {detail}", part.where_to_get)
     return PartStatus(name, "present", str(base), part.where_to_get)
 
 
-def _changed_files(base: Path, record, full: bool) -> list[str]:
-    """What differs from the installed record: a missing file, another size, or (when the modification
-    time changed, or always with `full`) another SHA-256. Files found unchanged under a new time get
-    it recorded, so the next check costs a stat again."""
-    from engine.models.integrity import _cached_sha256, write_record
+@dataclass(frozen=True)
+class FileProblem:
+    """One way a part folder differs from its installed record."""
 
-    problems, retimed = [], {}
+    rel: str
+    problem: str
+    #: True when the file must go (it is not part of the pack), False when the part must be reinstalled
+    remove: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.rel}: {self.problem}"
+
+
+def _changed_files(base: Path, record, full: bool) -> list[FileProblem]:
+    """What differs from the installed record: a missing file, another size, another SHA-256 (hashed
+    when the file's stamp changed, or always with `full`), or a file the record does not list. Files
+    found unchanged under a new stamp get it recorded, so the next check costs a stat again."""
+    from engine.models.integrity import hash_with_stamp, stamp_of, unrecorded_entries, write_record
+
+    problems, restamped = [], {}
     for rel, entry in sorted(record.files.items()):
         path = base / rel
         if not path.is_file():
-            problems.append(f"{rel}: recorded at install but missing now")
+            problems.append(FileProblem(rel, "recorded at install but missing now"))
             continue
-        st = path.stat()
-        if st.st_size != entry.size:
-            problems.append(f"{rel}: size {st.st_size} differs from the installed {entry.size}")
-        elif full or st.st_mtime_ns != entry.mtime_ns:
-            if _cached_sha256(path) != entry.sha256:
-                problems.append(f"{rel}: content changed since install (SHA-256 differs)")
-            elif st.st_mtime_ns != entry.mtime_ns:
-                retimed[rel] = st.st_mtime_ns
-    if retimed and not problems:
+        stamp = stamp_of(path)
+        if stamp.size != entry.size:
+            problems.append(FileProblem(rel, f"size {stamp.size} differs from the installed {entry.size}"))
+        elif full or stamp != entry.stamp:
+            digest, hashed_stamp = hash_with_stamp(path)
+            if digest != entry.sha256:
+                problems.append(FileProblem(rel, "content changed since install (SHA-256 differs)"))
+            elif hashed_stamp is not None and hashed_stamp != entry.stamp:
+                restamped[rel] = hashed_stamp
+    problems += [FileProblem(rel, "not part of the installed pack (added after install; a loader could pick it "
+                                  "instead of the checked files); remove it", remove=True)
+                 for rel in unrecorded_entries(base, record)]
+    if restamped and not problems:
         from dataclasses import replace
 
-        files = {rel: replace(f, mtime_ns=retimed.get(rel, f.mtime_ns)) for rel, f in record.files.items()}
+        files = {rel: f.with_stamp(restamped[rel]) if rel in restamped else f for rel, f in record.files.items()}
         try:
             write_record(base, replace(record, files=files))
         except OSError:  # a read-only pack: it is re-hashed next time instead
@@ -245,8 +263,9 @@ def _changed_files(base: Path, record, full: bool) -> list[str]:
 
 def check_before_loading(models_dir: Path, names: tuple[str, ...] = RESTORATION_PARTS) -> None:
     """The check before a pipeline loads weights: each part present and valid, every file compared with
-    its install record (size, time; re-hashed when the time changed). ModelPackError (exit 4) naming
-    the first changed file. A part without a record gets one now (`record_first_use`, with a warning)."""
+    its install record (its stamp; re-hashed when that changed), no file the record does not list.
+    ModelPackError (exit 4) naming the first file found wrong. A part without a record gets one now
+    (`record_first_use`, with a warning)."""
     from engine.errors import ModelPackError
     from engine.models.integrity import read_record, record_first_use
 
@@ -257,9 +276,9 @@ def check_before_loading(models_dir: Path, names: tuple[str, ...] = RESTORATION_
         if not status.ok:
             changed = _changed_files(base, record, full=False) if record is not None else []
             if changed:  # name the file (hashes are cached: this costs nothing more)
-                rel, problem = changed[0].split(": ", 1)
-                raise ModelPackError(f"{PARTS[name].title}: {problem}", base / rel, part=name,
-                                     hint=f"reinstall it: `faceme models download {name}`")
+                first = changed[0]
+                hint = None if first.remove else f"reinstall it: `faceme models download {name}`"
+                raise ModelPackError(f"{PARTS[name].title}: {first.problem}", base / first.rel, part=name, hint=hint)
             raise ModelPackError(f"{PARTS[name].title} is {status.state}: {status.detail}", part=name,
                                  hint=f"get it: {status.where_to_get}")
         if record is None:
