@@ -4,7 +4,9 @@ What can go wrong with the file itself is turned into one `CatalogError` naming 
 do (full disk, not a database, truncated, damaged, locked too long), both when opening and on any later
 statement (an engine `handle_error` hook), so no caller ever shows a driver traceback. An existing
 SQLite file is checked before anything writes to it (header, size, `PRAGMA quick_check`): a damaged
-catalog is reported, never modified. The schema is created and upgraded in one transaction that holds
+catalog is reported, never modified; one whose header is lost but whose pages are a database's is called
+damaged, not another kind of file. A catalog on read-only media can still be read (checks, backups),
+see `read_only_connection`. The schema is created and upgraded in one transaction that holds
 the database's write lock (SQLite `BEGIN IMMEDIATE`, a PostgreSQL advisory lock), so a full disk or a
 second process creating the same catalog at the same moment never leaves a half-made schema; one left
 by an older version (tables without a recorded revision, all empty) is rebuilt on open.
@@ -114,7 +116,10 @@ _WHAT_TO_DO = {
                 "corrections)"),
     "locked": ("another process kept the catalog locked for more than {seconds:g} s (a scan or batch "
                "running elsewhere?); nothing was changed. Try again when it has finished"),
-    "read-only": "the catalog file or its folder is read-only; make it writable or choose another catalog",
+    "read-only": ("the catalog file or its folder is read-only (read-only media, or no permission to write "
+                  "there), and using a catalog writes beside it. `faceme catalog check` and `faceme catalog "
+                  "backup COPY` work as it is: back it up to a writable folder and use the copy (--catalog "
+                  "COPY), or make the folder writable"),
     "cannot-open": "the catalog file cannot be opened (missing folder, or no permission)",
     "server": ("the catalog's database server cannot be reached or refused the work (stopped, full, or "
                "too busy); the change in progress was rolled back. Check the server and run again"),
@@ -161,6 +166,10 @@ def catalog_error_from(exc: BaseException, where: str | Path) -> CatalogError | 
         return None
     if reason == "io-error" and _nearly_full(where):  # SQLite reports a full disk as I/O error at times
         reason = "disk-full"
+    if reason == "cannot-open" and _in_read_only_folder(where):  # not "no permission": read-only media
+        reason = "read-only"
+    if reason == "not-a-database" and _looks_like_damaged_sqlite(where):  # a catalog, damaged: not another file
+        reason = "damaged"
     what_to_do = _WHAT_TO_DO[reason].format(seconds=BUSY_TIMEOUT_MS / 1000)
     return CatalogError(f"{what_to_do} ({orig})", where, reason=reason)
 
@@ -173,6 +182,64 @@ def _nearly_full(where: str | Path, margin: int = 1 << 20) -> bool:
     return st.f_bavail * st.f_frsize < margin
 
 
+def _in_read_only_folder(where: str | Path) -> bool:
+    """Whether `where` is an existing file in a folder this process cannot write to (read-only media,
+    or no permission): SQLite cannot create the -wal and -shm files it opens a WAL database with."""
+    try:
+        path = Path(where)
+        return path.is_file() and not os.access(path.parent, os.W_OK)
+    except (TypeError, ValueError, OSError):  # not a path
+        return False
+
+
+def _looks_like_damaged_sqlite(where: str | Path) -> bool:
+    """Whether `where` is an SQLite file whose header was lost (see `_damaged_header_problem`)."""
+    try:
+        path = Path(where)
+        if not path.is_file():
+            return False
+        with open(path, "rb") as f:
+            start = f.read(100 + _PAGE_ONE_BTREE_HEADER)
+        return _damaged_header_problem(start, path.stat().st_size) is not None
+    except (TypeError, ValueError, OSError):  # not a path, or unreadable: no verdict
+        return False
+
+
+#: the smallest page size of SQLite; every SQLite file is a whole number of pages
+_MIN_PAGE_SIZE = 512
+#: bytes of the b-tree page header that follows the 100-byte file header on page 1 (a leaf page's)
+_PAGE_ONE_BTREE_HEADER = 8
+#: page 1 is the root of the schema table: a table b-tree page, interior (5) or leaf (13)
+_TABLE_BTREE_PAGE_TYPES = (0x05, 0x0D)
+#: bytes 21–23 of every SQLite header (payload fractions), fixed by the file format
+_PAYLOAD_FRACTIONS = b"\x40\x20\x20"
+
+
+def _damaged_header_problem(start: bytes, size: int) -> str | None:
+    """What is wrong with a file that lacks SQLite's magic but is an SQLite database whose header was
+    lost (zeroed by a failing disk, overwritten); None when nothing says it ever was one.
+
+    `start` is the file's first 108 bytes. The evidence: a whole number of pages, and page 1's b-tree
+    header where it always is (right after the 100-byte file header), consistent with the file's size;
+    plus either a zeroed header, or one whose fixed bytes are still there."""
+    if size < _MIN_PAGE_SIZE or size % _MIN_PAGE_SIZE or len(start) < 100 + _PAGE_ONE_BTREE_HEADER:
+        return None
+    header, btree = start[:100], start[100:]
+    cells = int.from_bytes(btree[3:5], "big")
+    content_start = int.from_bytes(btree[5:7], "big") or 65536
+    page_one_plausible = (btree[0] in _TABLE_BTREE_PAGE_TYPES and content_start <= size
+                          and 100 + _PAGE_ONE_BTREE_HEADER + 2 * cells <= content_start)
+    if not page_one_plausible:
+        return None
+    if header == bytes(100):
+        lost = "its SQLite header (the first 100 bytes) is gone (zeroed), but the pages after it are"
+    elif header[21:24] == _PAYLOAD_FRACTIONS:
+        lost = "the start of its SQLite header is overwritten, but the rest of the header and the pages are"
+    else:
+        return None
+    return f"damaged: {lost} a database's: a damaged catalog, not another kind of file; restore a backup"
+
+
 def check_sqlite_file(path: Path, full: bool = False) -> str:
     """Check an existing SQLite catalog without writing to it; "ok" or what is wrong.
 
@@ -182,13 +249,14 @@ def check_sqlite_file(path: Path, full: bool = False) -> str:
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
-            header = f.read(100)
+            start = f.read(100 + _PAGE_ONE_BTREE_HEADER)
     except OSError as exc:
         return f"cannot read the file ({exc.strerror or exc})"
     if size == 0:
         return "ok"
+    header = start[:100]
     if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
-        return "not an SQLite database (wrong header)"
+        return _damaged_header_problem(start, size) or "not an SQLite database (wrong header)"
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
     if page_size < 512 or page_size & (page_size - 1):
@@ -218,8 +286,42 @@ def check_sqlite_file(path: Path, full: bool = False) -> str:
 
 
 def read_only_connection(path: Path) -> sqlite3.Connection:
-    """A connection to the SQLite file `path` that can't write to it (checks, backups, first looks)."""
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    """A connection to the SQLite file `path` that can't write to it (checks, backups, first looks).
+
+    A WAL catalog on read-only media (or in a folder this process can't write to) can't be opened the
+    usual way: SQLite must create its -shm file beside it. Nothing can write to the catalog there
+    (a writer needs a -wal file beside it too), so it is opened as immutable instead: no locks, no
+    -shm. Unless a -wal file holds changes not yet in the catalog file: reading those needs the -shm,
+    and ignoring them would check or copy an older catalog, so that is a CatalogError saying what to do."""
+    uri = path.resolve().as_uri()
+    connection = _connect(f"{uri}?mode=ro")
+    try:
+        connection.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # SQLite opens lazily
+        return connection
+    except sqlite3.Error as exc:
+        connection.close()
+        if _reason_for(exc) != "cannot-open" or not _in_read_only_folder(path):
+            raise
+    if _has_unmerged_wal(path):
+        raise CatalogError("the catalog is on read-only media (or in a folder that is not writable) and its "
+                           f"{path.name}-wal file holds changes not yet merged into it, which SQLite can only "
+                           "read by writing a -shm file beside it. Copy the catalog together with its -wal "
+                           "file to a writable folder and use that copy, or make the folder writable",
+                           path, reason="read-only")
+    log.info("%s is on read-only media: read as an immutable file", path)
+    return _connect(f"{uri}?mode=ro&immutable=1")
+
+
+def _connect(uri: str) -> sqlite3.Connection:
+    return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+
+
+def _has_unmerged_wal(path: Path) -> bool:
+    wal = path.with_name(path.name + "-wal")
+    try:
+        return wal.stat().st_size > 0
+    except FileNotFoundError:
+        return False
 
 
 def _refuse_damaged(path: Path) -> None:
@@ -241,7 +343,11 @@ def _refuse_foreign(path: Path) -> None:
         return
     from engine.catalog.models import Base
 
-    connection = read_only_connection(path)
+    try:
+        connection = read_only_connection(path)
+    except sqlite3.Error as exc:
+        raise catalog_error_from(exc, path) or CatalogError(f"cannot open the catalog ({exc})", path,
+                                                             reason="cannot-open") from exc
     try:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if "alembic_version" in tables and connection.execute("SELECT 1 FROM alembic_version").fetchone():

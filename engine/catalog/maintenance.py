@@ -3,15 +3,21 @@
 `check_catalog` reads only (a read-only connection): the file's header and size, SQLite's full
 `integrity_check`, foreign keys, and the schema revision against this version's newest. `backup_catalog`
 copies a live catalog with SQLite's online backup API (a consistent snapshot even while a scan writes),
-into a temporary file beside the target that is checked before it is renamed into place.
+into a partial file beside the target that is checked before it takes the target's name. The partial
+file's name says which process writes it (".family.sqlite3.backup-by-1234@host.x1y2z3.partial"), so a
+later backup to the same target removes one left by a backup that was killed, and never one that a
+live backup is still writing. Both work on read-only media (see `read_only_connection`).
 """
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
+import re
 import sqlite3
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +29,9 @@ log = logging.getLogger(__name__)
 
 #: pages copied per step of the online backup: small enough that a scan's writes interleave
 _BACKUP_PAGES_PER_STEP = 1024
+#: a partial copy whose writer can't be asked (on another computer, or from a version that did not name
+#: it) is taken as abandoned once untouched this long: a live backup writes at every step
+_ABANDONED_AFTER_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -92,16 +101,15 @@ def backup_catalog(url_or_path: str | Path, target: str | Path, progress: Progre
     target = Path(target).expanduser()
     if target.is_dir():
         target = target / source.name
-    if target.exists():
-        raise UsageError(f"{target} already exists; choose a new file name for the backup")
     if not target.parent.is_dir():
         raise UsageError(f"the folder {target.parent} does not exist")
+    remove_abandoned_partials(target)
+    if target.exists():
+        raise UsageError(f"{target} already exists; choose a new file name for the backup")
     problem = check_sqlite_file(source) if source.is_file() else "there is no catalog file here"
     if problem != "ok":
         raise CatalogError(f"cannot back up this catalog: {problem}", source, reason="damaged")
-    fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    os.close(fd)
-    temp = Path(temp_name)
+    temp = _new_partial(target)
     try:
         src = read_only_connection(source)
         dst = sqlite3.connect(temp)
@@ -121,7 +129,7 @@ def backup_catalog(url_or_path: str | Path, target: str | Path, progress: Progre
             raise CatalogError(f"the backup copy failed its check ({result})", target, reason="io-error")
         with open(temp, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(temp, target)
+        _move_into_place(temp, target)
     except sqlite3.Error as exc:
         from engine.catalog.db import catalog_error_from
 
@@ -131,3 +139,88 @@ def backup_catalog(url_or_path: str | Path, target: str | Path, progress: Progre
         temp.unlink(missing_ok=True)
     log.info("catalog %s backed up to %s", source, target)
     return target
+
+
+def _partial_prefix(target: Path) -> str:
+    from engine.catalog.leases import this_host
+
+    return f".{target.name}.backup-by-{os.getpid()}@{this_host()}."
+
+
+def _new_partial(target: Path) -> Path:
+    """A new, empty partial file beside `target`, named after this process (see the module doc)."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=_partial_prefix(target), suffix=".partial", dir=target.parent)
+    except OSError as exc:
+        raise UsageError(f"cannot write into {target.parent} ({exc.strerror or exc}); choose a writable "
+                         "folder for the backup") from exc
+    os.close(fd)
+    return Path(name)
+
+
+def _partials_of(target: Path) -> list[tuple[Path, int | None, str | None]]:
+    """The partial files of backups to `target`: (path, writer's pid, writer's host); pid and host are
+    None for a partial named by an older version (".NAME.<8 random characters>.partial")."""
+    name = re.escape(target.name)
+    ours = re.compile(rf"\.{name}\.backup-by-(\d+)@(.+)\.[a-z0-9_]+\.partial")
+    older = re.compile(rf"\.{name}\.[a-z0-9_]{{8}}\.partial")
+    found = []
+    for path in target.parent.glob(f".{glob.escape(target.name)}.*.partial"):
+        if match := ours.fullmatch(path.name):
+            found.append((path, int(match.group(1)), match.group(2)))
+        elif older.fullmatch(path.name):
+            found.append((path, None, None))
+    return found
+
+
+def _why_abandoned(partial: Path, pid: int | None, host: str | None) -> str | None:
+    """Why no live backup is writing `partial` (for the message), or None when one may be."""
+    from engine.catalog.leases import pid_alive, this_host
+
+    if pid is not None and host == this_host():
+        return None if pid_alive(pid) else f"process {pid}, which wrote it, is gone"
+    try:
+        idle = time.time() - partial.stat().st_mtime
+    except FileNotFoundError:
+        return None  # its backup just finished or removed it
+    if idle < _ABANDONED_AFTER_SECONDS:
+        return None
+    writer = f"process {pid} on {host}" if pid is not None else "an older version of FaceMe"
+    return f"written by {writer}, untouched for {idle / 3600:.1f} h"
+
+
+def remove_abandoned_partials(target: Path) -> list[Path]:
+    """Remove the partial files that killed backups to `target` left beside it (a kill -9 mid-copy
+    leaves one as large as the catalog); those of live backups stay. Each removal is logged (a warning:
+    the user sees that an earlier backup did not finish). Returns the files removed."""
+    removed = []
+    for partial, pid, host in _partials_of(target):
+        why = _why_abandoned(partial, pid, host)
+        if why is None:
+            log.info("left %s alone: a backup may still be writing it", partial)
+            continue
+        try:
+            partial.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("could not remove %s, left by an interrupted backup: %s", partial, exc.strerror or exc)
+            continue
+        log.warning("removed %s, a partial copy left by an interrupted backup (%s)", partial, why)
+        removed.append(partial)
+    return removed
+
+
+def _move_into_place(temp: Path, target: Path) -> None:
+    """Give the finished copy the target's name, never replacing a file that appeared there meanwhile
+    (another backup to the same name that finished first): a hard link fails when the name is taken."""
+    try:
+        os.link(temp, target)
+    except FileExistsError as exc:
+        raise UsageError(f"{target} appeared while the backup ran (another backup to the same name?); it was "
+                         "kept, and this copy discarded. Choose a new file name for the backup") from exc
+    except OSError:  # a file system without hard links (FAT, some network shares)
+        if target.exists():
+            raise UsageError(f"{target} appeared while the backup ran; choose a new file name for the backup")
+        os.replace(temp, target)
+    # temp is removed by the caller either way

@@ -13,6 +13,12 @@ What a scan does with each file it finds under the given folders:
   moved-back or re-mounted album gets its people back).
 - unreadable files are recorded with the reason; unreadable folders and symlink loops are logged in
   the result and skipped. Folders whose name starts with "." are skipped (caches, .git, thumbnails).
+- every other file is counted as left out, with why: not a photo (another kind of file; or a named
+  pipe, device or socket, even one named like a photo: those are never opened, since opening a pipe
+  waits for a writer forever), a restoration output the catalog records, or a photo whose name (or
+  a folder's name above it) is not valid UTF-8 (bytes another system wrote in another encoding): the
+  catalog stores paths as text, so such a photo can't be recorded; it is logged once, its name
+  escaped, and the rest of the album is scanned as usual.
 
 Photos are analysed (decoded, faces found and embedded) in worker processes — as many as the machine
 has cores unless `workers` says otherwise — while this process alone writes to the catalog, in the
@@ -36,7 +42,7 @@ import logging
 import os
 import stat
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +65,10 @@ log = logging.getLogger(__name__)
 SAME_FACE_IOU = 0.5
 #: photos handed to the workers ahead of the writer, per worker
 AHEAD_PER_WORKER = 3
+#: why a file found in an album is left out (ScanResult.left_out)
+NOT_A_PHOTO = "not a photo"
+RESTORATION_OUTPUT = "restoration output"
+NAME_NOT_UTF8 = "name not valid UTF-8"
 
 
 @dataclass
@@ -74,6 +84,9 @@ class ScanResult:
     faces_added: int = 0
     workers: int = 1
     unreadable: list[tuple[str, str]] = field(default_factory=list)
+    #: files found but not taken as photos, by why (NOT_A_PHOTO, RESTORATION_OUTPUT, NAME_NOT_UTF8);
+    #: not in `files`
+    left_out: Counter = field(default_factory=Counter)
     skipped_folders: list[tuple[str, str]] = field(default_factory=list)
     #: symlinks / junctions leading outside the scanned folders, not followed
     outside_links: list[str] = field(default_factory=list)
@@ -81,14 +94,23 @@ class ScanResult:
     clustering: object | None = None
 
     def accounted(self) -> int:
-        """Files the summary accounts for; equals `files` (every file is in exactly one count)."""
+        """Photos the summary accounts for; equals `files` (every photo is in exactly one count; the
+        files found that are not taken as photos are counted in `left_out`)."""
         return (self.unchanged + self.added + self.changed + self.touched + self.moved
                 + len(self.unreadable))
+
+    def left_out_text(self) -> str:
+        """"3 left out (2 not a photo, 1 restoration output)"."""
+        total = sum(self.left_out.values())
+        if not total:
+            return "0 left out"
+        return f"{total} left out ({', '.join(f'{n} {why}' for why, n in sorted(self.left_out.items()))})"
 
     def summary(self) -> str:
         parts = [f"{self.files} photos", f"{self.added} new", f"{self.changed} changed",
                  f"{self.moved} moved", f"{self.touched} touched (same content)", f"{self.unchanged} unchanged",
-                 f"{len(self.unreadable)} unreadable", f"{self.missing} missing", f"{self.faces_added} faces added"]
+                 f"{len(self.unreadable)} unreadable", self.left_out_text(), f"{self.missing} missing",
+                 f"{self.faces_added} faces added"]
         if self.copies:
             parts.append(f"{self.copies} of the new are copies")
         if self.outside_links:
@@ -130,28 +152,92 @@ def is_inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
+def is_storable(path: str) -> bool:
+    """Whether the catalog can store `path`: its text encodes as UTF-8. A name that is not valid in the
+    file system's encoding (bytes written by another system, e.g. Latin-1 "caf\\xe9.jpg") reaches Python
+    as lone surrogates ("surrogateescape"), which no database text column takes."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown(path: str) -> str:
+    """`path` for a log line: as it is when it is valid text, else its bytes' repr (b'/a/caf\\xe9.jpg'),
+    so that the undecodable bytes show, escaped."""
+    return path if is_storable(path) else repr(os.fsencode(path))
+
+
+def _special_file_kind(mode: int) -> str | None:
+    """"a named pipe (FIFO)", "a device", "a socket" for files that are not data on a disk; None for
+    regular files (and folders)."""
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return None
+
+
 def walk_photos(roots: Sequence[str | Path], skipped: list[tuple[str, str]] | None = None,
-                follow_links: bool = False, outside_links: list[str] | None = None) -> Iterator[_FoundFile]:
+                follow_links: bool = False, outside_links: list[str] | None = None,
+                left_out: Counter | None = None) -> Iterator[_FoundFile]:
     """Every supported photo under `roots` (files given directly are taken as they are).
 
     A symlinked folder (or junction) is followed when it leads inside the root it was found under; one
     leading outside goes to `outside_links` and is not followed, unless `follow_links` (a link to ".."
     would otherwise bring in the whole parent tree). A symlinked file is a photo like any other. A folder already
     visited (same device and inode) is not entered again, which breaks symlink loops. Folders that
-    cannot be listed go to `skipped`.
+    cannot be listed go to `skipped`. Every other file is counted in `left_out` as NOT_A_PHOTO: other
+    kinds of files, and named pipes, devices and sockets whatever their name (only stat is called on
+    them: opening a named pipe would wait for a writer forever). A photo whose path is not valid UTF-8
+    (`is_storable`: its own name, or a folder's above it) is counted as NAME_NOT_UTF8 and logged once:
+    each such file by its name, each such folder once with the number of photos in it left out.
     """
     from engine.imageio import SUPPORTED_SUFFIXES
 
     skipped = skipped if skipped is not None else []
     outside_links = outside_links if outside_links is not None else []
+    left_out = left_out if left_out is not None else Counter()
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[str] = set()
+    #: folder whose name is not valid UTF-8 → photos under it left out (logged once per folder)
+    unstorable_folders: dict[str, int] = {}
 
-    def file_entry(path: str, st: os.stat_result) -> _FoundFile | None:
-        if path in seen_files or not stat.S_ISREG(st.st_mode):
+    def file_entry(path: str, st: os.stat_result, unstorable_folder: str | None = None) -> _FoundFile | None:
+        if path in seen_files:
             return None
         seen_files.add(path)
+        kind = _special_file_kind(st.st_mode)
+        if kind is not None:
+            log.info("left out %s: %s, not a photo file", shown(path), kind)
+            left_out[NOT_A_PHOTO] += 1
+            return None
+        if unstorable_folder is not None:
+            unstorable_folders[unstorable_folder] += 1
+            left_out[NAME_NOT_UTF8] += 1
+            return None
+        if not is_storable(path):
+            log.warning("left out %s: its name is not valid UTF-8, so the catalog can't record it; "
+                        "rename it to scan it", shown(path))
+            left_out[NAME_NOT_UTF8] += 1
+            return None
         return _FoundFile(path, st.st_size, st.st_mtime_ns)
+
+    def log_unstorable_folders() -> None:
+        for folder, photos in unstorable_folders.items():
+            if photos:
+                log.warning("left out %d photo(s) in %s: the folder's name is not valid UTF-8, so the catalog "
+                            "can't record them; rename it to scan them", photos, shown(folder))
+        unstorable_folders.clear()
+
+    def is_photo_name(name: str) -> bool:
+        if os.path.splitext(name)[1].lower() in SUPPORTED_SUFFIXES:
+            return True
+        left_out[NOT_A_PHOTO] += 1
+        return False
 
     for root in roots:
         root_path = os.path.abspath(os.fspath(root))
@@ -160,16 +246,19 @@ def walk_photos(roots: Sequence[str | Path], skipped: list[tuple[str, str]] | No
         except OSError as exc:
             skipped.append((root_path, exc.strerror or str(exc)))
             continue
-        if stat.S_ISREG(st.st_mode):
-            if os.path.splitext(root_path)[1].lower() in SUPPORTED_SUFFIXES:
+        if not stat.S_ISDIR(st.st_mode):
+            if is_photo_name(root_path):
                 found = file_entry(root_path, st)
                 if found:
                     yield found
             continue
         real_root = os.path.realpath(root_path)
-        stack = [root_path]
+        # each folder with the topmost folder above it (itself included) whose name is not valid UTF-8
+        stack: list[tuple[str, str | None]] = [(root_path, None if is_storable(root_path) else root_path)]
+        if not is_storable(root_path):
+            unstorable_folders[root_path] = 0
         while stack:
-            folder = stack.pop()
+            folder, unstorable_folder = stack.pop()
             try:
                 folder_stat = os.stat(folder)
             except OSError as exc:
@@ -196,23 +285,28 @@ def walk_photos(roots: Sequence[str | Path], skipped: list[tuple[str, str]] | No
                         if is_link and not follow_links and not is_inside(os.path.realpath(entry.path), real_root):
                             outside_links.append(entry.path)
                             continue
-                        subfolders.append(entry.path)
+                        below = unstorable_folder
+                        if below is None and not is_storable(entry.path):
+                            below = entry.path
+                            unstorable_folders[below] = 0
+                        subfolders.append((entry.path, below))
                         continue
-                    if os.path.splitext(entry.name)[1].lower() not in SUPPORTED_SUFFIXES:
+                    if not is_photo_name(entry.name):
                         continue
-                    found = file_entry(entry.path, entry.stat(follow_symlinks=True))
+                    found = file_entry(entry.path, entry.stat(follow_symlinks=True), unstorable_folder)
                 except OSError as exc:  # a dangling symlink, a file removed during the walk
                     skipped.append((entry.path, exc.strerror or str(exc)))
                     continue
                 if found:
                     yield found
             stack.extend(reversed(subfolders))
+        log_unstorable_folders()
 
 
-def _without_restoration_outputs(catalog: Catalog, found) -> list[_FoundFile]:
+def _without_restoration_outputs(catalog: Catalog, found, left_out: Counter) -> list[_FoundFile]:
     """The found files less those the catalog records as restoration outputs (saved from the app, or a
-    batch's): a restored photo is never catalogued as a photo of the album, so it is never restored
-    again. One query per scan, then a set lookup per file."""
+    batch's), counted in `left_out`: a restored photo is never catalogued as a photo of the album, so it
+    is never restored again. One query per scan, then a set lookup per file."""
     from engine.catalog.jobs import output_paths
 
     with catalog.session() as session:
@@ -220,6 +314,7 @@ def _without_restoration_outputs(catalog: Catalog, found) -> list[_FoundFile]:
     found = list(found)
     kept = [item for item in found if item.path not in outputs]
     if len(kept) != len(found):
+        left_out[RESTORATION_OUTPUT] += len(found) - len(kept)
         log.info("left out %d restoration output(s) recorded in the catalog", len(found) - len(kept))
     return kept
 
@@ -298,15 +393,19 @@ class Scanner:
         result = ScanResult()
         roots = [os.path.abspath(os.fspath(r)) for r in roots]
         found = _without_restoration_outputs(
-            self.catalog, walk_photos(roots, result.skipped_folders, self.follow_links, result.outside_links))
+            self.catalog, walk_photos(roots, result.skipped_folders, self.follow_links, result.outside_links,
+                                      result.left_out), result.left_out)
         for folder, reason in result.skipped_folders:
-            log.warning("skipped %s: %s", folder, reason)
+            log.warning("skipped %s: %s", shown(folder), reason)
         if result.outside_links:
             log.warning("%d symlink(s) lead outside the scanned folders and were not followed (e.g. %s); "
                         "scan with follow_links (--follow-links) to include them",
-                        len(result.outside_links), result.outside_links[0])
+                        len(result.outside_links), shown(result.outside_links[0]))
         result.files = len(found)
         model = self.model
+        # a root whose name is not valid UTF-8 holds nothing the catalog could have recorded (its photos
+        # were left out above), and can't be queried for
+        roots = [root for root in roots if is_storable(root)]
 
         with self.catalog.session() as session:
             known = self._known_under(session, roots)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.cli.options import add_command_group
+from engine.cli.printable import printable
 from engine.cli.progress_bar import ProgressBar
 from engine.cli.scan import add_catalog_argument, catalog_url_from
 
@@ -37,10 +38,10 @@ def run_check(args) -> int:
     if result.ok:
         behind = "" if result.revision == result.head else f" (schema {result.revision}; this version "\
                                                            f"upgrades it to {result.head} when it opens it)"
-        print(f"{result.path}: ok{behind}; {counts}")
+        print(f"{printable(result.path)}: ok{behind}; {counts}")
         return 0
     for problem in result.problems:
-        print(f"{result.path}: {problem}")
+        print(f"{printable(result.path)}: {problem}")
     return CatalogError.exit_code
 
 
@@ -52,5 +53,5 @@ def run_backup(args) -> int:
         target = backup_catalog(catalog_url_from(args), args.target, progress=bar)
     finally:
         bar.close()
-    print(f"catalog backed up to {target}")
+    print(f"catalog backed up to {printable(target)}")
     return 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 
 from engine.cli.options import add_command_group
+from engine.cli.printable import printable
 from engine.cli.scan import add_catalog_argument, open_catalog_from
 from engine.errors import UsageError
 
@@ -102,14 +103,15 @@ def run_list(args) -> int:
         print("no faces in the catalog yet (faceme scan FOLDER)")
     for person in listing["people"]:
         hidden = " (hidden)" if person.get("hidden") else ""
-        print(f"{person['id']:>5}  {person['name'] or '(unnamed)'}{hidden}: {len(person['faces'])} faces")
+        name = printable(person["name"]) if person["name"] else "(unnamed)"
+        print(f"{person['id']:>5}  {name}{hidden}: {len(person['faces'])} faces")
         for face in person["faces"]:
             mark = " confirmed" if face["confirmed"] else ""
-            print(f"         #{face['face_id']:<6} {face['photo']}  {face['box']}{mark}")
+            print(f"         #{face['face_id']:<6} {printable(face['photo'])}  {face['box']}{mark}")
     if listing["unassigned"]:
         print(f"unknown: {len(listing['unassigned'])} faces")
         for face in listing["unassigned"]:
-            print(f"         #{face['face_id']:<6} {face['photo']}  {face['box']}")
+            print(f"         #{face['face_id']:<6} {printable(face['photo'])}  {face['box']}")
     return 0
 
 
@@ -216,12 +218,12 @@ def run_refs(args) -> int:
             choices = references.set_references(session, person, faces)
         else:
             choices = references.references(session, person)
-        lines = [f"references of {person.label}:"]
+        lines = [f"references of {printable(person.label)}:"]
         if not choices:
             lines.append("  none (no face of this person is large enough)")
         for choice in choices:
             box = [round(v) for v in choice.face.box]
-            lines.append(f"  #{choice.face.id} {choice.face.photo.path} {box}: {choice.reason}")
+            lines.append(f"  #{choice.face.id} {printable(choice.face.photo.path)} {box}: {choice.reason}")
         return "\n".join(lines)
 
     print(_with_session(args, work))

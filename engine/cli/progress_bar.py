@@ -6,6 +6,8 @@ import sys
 import time
 from typing import TextIO
 
+from engine.cli.printable import printable
+
 
 class ProgressBar:
     """Callable as a `ProgressCallback`: bar(done, total, message)."""
@@ -40,8 +42,8 @@ class ProgressBar:
             text += f" eta {eta:5.1f}s" if not final else "        "
         else:
             text = f"\r{self.label} {done}{self.unit} {elapsed:5.1f}s"
-        if message:
-            text += f" {message[:40]}"
+        if message:  # often a file name: a newline in it must not break the line the bar redraws
+            text += f" {printable(message)[:40]}"
         self.stream.write(text)
         ProgressBar.line_open = not final
         if final:

@@ -22,6 +22,7 @@ import logging
 import os
 from pathlib import Path
 
+from engine.cli.printable import printable
 from engine.cli.progress_bar import ProgressBar
 from engine.faces.choice import FACE_MODEL_CHOICES
 
@@ -108,10 +109,10 @@ def run(args: argparse.Namespace) -> int:
         c = result.clustering
         print(f"people: {c.joined} faces joined people, {c.new_people} new people, {c.unknown} faces unknown")
     for path, reason in result.unreadable:
-        print(f"unreadable: {path}: {reason}")
+        print(f"unreadable: {printable(path)}: {printable(reason)}")
     for path, reason in result.skipped_folders:
-        print(f"skipped: {path}: {reason}")
+        print(f"skipped: {printable(path)}: {printable(reason)}")
     if result.outside_links:
         print(f"not followed: {len(result.outside_links)} link(s) leading outside the album, e.g. "
-              f"{result.outside_links[0]} (--follow-links to include them)")
+              f"{printable(result.outside_links[0])} (--follow-links to include them)")
     return 0

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +41,39 @@ class MemoDlibAnalyzer:
 
     def embed(self, image_rgb, face):
         return self.inner.embed(image_rgb, face)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = "import sys; from engine.cli import main; sys.exit(main())"
+
+
+def cli_env() -> dict:
+    """The environment of a `faceme` child process: this checkout's engine, and no default catalog (a test
+    names its own)."""
+    return {**os.environ, "PYTHONPATH": str(ROOT), "FACEME_CATALOG": "/nonexistent/never-used.sqlite3"}
+
+
+def faceme_cli(*args, timeout=120) -> subprocess.CompletedProcess:
+    """Run `faceme ARGS` as a real process."""
+    return subprocess.run([sys.executable, "-c", CLI, *map(str, args)], cwd=ROOT, env=cli_env(), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def filled_catalog(path: Path, photos: int = 40) -> Path:
+    """A real catalog (WAL mode, as every catalog) with rows in the main tables, closed: one file."""
+    from engine.catalog.models import Face, Person, Photo
+
+    catalog = open_catalog(path)
+    rng = np.random.default_rng(0)
+    with catalog.transaction() as session:
+        for i in range(photos):
+            photo = Photo(path=f"/album/{i:03d}.jpg", size=1000 + i, mtime_ns=i, content_hash=f"{i:064x}")
+            photo.faces.append(Face(x1=1, y1=2, x2=30, y2=40, score=0.9, landmarks=[[1, 2]] * 5,
+                                    embedding=Face.pack(rng.normal(size=128)), embedding_model="dlib/resnet-128"))
+            session.add(photo)
+        session.add(Person(name="Ann", embedding_model="dlib/resnet-128"))
+    catalog.close()
+    return path
 
 
 def lfw_photo(shared: Path, identity: str, number: int) -> Path:

@@ -3,7 +3,6 @@ file, nothing modified, never a half-made schema (issue 14, items 3 and 4)."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +16,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import event, func, select
 
 from catalog_testkit import add_photos, lfw_numbers
+from catalog_testkit import cli_env as _env
+from catalog_testkit import faceme_cli as _faceme
+from catalog_testkit import filled_catalog as _filled_catalog
 from engine.catalog.db import current_revision, head_revision, open_catalog
 from engine.catalog.maintenance import backup_catalog, check_catalog
 from engine.catalog.models import Base, Face, Person, Photo
@@ -24,31 +26,6 @@ from engine.errors import CatalogError, UsageError
 from engine.testing.small_disk import SmallDiskUnavailable, fill, small_disk
 
 ROOT = Path(__file__).resolve().parents[2]
-CLI = "import sys; from engine.cli import main; sys.exit(main())"
-
-
-def _env() -> dict:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "FACEME_CATALOG": "/nonexistent/never-used.sqlite3"}
-
-
-def _faceme(*args, timeout=120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", CLI, *map(str, args)], cwd=ROOT, env=_env(), capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def _filled_catalog(path: Path, photos: int = 40) -> Path:
-    """A real catalog with rows in every main table, closed (so it is one file)."""
-    catalog = open_catalog(path)
-    rng = np.random.default_rng(0)
-    with catalog.transaction() as session:
-        for i in range(photos):
-            photo = Photo(path=f"/album/{i:03d}.jpg", size=1000 + i, mtime_ns=i, content_hash=f"{i:064x}")
-            photo.faces.append(Face(x1=1, y1=2, x2=30, y2=40, score=0.9, landmarks=[[1, 2]] * 5,
-                                    embedding=Face.pack(rng.normal(size=128)), embedding_model="dlib/resnet-128"))
-            session.add(photo)
-        session.add(Person(name="Ann", embedding_model="dlib/resnet-128"))
-    catalog.close()
-    return path
 
 
 def _damage(path: Path, kind: str) -> None:
