@@ -1043,34 +1043,103 @@ def write_encoded(encoded: EncodedImage) -> WrittenImage:
     """Write an encoded image atomically: temporary file, fsync, read back (the size must match, the
     bytes must be the encoded ones, and they must decode), rename, fsync of the folder. Any failure
     removes the temporary, keeps an earlier file of that name, and raises ImageWriteError."""
+    staged = stage_encoded(encoded)
+    try:
+        return staged.commit(replace=True)
+    except BaseException:
+        staged.discard()
+        raise
+
+
+class OutputTakenError(FileExistsError):
+    """The output name is taken by a file that this write must not replace."""
+
+
+@dataclass
+class StagedImage:
+    """An encoded image written and checked under a hidden temporary name beside its output, not yet
+    in place. A caller that must decide at the last moment whether the write may happen (a batch that
+    re-checks its lease in the same catalog transaction) calls `commit` there, and `discard` otherwise."""
+
+    encoded: EncodedImage
+    temp: Path
+
+    @property
+    def path(self) -> Path:
+        return self.encoded.path
+
+    def commit(self, replace: bool = False, to: Path | None = None) -> WrittenImage:
+        """Give the temporary its name (`to`, default the encoded path). Without `replace`, an existing
+        file of that name is never replaced: OutputTakenError, the temporary kept for another try."""
+        target = Path(to) if to is not None else self.encoded.path
+        if replace:
+            try:
+                os.replace(self.temp, target)
+            except OSError as exc:
+                raise _folder_error(exc, target) from exc
+        else:
+            _rename_without_replacing(self.temp, target)
+        _fsync_folder(target.parent if str(target.parent) else Path("."))
+        log.debug("wrote %s (%s, %d bytes)", target, self.encoded.format, len(self.encoded.data))
+        return WrittenImage(target, self.encoded.sha256, len(self.encoded.data))
+
+    def discard(self) -> None:
+        try:
+            self.temp.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as cleanup:  # pragma: no cover - nothing more we can do
+            log.warning("could not remove the temporary file %s: %s", self.temp, cleanup)
+
+
+def _rename_without_replacing(temp: Path, target: Path) -> None:
+    """Rename `temp` to `target` unless `target` exists (then OutputTakenError). A hard link is the
+    atomic no-clobber rename on POSIX file systems; where links are not supported (FAT, some network
+    shares) an existence check right before the rename is the best there is."""
+    try:
+        os.link(temp, target)
+    except FileExistsError:
+        raise OutputTakenError(f"{target} exists") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS):
+            raise _folder_error(exc, target) from exc
+        if os.path.lexists(target):
+            raise OutputTakenError(f"{target} exists") from None
+        try:
+            os.rename(temp, target)
+        except OSError as exc:
+            raise _folder_error(exc, target) from exc
+        return
+    try:
+        os.unlink(temp)
+    except OSError as exc:  # the output is in place; a leftover temporary is removed by the next resume
+        log.warning("could not remove the temporary file %s: %s", temp, exc)
+
+
+def stage_encoded(encoded: EncodedImage) -> StagedImage:
+    """Write an encoded image to a hidden temporary beside its output, fsync it and read it back (the
+    size must match, the bytes must be the encoded ones, and they must decode). Any failure removes the
+    temporary and raises ImageWriteError; nothing of that name is touched."""
     path, data = encoded.path, encoded.data
     folder = path.parent if str(path.parent) else Path(".")
     try:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX, dir=folder)
+        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.pid{os.getpid()}-", suffix=PARTIAL_SUFFIX, dir=folder)
     except OSError as exc:
         raise _folder_error(exc, path) from None
-    temp = Path(temp_name)
+    staged = StagedImage(encoded, Path(temp_name))
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)  # a buffered file writes all of it or raises (ENOSPC)
             out.flush()
             os.fsync(out.fileno())
-        _check_written(temp, data, encoded.format, path)
-        os.chmod(temp, 0o666 & ~_current_umask())
-        os.replace(temp, path)
+        _check_written(staged.temp, data, encoded.format, path)
+        os.chmod(staged.temp, 0o666 & ~_current_umask())
     except BaseException as exc:
-        try:
-            temp.unlink()
-        except FileNotFoundError:
-            pass
-        except OSError as cleanup:  # pragma: no cover - nothing more we can do
-            log.warning("could not remove the temporary file %s: %s", temp, cleanup)
+        staged.discard()
         if isinstance(exc, OSError):
             raise _folder_error(exc, path) from exc
         raise
-    _fsync_folder(folder)
-    log.debug("wrote %s (%s, %d bytes)", path, encoded.format, len(data))
-    return WrittenImage(path, encoded.sha256, len(data))
+    return staged
 
 
 def _check_written(temp: Path, data: bytes, fmt: str, path: Path) -> None:
@@ -1135,10 +1204,12 @@ def verify_output(path: str | Path, expected_sha256: str | None) -> OutputCheck:
 
 def remove_partial_writes(folder: str | Path) -> list[Path]:
     """Delete the temporary files that writes killed part-way (SIGKILL, power loss) left in
-    ``folder`` and below; returns what was removed. Only for when no write into that tree is running
-    (a batch resuming after a crash): a live write's temporary would be pulled from under it."""
+    ``folder`` and below; returns what was removed. A temporary whose name carries the id of a process
+    still running on this computer is left alone (another batch writing into the same folder)."""
     removed = []
     for candidate in Path(folder).rglob(f".*{PARTIAL_SUFFIX}"):
+        if _written_by_a_live_process(candidate.name):
+            continue  # another batch writing into the same folder (a job over other albums)
         try:
             if candidate.is_file() and not candidate.is_symlink():
                 candidate.unlink()
@@ -1146,6 +1217,22 @@ def remove_partial_writes(folder: str | Path) -> list[Path]:
         except OSError as exc:
             log.warning("could not remove %s: %s", candidate, exc)
     return removed
+
+
+_TEMP_PID = re.compile(r"\.pid(\d+)-[^/\\]*" + re.escape(PARTIAL_SUFFIX) + "$")
+
+
+def _written_by_a_live_process(name: str) -> bool:
+    match = _TEMP_PID.search(name)
+    if match is None or int(match.group(1)) == os.getpid():
+        return False
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True
+    return True
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -10,7 +10,8 @@ and records their outcomes here. The options a job was started with are stored w
 (`engine.restore.options.RestoreOptions.to_dict`), so a resumed job restores as it began.
 
 Which photos: every catalogued photo under the roots. The output tree mirrors the album:
-OUT/<path relative to its root> (with several roots, OUT/<root folder name>/<relative path>).
+OUT/<path relative to its root> (with several roots, OUT/<root folder name>/<relative path>, roots of
+the same name numbered "Family (2)"). Which item may write which file is engine.catalog.outputs' rule.
 """
 
 from __future__ import annotations
@@ -18,16 +19,19 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from engine.catalog.db import Catalog
 from engine.catalog.models import (BatchItem, BatchJob, ItemStatus, JobStatus, Photo, PhotoStatus, Restoration,
                                    RestorationFace)
+from engine.catalog.locks import hold_write_lock
+from engine.catalog.outputs import claim_all, distinct_outputs, resolved_folder_path, root_names
 from engine.catalog.scanner import _like_prefix, is_inside
 from engine.errors import UsageError
 from engine.progress import CancelCheck, ProgressCallback
@@ -35,16 +39,18 @@ from engine.progress import CancelCheck, ProgressCallback
 log = logging.getLogger(__name__)
 
 
-def _relative_outputs(roots: list[str], photos: list[Photo]) -> dict[int, str]:
-    names = [os.path.basename(r.rstrip(os.sep)) or "album" for r in roots]
-    out = {}
+def _relative_outputs(roots: list[str], photos: list[Photo], taken: Collection[str] = ()) -> dict[int, str]:
+    """{photo id: output path relative to the job's folder}, no two alike nor alike one in `taken`
+    (engine.catalog.outputs: roots of the same name get "Family (2)", other clashes "p (2).jpg")."""
+    names = root_names(roots)
+    wanted = []
     for photo in photos:
         for root, name in zip(roots, names):
             if is_inside(photo.path, root):
                 rel = os.path.relpath(photo.path, root) if photo.path != root else os.path.basename(root)
-                out[photo.id] = rel if len(roots) == 1 else os.path.join(name, rel)
+                wanted.append((photo.id, rel if len(roots) == 1 else os.path.join(name, rel)))
                 break
-    return out
+    return distinct_outputs(wanted, taken)
 
 
 def _photos_under(session, roots: list[str]) -> list[Photo]:
@@ -61,24 +67,39 @@ def start_or_resume(catalog: Catalog, roots: Sequence[str | Path], out_dir: str 
                     cancel: CancelCheck | None = None) -> int:
     """The id of the unfinished job for these roots and output folder, or of a new one.
 
-    `options` (an `engine.restore.options.RestoreOptions`, or its dict) is stored with a new job; a
-    resumed job keeps the options it was started with. Roots not in the catalog yet are scanned first (a
-    scan of an already scanned folder costs nothing for unchanged photos, so this is always done unless
+    Roots and the output folder are compared resolved (a link to a folder is that folder); the output
+    folder is stored resolved, the roots as given (the scanner records photos under them). Each new
+    item claims its output file (engine.catalog.outputs); OutputClaimedError, with nothing started,
+    when a file is another photo's or an unfinished batch's output. `options` (an
+    `engine.restore.options.RestoreOptions`, or its dict) is stored with a new job; a resumed job keeps
+    the options it was started with. Roots not in the catalog yet are scanned first (a scan of an
+    already scanned folder costs nothing for unchanged photos, so this is always done unless
     `scan_first` is False).
     """
-    roots = [os.path.abspath(os.fspath(r)) for r in roots]
-    out = os.path.abspath(os.fspath(out_dir))
+    roots = [os.path.abspath(os.fspath(r)) for r in roots]  # as the scanner records its photos' paths
+    out = os.path.realpath(os.fspath(out_dir))
     check_output_folder(roots, out)
     if scan_first:
         from engine.catalog.scanner import scan
 
         scan(catalog, roots, analyzer=analyzer, progress=progress, cancel=cancel)
+    try:
+        return _start_or_resume(catalog, roots, out, options)
+    except IntegrityError:
+        # another process claimed one of these outputs between our read and our write: the second
+        # attempt sees its claim and says whose it is
+        return _start_or_resume(catalog, roots, out, options)
+
+
+def _start_or_resume(catalog: Catalog, roots: list[str], out: str, options: Any) -> int:
     with catalog.transaction() as session:
+        hold_write_lock(session)  # what we read of the claims stays true until we write ours
+        same_roots = sorted(resolved_folder_path(r) for r in roots)
         for job in session.scalars(select(BatchJob).where(BatchJob.out_dir == out,
                                                           BatchJob.status == JobStatus.running)):
-            if sorted(job.roots) == sorted(roots):
+            if sorted(resolved_folder_path(r) for r in job.roots) == same_roots:  # a link to an album is the album
                 log.info("resuming batch job %d", job.id)
-                _add_new_items(session, job, roots)
+                _add_new_items(session, job, list(job.roots))
                 return job.id
         job = BatchJob(out_dir=out, roots=roots,
                        options=dict(options) if isinstance(options, dict) else options.to_dict())
@@ -119,11 +140,13 @@ def output_paths(session) -> set[str]:
 def _add_new_items(session, job: BatchJob, roots: list[str]) -> None:
     photos = [p for p in _photos_under(session, roots) if p.status == PhotoStatus.ok]
     have = set(session.scalars(select(BatchItem.photo_id).where(BatchItem.job_id == job.id)))
-    outputs = _relative_outputs(roots, photos)
-    for photo in photos:
-        if photo.id not in have and photo.id in outputs:
-            session.add(BatchItem(job_id=job.id, photo_id=photo.id, relative_output=outputs[photo.id]))
+    taken = session.scalars(select(BatchItem.relative_output).where(BatchItem.job_id == job.id)).all()
+    outputs = _relative_outputs(roots, [p for p in photos if p.id not in have], taken)
+    added = [BatchItem(job_id=job.id, photo_id=photo.id, relative_output=outputs[photo.id])
+             for photo in photos if photo.id not in have and photo.id in outputs]
+    session.add_all(added)
     session.flush()
+    claim_all(session, added, job.out_dir)
 
 
 # --- the jobs as the GUI shows them, and the user's word on them ---------------------------------
@@ -179,6 +202,8 @@ class BatchItemRow:
     status: str  # pending | done | skipped | failed
     reason: str | None
     faces: list[FaceRecord] = field(default_factory=list)  # the restoration's per-face record (done items)
+    #: a done item's output "missing" or "changed since it was written" (None: there as written)
+    output_problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -188,6 +213,11 @@ class BatchJobRow:
     roots: list[str]
     status: str  # running | done | cancelled
     items: list[BatchItemRow]
+
+    @property
+    def lost_outputs(self) -> list[BatchItemRow]:
+        """Done photos whose output is missing or changed (a resume restores them again)."""
+        return [i for i in self.items if i.output_problem is not None]
 
 
 def _job(session, job_id: int) -> BatchJob:
@@ -220,9 +250,13 @@ def _job_row(session, job: BatchJob) -> BatchJobRow:
     rows = session.execute(select(BatchItem, Photo.path).join(Photo, BatchItem.photo_id == Photo.id)
                            .where(BatchItem.job_id == job.id).order_by(BatchItem.id)).all()
     faces = _face_records(session, job, [item for item, _ in rows])
-    items = [BatchItemRow(item.id, Path(path), Path(job.out_dir) / item.relative_output,
-                          ItemStatus(item.status).value, item.reason, faces.get(item.photo_id, []))
-             for item, path in rows]
+    items = []
+    for item, path in rows:
+        output = Path(job.out_dir) / item.relative_output
+        status = ItemStatus(item.status).value
+        problem = output_problem(output, item.output_size) if status == "done" else None
+        items.append(BatchItemRow(item.id, Path(path), output, status, item.reason, faces.get(item.photo_id, []),
+                                  problem))
     return BatchJobRow(job.id, Path(job.out_dir), list(job.roots), JobStatus(job.status).value, items)
 
 
@@ -307,38 +341,38 @@ def _job_plan(job: BatchJob) -> JobPlan:
     return JobPlan(job.id, Path(job.out_dir), dict(job.options or {}), items)
 
 
-def open_job(catalog: Catalog, job_id: int) -> JobPlan:
-    """Re-open the job ("running") and read what a run needs; UsageError when it no longer exists."""
-    with catalog.transaction() as session:
-        job = _job(session, job_id)
-        job.status, job.finished_at = JobStatus.running, None
-        return _job_plan(job)
+def open_job(session, job_id: int) -> JobPlan:
+    """Re-open the job ("running") and read what a run needs, inside the caller's transaction;
+    UsageError when it no longer exists."""
+    job = _job(session, job_id)
+    job.status, job.finished_at = JobStatus.running, None
+    return _job_plan(job)
 
 
-def earlier_output_hashes(catalog: Catalog, job_id: int) -> dict[int, str]:
-    """{item id: hash} for the job's items without a hash of their own whose output file an earlier job
-    wrote with a recorded hash (the same output folder and path): such a file may count as done when it
-    still matches."""
-    with catalog.session() as session:
-        job = _job(session, job_id)
-        mine = {i.relative_output: i.id for i in job.items if i.output_sha256 is None}
-        if not mine:
-            return {}
-        rows = session.execute(select(BatchItem.relative_output, BatchItem.output_sha256)
-                               .join(BatchJob, BatchItem.job_id == BatchJob.id)
-                               .where(BatchJob.out_dir == job.out_dir, BatchJob.id != job_id,
-                                      BatchItem.output_sha256.is_not(None),
-                                      BatchItem.relative_output.in_(list(mine)))
-                               .order_by(BatchItem.id)).all()
-        return {mine[relative]: sha for relative, sha in rows}  # the newest write wins
+def record_pending_output(session, item_id: int, sha256: str, size: int, faces: Sequence[FaceRecord]) -> None:
+    """Record the output about to be written (its hash and size, and the restoration's per-face records)
+    before the file appears (engine.imageio.encode_image, then stage and commit): a run killed between
+    the write and its commit leaves an output that a resumed run recognises as this very file
+    (engine.imageio.verify_output) and records with these faces."""
+    item = session.get(BatchItem, item_id)
+    item.output_sha256, item.output_size = sha256, size
+    item.output_faces = [face_to_json(f) for f in faces]
 
 
-def record_output_hash(catalog: Catalog, item_id: int, sha256: str) -> None:
-    """Record the hash of an item's output before the file is written (engine.imageio.encode_image, then
-    write_encoded): a run killed between the write and its commit leaves an output that a resumed run
-    can recognise as this very file (engine.imageio.verify_output)."""
-    with catalog.transaction() as session:
-        session.get(BatchItem, item_id).output_sha256 = sha256
+def face_to_json(face: FaceRecord) -> dict:
+    return {**asdict(face), "box": [float(v) for v in face.box]}
+
+
+def face_from_json(value: dict) -> FaceRecord:
+    return FaceRecord(**{**value, "box": tuple(value.get("box") or ())})
+
+
+def recorded_faces(session, sha256: str) -> list[FaceRecord] | None:
+    """The per-face records recorded with the output of that hash (None: none were recorded)."""
+    faces = session.scalar(select(BatchItem.output_faces).where(BatchItem.output_sha256 == sha256,
+                                                                BatchItem.output_faces.is_not(None))
+                           .order_by(BatchItem.id.desc()).limit(1))
+    return None if faces is None else [face_from_json(f) for f in faces]
 
 
 def read_job(catalog: Catalog, job_id: int) -> JobPlan:
@@ -360,21 +394,47 @@ def photo_for_item(catalog: Catalog, photo_id: int) -> tuple[str, str]:
         return photo.path, PhotoStatus(photo.status).value
 
 
-def record_item(catalog: Catalog, job_id: int, item_id: int, status: str, reason: str | None,
+def record_item(session, job_id: int, item_id: int, status: str, reason: str | None,
                 output: Path | None = None, settings: dict | None = None, model_versions: dict | None = None,
-                faces: Sequence[FaceRecord] = (), output_sha256: str | None = None) -> None:
-    """One photo's outcome, in one transaction: the item's status and, for a restored photo, its
-    restoration with one row per face (and the output's hash, when not recorded before the write)."""
+                faces: Sequence[FaceRecord] = ()) -> None:
+    """One photo's outcome, inside the caller's transaction (engine.catalog.leases.guarded): the item's
+    status and, for a restored photo, its restoration with one row per face."""
     from engine.catalog.models import utcnow
 
-    with catalog.transaction() as session:
-        item = session.get(BatchItem, item_id)
-        item.status, item.reason, item.finished_at = ItemStatus(status), reason, utcnow()
-        if output_sha256 is not None:
-            item.output_sha256 = output_sha256
-        if item.status == ItemStatus.done and output is not None:
-            _add_restoration(session, item.photo_id, output, {**(settings or {}), "batch_job": job_id},
-                             model_versions or {"note": reason}, faces)
+    item = session.get(BatchItem, item_id)
+    item.status, item.reason, item.finished_at = ItemStatus(status), reason, utcnow()
+    if item.status == ItemStatus.done and output is not None:
+        _add_restoration(session, item.photo_id, output, {**(settings or {}), "batch_job": job_id},
+                         model_versions or {"note": reason}, faces)
+
+
+def reopen_lost_outputs(session, job_id: int) -> list[tuple[str, str]]:
+    """Put back in line the job's done photos whose output is gone or changed since it was written
+    (missing, or another size than recorded: deleted, truncated, edited); returns (output, what
+    happened) for each. A changed file is the user's now: the photo's new output goes beside it."""
+    job = _job(session, job_id)
+    reopened = []
+    for item in job.items:
+        output = os.path.join(job.out_dir, item.relative_output)
+        problem = output_problem(output, item.output_size) if item.status == ItemStatus.done else None
+        if problem is not None:
+            item.status, item.reason, item.finished_at = ItemStatus.pending, None, None
+            reopened.append((output, problem))
+    return reopened
+
+
+def output_problem(path: str | Path, size: int | None) -> str | None:
+    """What is wrong with a done item's output at a glance (one stat, no reading): "missing", "changed
+    since it was written" (another size than recorded), or None."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if size is not None and st.st_size != size:
+        return "changed since it was written"
+    return None
 
 
 def _add_restoration(session, photo_id: int | None, output: str | Path, settings: dict, model_versions: dict,
@@ -404,11 +464,11 @@ def record_restoration(catalog: Catalog, photo_id: int | None, output: str | Pat
                                 dict(model_versions or {"source": "app"}), faces)
 
 
-def finish_job(catalog: Catalog, job_id: int) -> list[tuple[str, str, str | None]]:
-    """Mark the job done; returns every item as (photo path, status, reason)."""
+def finish_job(session, job_id: int) -> list[tuple[str, str, str | None]]:
+    """Mark the job done, inside the caller's transaction; returns every item as (photo path, status,
+    reason)."""
     from engine.catalog.models import utcnow
 
-    with catalog.transaction() as session:
-        job = _job(session, job_id)
-        job.status, job.finished_at = JobStatus.done, utcnow()
-        return [(item.photo.path, ItemStatus(item.status).value, item.reason) for item in job.items]
+    job = _job(session, job_id)
+    job.status, job.finished_at = JobStatus.done, utcnow()
+    return [(item.photo.path, ItemStatus(item.status).value, item.reason) for item in job.items]

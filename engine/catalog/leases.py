@@ -6,12 +6,22 @@
     owner_of(catalog, job_id) -> JobOwner   for the GUI: owner.describe() "running in process 1234 on host X"
     with hold(catalog, job_id) as keeper:   acquire + heartbeat thread + release; keeper.should_stop()
         run_job(..., cancel=lambda: user_cancel() or keeper.should_stop())
+    with guarded(catalog, lease) as session: one write transaction that first proves the lease is
+        still ours (LeaseLostError otherwise); what the block writes (a record, an output's rename)
+        happens only then, and no takeover can come between the proof and the write
 
 A lease is the job row's owner_pid, owner_host, owner_token and owner_heartbeat. It is dead, and is
 taken over by the next `acquire`, when its process is gone (same host, the pid no longer exists) or its
-heartbeat is older than STALE_SECONDS (a process on another computer, a hung one, or a reused pid).
-Every change is a compare-and-set on the token, so two processes acquiring at the same moment cannot
-both win. A job cancelled from elsewhere (`faceme jobs cancel`) is seen by the holder's next heartbeat.
+heartbeat is older than STALE_SECONDS (a process on another computer, a suspended or hung one, or a
+reused pid). Every change is a compare-and-set on the token, so two processes acquiring at the same
+moment cannot both win. A job cancelled from elsewhere (`faceme jobs cancel`) is seen by the holder's
+next heartbeat.
+
+Liveness means progress: the heartbeat thread renews the lease only while the work reports progress
+(`LeaseKeeper.progressed`, called by run_job's cancel check between denoising steps and photos) within
+STALL_SECONDS, so an owner whose main thread hangs goes stale and its job can be taken over; an owner
+that was only suspended (SIGSTOP) and wakes after a takeover finds its lease gone at its next guarded
+write and stops without touching the output folder or the records.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +48,9 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 10.0
 #: a heartbeat older than this means the owner is gone (or hung) wherever it runs
 STALE_SECONDS = 60.0
+#: with no progress reported for this long, the heartbeat stops renewing the lease (a hung owner); it
+#: is longer than any one step that reports none (loading a model pack from a slow disk)
+STALL_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -64,12 +78,22 @@ class JobOwner:
         """Another live process runs the job."""
         return self.alive and not self.mine
 
+    #: the process still exists but gave no sign of life for STALE_SECONDS (suspended or hung)
+    silent: bool = False
+
+    def where(self) -> str:
+        return "this process" if self.mine else f"process {self.pid} on {self.host}"
+
     def describe(self, now: datetime | None = None) -> str:
-        where = "this process" if self.mine else f"process {self.pid} on {self.host}"
         seconds = max(0, int(((now or utcnow()) - self.heartbeat).total_seconds()))
         if self.alive:
-            return f"running in {where} (last seen {seconds} s ago)"
-        return f"was running in {where}, which stopped (last seen {seconds} s ago); it can be resumed"
+            return f"running in {self.where()} (last seen {seconds} s ago)"
+        return f"was running in {self.where()}, which {self.how_it_stopped(seconds)}; it can be resumed"
+
+    def how_it_stopped(self, seconds: int) -> str:
+        if self.silent:
+            return f"stopped answering (no sign of life for {seconds} s: suspended or hung)"
+        return f"stopped (last seen {seconds} s ago)"
 
 
 def this_host() -> str:
@@ -119,9 +143,11 @@ def _is_alive(pid: int, host: str, heartbeat: datetime | None, now: datetime) ->
 def _owner(job: BatchJob, now: datetime) -> JobOwner | None:
     if job.owner_token is None:
         return None
-    alive = _is_alive(job.owner_pid or 0, job.owner_host or "", job.owner_heartbeat, now)
+    pid, host = job.owner_pid or 0, job.owner_host or ""
+    alive = _is_alive(pid, host, job.owner_heartbeat, now)
     mine = job.owner_pid == os.getpid() and job.owner_host == this_host()
-    return JobOwner(job.id, job.owner_pid or 0, job.owner_host or "?", job.owner_heartbeat or now, alive, mine)
+    silent = not alive and (host != this_host() or pid_alive(pid))
+    return JobOwner(job.id, pid, host or "?", job.owner_heartbeat or now, alive, mine, silent)
 
 
 def owner_of(catalog: Catalog, job_id: int) -> JobOwner | None:
@@ -167,7 +193,9 @@ def acquire(catalog: Catalog, job_id: int) -> Lease:
         text = current.describe() if current else "taken by another process"
         raise JobBusyError(f"batch {job_id} is {text}", owner=text)
     if current is not None:
-        log.warning("batch %d: took over the lease of %s", job_id, current.describe(now))
+        seconds = max(0, int((now - current.heartbeat).total_seconds()))
+        log.warning("batch %d: taken over from %s, which %s", job_id, current.where(),
+                    current.how_it_stopped(seconds))
     return lease
 
 
@@ -186,6 +214,23 @@ def heartbeat(catalog: Catalog, lease: Lease) -> str:
     return JobStatus(status).value
 
 
+@contextmanager
+def guarded(catalog: Catalog, lease: Lease) -> Iterator:
+    """A write transaction that starts by renewing the lease (compare-and-set on its token, which takes
+    the database's write lock): the block runs only while the lease is ours, and no other process can
+    take the job over before the block's work is committed. LeaseLostError, with nothing written, when
+    it was taken over. A guarded write counts as progress (it renews the heartbeat)."""
+    with catalog.transaction() as session:
+        renewed = session.execute(update(BatchJob).where(BatchJob.id == lease.job_id,
+                                                         BatchJob.owner_token == lease.token)
+                                  .values(owner_heartbeat=utcnow())
+                                  .execution_options(synchronize_session=False)).rowcount
+        if renewed != 1:
+            raise LeaseLostError(f"batch {lease.job_id} was taken over by another process (or removed); "
+                                 "this process stopped without writing anything more")
+        yield session
+
+
 def release(catalog: Catalog, lease: Lease) -> bool:
     """Give the job back; False when the lease was no longer ours."""
     with catalog.transaction() as session:
@@ -199,12 +244,16 @@ class LeaseKeeper:
     """A held lease with a background heartbeat. `should_stop()` turns True when the lease was lost
     or the job was cancelled from another process; pass it into run_job's cancel check."""
 
-    def __init__(self, catalog: Catalog, lease: Lease, interval: float = HEARTBEAT_SECONDS):
+    def __init__(self, catalog: Catalog, lease: Lease, interval: float = HEARTBEAT_SECONDS,
+                 stall_seconds: float | None = None):
         self.catalog = catalog
         self.lease = lease
         self.interval = interval
+        self.stall_seconds = STALL_SECONDS if stall_seconds is None else stall_seconds
         self.lost = False
         self.cancelled_elsewhere = False
+        self._last_progress = time.monotonic()
+        self._stalled = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"lease of batch {lease.job_id}", daemon=True)
 
@@ -215,8 +264,20 @@ class LeaseKeeper:
     def should_stop(self) -> bool:
         return self.lost or self.cancelled_elsewhere
 
+    def progressed(self) -> None:
+        """The work moved on (a denoising step, a photo): the heartbeat may go on renewing the lease."""
+        self._last_progress = time.monotonic()
+
     def _beat(self) -> None:
         while not self._stop.wait(self.interval):
+            quiet = time.monotonic() - self._last_progress
+            if quiet > self.stall_seconds:
+                if not self._stalled:
+                    log.warning("batch %d: no progress for %.0f s; the lease is no longer renewed, so another "
+                                "process may take the job over", self.lease.job_id, quiet)
+                self._stalled = True
+                continue
+            self._stalled = False
             try:
                 if heartbeat(self.catalog, self.lease) == JobStatus.cancelled.value:
                     self.cancelled_elsewhere = True
@@ -239,9 +300,11 @@ class LeaseKeeper:
 
 
 @contextmanager
-def hold(catalog: Catalog, job_id: int, interval: float = HEARTBEAT_SECONDS) -> Iterator[LeaseKeeper]:
-    """Own the job for the duration of the block (acquire, heartbeat in the background, release)."""
-    keeper = LeaseKeeper(catalog, acquire(catalog, job_id), interval).start()
+def hold(catalog: Catalog, job_id: int, interval: float = HEARTBEAT_SECONDS,
+         stall_seconds: float | None = None) -> Iterator[LeaseKeeper]:
+    """Own the job for the duration of the block (acquire, heartbeat in the background while progress is
+    reported, release)."""
+    keeper = LeaseKeeper(catalog, acquire(catalog, job_id), interval, stall_seconds).start()
     try:
         yield keeper
     finally:

@@ -295,6 +295,23 @@ class BatchItem(Base):
     #: SHA-256 of the output as encoded, recorded before the file is written (engine.imageio.encode_image),
     #: so a resumed job takes an output that is already there as done only when verify_output matches it
     output_sha256: Mapped[str | None] = mapped_column(String(64))
+    #: the output's size in bytes, recorded with its hash (a cheap check that it is still the file written)
+    output_size: Mapped[int | None] = mapped_column(BigInteger)
+    #: the per-face records of the restoration being written, recorded with the hash before the file
+    #: appears: a run killed between the write and its commit leaves what the resumed run records
+    output_faces: Mapped[list | None] = mapped_column(JSON)
 
     job: Mapped[BatchJob] = relationship(back_populates="items")
     photo: Mapped[Photo] = relationship()
+
+
+class OutputClaim(Base):
+    """One output file, claimed by the one batch item that may write it (engine.catalog.outputs). The
+    key is the output's resolved path (case-folded where the file system ignores case), so one file
+    spelled two ways (a link to the output folder) is one claim."""
+
+    __tablename__ = "output_claims"
+
+    path: Mapped[str] = mapped_column(String(4096), primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("batch_items.id", ondelete="CASCADE"), index=True)
+    claimed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

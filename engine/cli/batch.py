@@ -26,6 +26,7 @@ import json
 from pathlib import Path
 
 from engine.cli.options import add_check_options, add_json_option, add_models_option, add_restoration_options
+from engine.cli.printable import printable
 from engine.cli.progress_bar import ProgressBar
 from engine.cli.scan import add_catalog_argument, open_catalog_from
 from engine.errors import UsageError
@@ -93,7 +94,7 @@ def run_batch_job(catalog, job_id: int, models: Path | None = None, device: str 
         print(json.dumps(summary.as_dict(), indent=2))
         return 1 if summary.failed else 0
     for line in summary.lines(verbose=show_faces):
-        print(line)
+        print(printable(line))  # a newline in a file name must not split a line
     return 1 if summary.failed else 0
 
 

@@ -5,8 +5,8 @@
     faceme jobs resume JOB [--models DIR] [--device D] [--catalog DB]
     faceme jobs retry JOB [--models DIR] [--device D] [--catalog DB]
 
-`list` shows each job's photos done / left / failed, its output folder and who runs it ("running in
-process 1234 on host X"). `cancel` stops a job for good (a process running it stops at its next
+`list` shows each job's photos done / left / failed, its output folder, who runs it ("running in
+process 1234 on host X") and the outputs it wrote that are since missing or changed. `cancel` stops a job for good (a process running it stops at its next
 heartbeat). `resume` continues a job with the options it was started with (its model folder unless
 --models is given); `retry` puts its failed photos back in line, then resumes it. A job that another
 live process runs is not resumed here (exit 6).
@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from engine.cli.options import DEVICE_HELP, add_command_group
+from engine.cli.printable import printable
 from engine.cli.scan import add_catalog_argument, open_catalog_from
 
 
@@ -58,7 +59,9 @@ def run_list(args) -> int:
         owner = held.get(job.id)
         rows.append({"id": job.id, "status": job.status, "out_dir": str(job.out_dir), "roots": job.roots,
                      **_counts(job), "owner": owner.describe() if owner else None,
-                     "running_elsewhere": bool(owner and owner.elsewhere)})
+                     "running_elsewhere": bool(owner and owner.elsewhere),
+                     "lost_outputs": [{"output": str(i.output), "problem": i.output_problem}
+                                      for i in job.lost_outputs]})
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return 0
@@ -66,9 +69,16 @@ def run_list(args) -> int:
         print("no batch jobs (faceme batch DIR --out OUTDIR starts one)")
     for row in rows:
         print(f"{row['id']:>4}  {row['status']:<9} {row['done']} done, {row['pending']} left, {row['skipped']} skipped, "
-              f"{row['failed']} failed → {row['out_dir']}")
+              f"{row['failed']} failed → {printable(row['out_dir'])}")
         if row["owner"]:
             print(f"      {row['owner']}")
+        lost = row["lost_outputs"]
+        if lost:
+            print(f"      {len(lost)} output{'s' if len(lost) != 1 else ''} missing or changed since written "
+                  f"(`faceme jobs resume {row['id']}` restores {'them' if len(lost) != 1 else 'it'}; a changed file "
+                  "is kept and the new output written beside it):")
+            for entry in lost:
+                print(f"        {printable(entry['output'])}: {entry['problem']}")
     return 0
 
 

@@ -16,18 +16,29 @@ still comes out `drifted` or `uncertain` (more seeds of the same photo seldom ch
 cost would be unbounded): such faces are listed for review (`to_review`), and `restore_item_again`
 restores one photo again with other seeds and records the new result.
 
-Crash safety: outputs are written atomically by engine.imageio (temporary file, then rename), so an
-output file is always whole; an output's SHA-256 is recorded before the file appears (encode_image,
-record_output_hash, write_encoded), and the item is marked done in the same transaction that records
-its restoration. A resumed job first deletes temporary files that a killed write left behind, and takes
-an item whose output already exists as done only when it is the very file recorded (verify_output:
-those bytes, decodable); a truncated, replaced or unrecorded file is restored again. So no photo is
-restored twice and no damaged output counts as done.
+Which file each photo writes: before anything is written, the item claims its output file in the
+catalog (engine.catalog.outputs): a file that another photo's item, or an unfinished batch, holds is
+refused with a message naming that photo and batch; a file already there that no batch of this photo
+wrote (a retouched copy, an unrelated file of that name) is kept, and the output is written beside it
+("p (2).jpg"). Output folders and files are compared resolved, so a link to the folder is the folder.
 
-One process at a time: run_job holds the job's lease (engine.catalog.leases.hold, with heartbeats) for
-the whole run; a job a live other process runs is refused with JobBusyError, a killed owner's job is
-taken over. The run stops like a user's cancel when the lease is lost or the job is cancelled from
-another process (`faceme jobs cancel`).
+Crash safety: an output is encoded in memory, its SHA-256, size and per-face records are recorded
+(pending), the file is written under a hidden temporary name and checked, and then, in one catalog
+transaction, the lease and the claim are re-checked, the temporary is renamed into place and the item
+is marked done with its restoration. A kill before the rename leaves a temporary (removed by the next
+run) and no output; a kill after the rename but before the commit leaves a file whose hash and faces
+are recorded, which the resumed run takes as done with those faces (its bytes verified, decoded);
+a truncated, replaced or unrecorded file is never taken as done. So no photo is restored twice and
+no damaged output counts as done. A job's done photos whose output was since deleted or changed
+(another size than written) are put back in line when the job is run again (`faceme jobs resume`).
+
+One process at a time: run_job holds the job's lease (engine.catalog.leases.hold) for the whole run; a
+job a live other process runs is refused with JobBusyError, a killed owner's job is taken over. The
+lease is renewed only while the run makes progress, so a hung owner goes stale; every write after the
+denoising (pending record, rename, outcome) happens inside engine.catalog.leases.guarded, so an owner
+that lost its lease (suspended while another process took over) stops with LeaseLostError without
+touching the output folder or the records. A job cancelled from another process (`faceme jobs
+cancel`) stops at the next heartbeat like a user's cancel.
 
 Cancelling (`cancel` returns True) stops run_job with CancelledError, between photos or inside one:
 the photo in flight is not marked at all (it stays pending and is restored on the next run), and the
@@ -45,11 +56,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
-
-from engine.catalog import jobs, leases
+from engine.catalog import jobs, leases, outputs
 from engine.catalog.db import Catalog
 from engine.catalog.jobs import FaceRecord
+from engine.catalog.models import BatchItem
 from engine.errors import CancelledError, FaceMeError, LeaseLostError, NoFaceError, UsageError
 from engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
 from engine.restore.options import RestoreOptions
@@ -62,15 +72,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-#: writes a restored photo's pixels to its item's output (`like`: the input, for format and metadata)
-OutputWrite = Callable[[np.ndarray, "LoadedImage | None"], None]
+#: writes a restoration (its pixels, with its per-face records) to its item's output (`like`: the
+#: input, for format and metadata)
+OutputWrite = Callable[[PhotoRestoration, "LoadedImage | None"], None]
 
 
 class PhotoRestorer(Protocol):
     def restore(self, catalog: Catalog, photo_id: int, input_path: Path, output_path: Path,
                 options: RestoreOptions, cancel: CancelCheck | None, write: OutputWrite) -> PhotoRestoration:
-        """Restore one album photo as its plan says; when a face was restored, hand the pixels to `write`
-        (which records the output's hash, then writes output_path atomically)."""
+        """Restore one album photo as its plan says; when a face was restored, hand the restoration to
+        `write` (which records it, then writes output_path atomically)."""
 
 
 #: called with (photo id, photo name, done, total, message) while one photo is restored
@@ -116,6 +127,10 @@ class BatchSummary:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     already_done: int = 0
+    #: (file kept, output written beside it): the output's name was taken by a file no batch wrote
+    kept_beside: list[tuple[str, str]] = field(default_factory=list)
+    #: (output, what happened): done photos of an earlier run put back in line
+    reopened: list[tuple[str, str]] = field(default_factory=list)
     earlier: list[tuple[str, str, str]] = field(default_factory=list)  # (path, status, reason) skipped/failed before
     faces: list[tuple[str, list[FaceRecord]]] = field(default_factory=list)  # this run's restored photos
     seconds: float = 0.0
@@ -130,6 +145,8 @@ class BatchSummary:
                 "already_done": self.already_done, "pending": self.pending, "seconds": round(self.seconds, 2),
                 "skipped": [{"photo": p, "reason": r} for p, r in self.skipped],
                 "failed": [{"photo": p, "reason": r} for p, r in self.failed],
+                "kept_beside": [{"kept": k, "output": o} for k, o in self.kept_beside],
+                "restored_again": [{"output": o, "was": w} for o, w in self.reopened],
                 "earlier": [{"photo": p, "status": st, "reason": r} for p, st, r in self.earlier],
                 "photos": [{"photo": p, "faces": [f.as_dict() for f in faces]} for p, faces in self.faces]}
 
@@ -145,6 +162,9 @@ class BatchSummary:
                f"this run{left}) in {self.seconds:.1f} s → {self.out_dir}"]
         out += [f"skipped: {path}: {reason}" for path, reason in self.skipped]
         out += [f"failed: {path}: {reason}" for path, reason in self.failed]
+        out += [f"restored again: {output} was {what}" for output, what in self.reopened]
+        out += [f"kept {kept} (not written by a batch of this photo); its restoration is {written}"
+                for kept, written in self.kept_beside]
         out += [f"{status} in an earlier run: {path}: {reason}" for path, status, reason in self.earlier]
         review = self.to_review
         if review:
@@ -185,8 +205,9 @@ def restore_item_again(catalog: Catalog, job_id: int, item_id: int, restorer: Ph
                        seed: int | None = None, tries: int | None = None,
                        cancel: CancelCheck | None = None) -> PhotoRestoration:
     """Restore one done photo of a job again (a face to review): the job's options with a new seed
-    (`seed`, None: a fresh one) and `tries` (None: the job's), the output replaced atomically and the
-    new restoration recorded (the newest is the one shown). The item stays done."""
+    (`seed`, None: a fresh one) and `tries` (None: the job's), holding the job's lease; the output is
+    replaced atomically when it is still the file the batch wrote (else kept, and the new one written
+    beside it), and the new restoration is recorded (the newest is the one shown). The item stays done."""
     from dataclasses import replace
 
     job = jobs.read_job(catalog, job_id)
@@ -199,16 +220,13 @@ def restore_item_again(catalog: Catalog, job_id: int, item_id: int, restorer: Ph
     path, photo_status = jobs.photo_for_item(catalog, item.photo_id)
     if photo_status != "ok":
         raise UsageError(f"the photo is {photo_status}", path)
-    output = job.out_dir / item.relative_output
-    output.parent.mkdir(parents=True, exist_ok=True)
-    written: dict = {}
-    result = restorer.restore(catalog, item.photo_id, Path(path), output, options, cancel,
-                              _writer(catalog, item.id, output, written))
+    with leases.hold(catalog, job_id) as keeper:
+        target = _prepare(catalog, keeper.lease, item.id)
+        Path(target.path).parent.mkdir(parents=True, exist_ok=True)
+        writer = _OutputWriter(catalog, keeper.lease, job_id, item.id, target, options)
+        result = restorer.restore(catalog, item.photo_id, Path(path), Path(target.path), options, cancel, writer)
     if not result.restored_count:
         raise UsageError(nothing_restored(result), path)
-    jobs.record_item(catalog, job_id, item.id, "done", None, output, settings=options.to_dict(),
-                     model_versions={"models_dir": options.models_dir}, faces=face_records(result.faces),
-                     output_sha256=written.get("sha256"))
     return result
 
 
@@ -219,49 +237,100 @@ def nothing_restored(result: PhotoRestoration) -> str:
     return "no face to restore: " + "; ".join(reasons)
 
 
-def _verified_output(output: Path, sha256: str | None) -> bool:
-    """An output already there counts as done only when it is the very file recorded as written."""
+def _prepare(catalog: Catalog, lease: leases.Lease, item_id: int) -> outputs.OutputTarget:
+    """Claim the item's output under the lease (engine.catalog.outputs.prepare)."""
+    with leases.guarded(catalog, lease) as session:
+        return outputs.prepare(session, session.get(BatchItem, item_id))
+
+
+def _adoptable(target: outputs.OutputTarget) -> bool:
+    """An output already there is taken as done when it is a file a batch of this photo wrote there,
+    whole and decodable (written by a run killed before its commit, or by an earlier job)."""
     from engine.imageio import verify_output
 
-    if not output.exists():
+    if target.existing_sha256 is None:
         return False
-    check = verify_output(output, sha256)
+    check = verify_output(target.path, target.existing_sha256)
     if not check:
-        log.warning("%s is there but %s; it is restored again", output, check.reason)
+        log.warning("%s is there but %s; it is restored again", target.path, check.reason)
     return bool(check)
 
 
-def _writer(catalog: Catalog, item_id: int, output: Path, written: dict) -> OutputWrite:
-    def write(pixels: np.ndarray, like=None) -> None:
-        from engine.imageio import encode_image, write_encoded
+class _OutputWriter:
+    """Writes one item's restoration: records it (hash, size, faces) before the file appears, writes a
+    checked temporary, then renames it into place and records the outcome in one guarded transaction
+    (lease and claim re-checked there; a name taken meanwhile by a file no batch wrote moves the output
+    beside it)."""
 
-        encoded = encode_image(output, pixels, like=like)
-        jobs.record_output_hash(catalog, item_id, encoded.sha256)  # before the file appears
-        write_encoded(encoded)
-        written["sha256"] = encoded.sha256
+    def __init__(self, catalog: Catalog, lease: leases.Lease, job_id: int, item_id: int,
+                 target: outputs.OutputTarget, options: RestoreOptions):
+        self.catalog, self.lease, self.job_id, self.item_id = catalog, lease, job_id, item_id
+        self.target = target
+        self.options = options
+        self.recorded = False
+        self.output: str | None = None
+        self.kept: str | None = target.kept
+        self.faces: list[FaceRecord] = []
 
-    return write
+    def __call__(self, result: PhotoRestoration, like=None) -> None:
+        from engine.imageio import encode_image, stage_encoded
+
+        self.faces = face_records(result.faces)
+        encoded = encode_image(self.target.path, result.pixels, like=like)
+        with leases.guarded(self.catalog, self.lease) as session:
+            jobs.record_pending_output(session, self.item_id, encoded.sha256, len(encoded.data), self.faces)
+        staged = stage_encoded(encoded)
+        try:
+            with leases.guarded(self.catalog, self.lease) as session:
+                item = session.get(BatchItem, self.item_id)
+                if not outputs.holds(session, self.item_id, self.target.path):
+                    raise outputs.OutputClaimedError(f"{self.target.path} is no longer this photo's output "
+                                                     "(claimed by another batch meanwhile); nothing was written")
+                written = self._commit(session, item, staged)
+                jobs.record_item(session, self.job_id, self.item_id, "done", None, written,
+                                 settings=self.options.to_dict(), model_versions={"models_dir": self.options.models_dir},
+                                 faces=self.faces)
+        finally:
+            staged.discard()  # nothing left once renamed
+        self.recorded, self.output = True, str(written)
+
+    def _commit(self, session, item: BatchItem, staged) -> Path:
+        from engine.imageio import OutputTakenError
+
+        path, own = self.target.path, self.target.existing_sha256
+        for _ in range(3):
+            if own is not None and outputs.file_sha256(path) == own:
+                return staged.commit(replace=True, to=Path(path)).path  # the batch's own earlier output
+            try:
+                return staged.commit(to=Path(path)).path
+            except OutputTakenError:  # a file appeared under that name while this photo was restored
+                moved = outputs.move_beside(session, item, kept=path)
+                self.kept, path, own = path, moved.path, moved.existing_sha256
+        raise outputs.OutputClaimedError(f"files keep appearing under the output's name {path}; nothing was written")
 
 
 def run_job(catalog: Catalog, job_id: int, restorer: PhotoRestorer, progress: ProgressCallback | None = None,
             cancel: CancelCheck | None = None, on_item: ItemCallback | None = None,
-            heartbeat_seconds: float = leases.HEARTBEAT_SECONDS) -> BatchSummary:
+            heartbeat_seconds: float = leases.HEARTBEAT_SECONDS, stall_seconds: float | None = None) -> BatchSummary:
     """Restore the job's pending photos with the options the job was started with, recording each
     outcome as it happens, holding the job's lease throughout.
 
-    A job that was cancelled is re-opened ("running") first. `on_item(item_id, status, reason)` is
-    called after each photo's outcome is committed. Raises JobBusyError when a live other process runs
-    the job, CancelledError when `cancel` asks to stop or the job was cancelled or taken over elsewhere
-    (the photo in flight stays pending), ModelPackError when the pack is broken (every photo would
-    fail alike), UsageError when the job no longer exists; any other error of one photo marks only
-    that photo failed.
+    A job that was cancelled or finished is re-opened ("running") first, and its done photos whose
+    output is gone or changed are put back in line. `on_item(item_id, status, reason)` is called after
+    each photo's outcome is committed. Raises JobBusyError when a live other process runs the job,
+    LeaseLostError when it was taken over meanwhile (nothing more is written), CancelledError when
+    `cancel` asks to stop or the job was cancelled elsewhere (the photo in flight stays pending),
+    ModelPackError when the pack is broken (every photo would fail alike), UsageError when the job no
+    longer exists; any other error of one photo marks only that photo failed. `stall_seconds`: how
+    long without progress before the lease is no longer renewed (leases.STALL_SECONDS).
     """
-    with leases.hold(catalog, job_id, interval=heartbeat_seconds) as keeper:
+    with leases.hold(catalog, job_id, interval=heartbeat_seconds, stall_seconds=stall_seconds) as keeper:
         def stop() -> bool:
+            keeper.progressed()  # asked between denoising steps and photos: the run is moving
             return keeper.should_stop() or bool(cancel is not None and cancel())
 
         try:
-            return _run_held_job(catalog, job_id, restorer, progress, stop, on_item)
+            return _run_held_job(catalog, keeper.lease, job_id, restorer, progress, stop, on_item)
         except CancelledError:
             if keeper.lost:
                 raise LeaseLostError(f"batch {job_id} was taken over by another process; this one stopped "
@@ -272,18 +341,21 @@ def run_job(catalog: Catalog, job_id: int, restorer: PhotoRestorer, progress: Pr
             raise
 
 
-def _run_held_job(catalog: Catalog, job_id: int, restorer: PhotoRestorer, progress: ProgressCallback | None,
-                  cancel: CancelCheck, on_item: ItemCallback | None) -> BatchSummary:
+def _run_held_job(catalog: Catalog, lease: leases.Lease, job_id: int, restorer: PhotoRestorer,
+                  progress: ProgressCallback | None, cancel: CancelCheck, on_item: ItemCallback | None) -> BatchSummary:
     from engine.imageio import remove_partial_writes
 
     start = time.monotonic()
-    job = jobs.open_job(catalog, job_id)
+    with leases.guarded(catalog, lease) as session:
+        reopened = jobs.reopen_lost_outputs(session, job_id)
+        job = jobs.open_job(session, job_id)
+    for output, what in reopened:
+        log.warning("%s was %s; the photo is restored again", output, what)
     options = RestoreOptions.from_dict(job.options)
-    summary = BatchSummary(job_id, str(job.out_dir), total=len(job.items))
+    summary = BatchSummary(job_id, str(job.out_dir), total=len(job.items), reopened=reopened)
     if job.out_dir.exists():
         for leftover in remove_partial_writes(job.out_dir):
             log.info("removed a partial output left by an interrupted run: %s", leftover)
-    earlier = jobs.earlier_output_hashes(catalog, job_id)
     done = sum(1 for item in job.items if item.status != "pending")
     summary.already_done = done
     report(progress, done, summary.total, "restoring")
@@ -292,41 +364,11 @@ def _run_held_job(catalog: Catalog, job_id: int, restorer: PhotoRestorer, progre
         if item.status != "pending":
             continue
         check_cancelled(cancel, "batch")
-        output = job.out_dir / item.relative_output
-        path, photo_status = jobs.photo_for_item(catalog, item.photo_id)
-        result, written = None, {}
-        known = item.output_sha256 or earlier.get(item.id)
-        if _verified_output(output, known):
-            # written (hash recorded first) by a run killed before it could commit, or by an earlier job
-            status, reason = "done", "output already there (an interrupted or earlier run; verified)"
-            written["sha256"] = known
-        elif photo_status != "ok":
-            status, reason = "skipped", f"photo is {photo_status}"
-        else:
-            try:
-                output.parent.mkdir(parents=True, exist_ok=True)
-                result = restorer.restore(catalog, item.photo_id, Path(path), output, options, cancel,
-                                          write=_writer(catalog, item.id, output, written))
-                status, reason = ("done", None) if result.restored_count else ("skipped", nothing_restored(result))
-            except CancelledError:
-                raise  # not a failure: the item stays pending and is restored on the next run
-            except NoFaceError as exc:
-                status, reason = "skipped", exc.message
-            except FaceMeError as exc:
-                if exc.exit_code == 4:  # the model pack is broken: every photo would fail the same way
-                    raise
-                status, reason = "failed", str(exc)
-            except Exception as exc:  # one bad photo must not stop an album; it is reported
-                log.exception("restoring %s failed", path)
-                status, reason = "failed", f"{exc.__class__.__name__}: {exc}"
-        restored = status == "done" and result is not None
-        faces = face_records(result.faces) if restored else []
-        jobs.record_item(catalog, job_id, item.id, status, reason, output if status == "done" else None,
-                         settings=options.to_dict(), model_versions={"models_dir": options.models_dir} if restored
-                         else None, faces=faces, output_sha256=written.get("sha256"))
+        path, status, reason, faces, output = _run_item(catalog, lease, job_id, item, restorer, options, cancel,
+                                                        summary)
         if on_item is not None:
             on_item(item.id, status, reason)
-        if restored:
+        if status == "done" and faces is not None:
             summary.restored += 1
             summary.faces.append((path, faces))
         elif status == "done":
@@ -340,8 +382,66 @@ def _run_held_job(catalog: Catalog, job_id: int, restorer: PhotoRestorer, progre
         eta = (summary.total - done) * (time.monotonic() - work_start) / worked
         report(progress, done, summary.total, f"{os.path.basename(path)} (eta {eta:.0f} s)")
     this_run = {p for p, _ in summary.skipped} | {p for p, _ in summary.failed}
-    for path, status, reason in jobs.finish_job(catalog, job_id):
+    with leases.guarded(catalog, lease) as session:
+        finished = jobs.finish_job(session, job_id)
+    for path, status, reason in finished:
         if status in ("skipped", "failed") and path not in this_run:
             summary.earlier.append((path, status, reason or ""))
     summary.seconds = time.monotonic() - start
     return summary
+
+
+def _run_item(catalog: Catalog, lease: leases.Lease, job_id: int, item: jobs.PendingItem, restorer: PhotoRestorer,
+              options: RestoreOptions, cancel: CancelCheck, summary: BatchSummary):
+    """Restore one pending item and record its outcome; returns (photo path, status, reason, this run's
+    face records (None: not restored in this run), output path)."""
+    path, photo_status = jobs.photo_for_item(catalog, item.photo_id)
+    try:
+        target = _prepare(catalog, lease, item.id)
+    except outputs.OutputClaimedError as exc:
+        return _record(catalog, lease, job_id, item.id, path, "failed", exc.message)
+    if target.kept:
+        log.warning("%s is not a file a batch of this photo wrote; it is kept, and the output is %s",
+                    target.kept, target.path)
+    if _adoptable(target):
+        # written (recorded first) by a run killed before it could commit, or by an earlier job
+        with leases.guarded(catalog, lease) as session:
+            faces = jobs.recorded_faces(session, target.existing_sha256) or []
+            jobs.record_item(session, job_id, item.id, "done",
+                             "output already there (an interrupted or earlier run; verified)", Path(target.path),
+                             settings=options.to_dict(), faces=faces)
+        return path, "done", "output already there (an interrupted or earlier run; verified)", None, target.path
+    if photo_status != "ok":
+        return _record(catalog, lease, job_id, item.id, path, "skipped", f"photo is {photo_status}")
+    writer = _OutputWriter(catalog, lease, job_id, item.id, target, options)
+    try:
+        Path(target.path).parent.mkdir(parents=True, exist_ok=True)
+        result = restorer.restore(catalog, item.photo_id, Path(path), Path(target.path), options, cancel,
+                                  write=writer)
+        if writer.recorded:
+            if writer.kept:
+                summary.kept_beside.append((writer.kept, writer.output))
+            return path, "done", None, writer.faces, writer.output
+        status, reason = ("skipped", nothing_restored(result)) if not result.restored_count else \
+            ("failed", "the restorer restored faces but wrote no output")
+    except (CancelledError, LeaseLostError):
+        raise  # not a failure: the item stays pending (for the next run, or for the process that took over)
+    except NoFaceError as exc:
+        status, reason = "skipped", exc.message
+    except FaceMeError as exc:
+        if exc.exit_code == 4:  # the model pack is broken: every photo would fail the same way
+            raise
+        status, reason = "failed", str(exc)
+    except Exception as exc:  # one bad photo must not stop an album; it is reported
+        log.exception("restoring %s failed", path)
+        status, reason = "failed", f"{exc.__class__.__name__}: {exc}"
+    if writer.recorded:  # an error after the output and its record were committed: it stands
+        return path, "done", None, writer.faces, writer.output
+    return _record(catalog, lease, job_id, item.id, path, status, reason)
+
+
+def _record(catalog: Catalog, lease: leases.Lease, job_id: int, item_id: int, path: str, status: str,
+            reason: str | None):
+    with leases.guarded(catalog, lease) as session:
+        jobs.record_item(session, job_id, item_id, status, reason)
+    return path, status, reason, None, None

@@ -160,8 +160,8 @@ class RestorationService:
                             options: RestoreOptions, progress: ProgressCallback | None = None,
                             cancel: CancelCheck | None = None, write=None) -> PhotoRestoration:
         """Read, plan from the album, restore, write `output_path` atomically (not when no face was
-        restored). `write(pixels, like)`, when given, writes it instead (a batch records the output's
-        hash before the file appears)."""
+        restored). `write(restoration, like)`, when given, writes it instead (a batch records the
+        output's hash and faces before the file appears)."""
         from engine.imageio import read_image, write_image
 
         input_path, output_path = Path(input_path), Path(output_path)
@@ -172,7 +172,7 @@ class RestorationService:
         result = self.restore(loaded, plan, options, catalog, progress, cancel)
         if result.restored_count:
             if write is not None:
-                write(result.pixels, loaded)
+                write(result, loaded)
             else:
                 write_image(output_path, result.pixels, like=loaded)
         return result

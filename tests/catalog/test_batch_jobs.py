@@ -55,13 +55,13 @@ class CopyRestorer:
         if input_path.name in self.broken:
             raise RuntimeError("the GPU fell over")
         loaded = read_image(input_path)
-        pixels = loaded.pixels
-        write(pixels, loaded)
         from engine.faces.types import Face
         from engine.restore.plan import PlannedFace
 
         face = Face((0.0, 0.0, 10.0, 10.0), 1.0, np.zeros((5, 2), np.float32))
-        return PhotoRestoration(pixels, [PlannedFace(face, "blind", "copied", seed=1)])
+        result = PhotoRestoration(loaded.pixels, [PlannedFace(face, "blind", "copied", seed=1)])
+        write(result, loaded)
+        return result
 
 
 @pytest.fixture
@@ -134,21 +134,22 @@ def test_a_job_that_is_gone_is_a_usage_error(catalog):
     assert batch.unfinished_job(catalog) is None
 
 
-class KilledAfterWriting(CopyRestorer):
-    """Writes the output (its hash recorded first), then stops before the item is committed: the state
-    a kill -9 between the write and the commit leaves."""
-
-    def restore(self, catalog, photo_id, input_path, output_path, options, cancel, write):
-        super().restore(catalog, photo_id, input_path, output_path, options, cancel, write)
-        raise CancelledError("killed after the write")
-
-
-def test_an_output_written_before_a_kill_counts_only_while_it_is_the_recorded_file(catalog, job, tmp_path):
+def test_an_output_written_before_a_kill_counts_only_while_it_is_the_recorded_file(catalog, job, tmp_path,
+                                                                                   monkeypatch):
     from engine.catalog.models import BatchItem
 
     job_id, names = job
+    real_record = jobs.record_item
+
+    def killed_before_the_commit(session, job_id, item_id, status, reason, output=None, **kwargs):
+        if status == "done" and output is not None:  # the output is renamed into place; the commit never comes
+            raise CancelledError("killed after the write")
+        return real_record(session, job_id, item_id, status, reason, output, **kwargs)
+
+    monkeypatch.setattr(jobs, "record_item", killed_before_the_commit)
     with pytest.raises(CancelledError):  # the first photo written, then "killed" before its commit
-        batch.run_job(catalog, job_id, KilledAfterWriting())
+        batch.run_job(catalog, job_id, CopyRestorer())
+    monkeypatch.setattr(jobs, "record_item", real_record)
     assert _statuses(catalog, job_id) == dict.fromkeys(names, "pending")
     with catalog.session() as session:
         hashes = {i.relative_output: i.output_sha256 for i in session.scalars(select(BatchItem))}
@@ -160,9 +161,11 @@ def test_an_output_written_before_a_kill_counts_only_while_it_is_the_recorded_fi
     summary = batch.run_job(catalog, job_id, again)
     assert again.calls == names[1:]  # the verified output is done, not restored again
     assert summary.already_done == 1 and summary.restored == 2 and kept.read_bytes() == kept_bytes
+    first = batch.get_job(catalog, job_id).items[0]
+    assert [(f.action, f.reason) for f in first.faces] == [("blind", "copied")]  # its faces, recorded before
 
-    # a truncated output of a finished job: a new job over the same folder restores it again, the whole ones
-    # (matching the hashes recorded by the first job) are kept
+    # a truncated output of a finished job: a new job over the same folder restores that photo again, beside
+    # the damaged file (no longer the file a batch wrote: it is kept); the whole ones are kept and done
     damaged = tmp_path / "out" / names[1]
     damaged.write_bytes(damaged.read_bytes()[:2000])
     album = tmp_path / "album"
@@ -171,7 +174,10 @@ def test_an_output_written_before_a_kill_counts_only_while_it_is_the_recorded_fi
     third = CopyRestorer()
     summary = batch.run_job(catalog, second, third)
     assert third.calls == [names[1]] and summary.restored == 1 and summary.already_done == 2
-    assert read_image(damaged).pixels.shape == read_image(album / names[1]).pixels.shape
+    beside = damaged.with_name(f"{damaged.stem} (2){damaged.suffix}")
+    assert summary.kept_beside == [(str(damaged), str(beside))]
+    assert damaged.stat().st_size == 2000
+    assert read_image(beside).pixels.shape == read_image(album / names[1]).pixels.shape
     with catalog.session() as session:  # each photo one restoration per job, no more
         per_photo = session.execute(select(Restoration.photo_id, func.count(Restoration.id))
                                     .group_by(Restoration.photo_id)).all()

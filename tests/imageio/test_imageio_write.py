@@ -291,3 +291,23 @@ def test_a_killed_write_leaves_only_a_hidden_partial_that_resume_removes(tmp_pat
     keep.write_bytes(b"an earlier, finished output")
     assert remove_partial_writes(tmp_path / "out") == leftovers
     assert sorted(album.iterdir()) == [keep]
+
+
+def test_a_live_writers_temporary_is_left_alone(tmp_path):
+    """A batch writing into the same output folder (another job, a live process) keeps its temporary while a
+    resuming batch cleans up; a dead process's temporary is removed."""
+    from engine.imageio import remove_partial_writes
+
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        live_temp = tmp_path / f".p.jpg.pid{live.pid}-abc{PARTIAL_SUFFIX}"
+        dead_temp = tmp_path / f".q.jpg.pid{dead.pid}-abc{PARTIAL_SUFFIX}"
+        for temp in (live_temp, dead_temp):
+            temp.write_bytes(b"half")
+        assert remove_partial_writes(tmp_path) == [dead_temp]
+        assert live_temp.exists()
+    finally:
+        live.kill()
+        live.wait()
