@@ -121,11 +121,11 @@ def add_reference_file(catalog, person_id: int, path: Path, current_picks: list[
 def scan_albums(catalog, roots: list[str], progress=None, cancel=None, workers: int = 0,
                 models_dir: str | None = None):
     """Scan the album folders into the catalog (new and changed photos only; people regrouped):
-    `workers` processes (0: one per core), faces with an installed InsightFace pack in `models_dir`
-    (else dlib); photos analysed with another face model move to this one, people kept."""
+    `workers` processes (0: one per core), faces with the catalog's own face model (a new catalog: an
+    installed InsightFace pack in `models_dir`, else dlib). Installing a pack never re-analyses an
+    album by itself: that is `faceme catalog reanalyse` (engine.catalog.face_model)."""
+    from engine.catalog.face_model import analyzer_for_catalog
     from engine.catalog.scanner import scan
-    from engine.faces.choice import make_face_analyzer
 
-    analyzer = make_face_analyzer("auto", Path(models_dir) if models_dir else None)
-    return scan(catalog, roots, analyzer=analyzer, progress=progress, cancel=cancel, workers=workers or None,
-                reanalyse=True)
+    analyzer = analyzer_for_catalog(catalog, models_dir)
+    return scan(catalog, roots, analyzer=analyzer, progress=progress, cancel=cancel, workers=workers or None)

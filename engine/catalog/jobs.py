@@ -28,9 +28,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from engine.catalog.db import Catalog
-from engine.catalog.models import (BatchItem, BatchJob, ItemStatus, JobStatus, Photo, PhotoStatus, Restoration,
-                                   RestorationFace)
 from engine.catalog.locks import hold_write_lock
+from engine.catalog.models import (BatchItem, BatchJob, Face, ItemStatus, JobStatus, Person, Photo, PhotoStatus,
+                                   Restoration, RestorationFace)
 from engine.catalog.outputs import claim_all, distinct_outputs, resolved_folder_path, root_names
 from engine.catalog.scanner import _like_prefix, is_inside
 from engine.errors import UsageError
@@ -443,10 +443,17 @@ def _add_restoration(session, photo_id: int | None, output: str | Path, settings
                               settings=settings, model_versions=model_versions)
     session.add(restoration)
     session.flush()
+    # a face or person removed while the photo was restored (a re-analysis, a merge in another process)
+    # is recorded by name and box only, as its deletion would have left it (ON DELETE SET NULL)
+    faces_there = set(session.scalars(select(Face.id).where(Face.id.in_([f.face_id for f in faces if f.face_id]))))
+    people_there = set(session.scalars(select(Person.id).where(
+        Person.id.in_([f.person_id for f in faces if f.person_id]))))
     for f in faces:
         session.add(RestorationFace(
-            restoration_id=restoration.id, face_index=f.face_index, face_id=f.face_id,
-            person_id=f.person_id, person_name=f.person_name, action=f.action, reason=f.reason,
+            restoration_id=restoration.id, face_index=f.face_index,
+            face_id=f.face_id if f.face_id in faces_there else None,
+            person_id=f.person_id if f.person_id in people_there else None,
+            person_name=f.person_name, action=f.action, reason=f.reason,
             seed=f.seed, box=[float(v) for v in f.box], similarity_restored=f.similarity_restored,
             similarity_unrestored=f.similarity_unrestored, verdict=f.verdict, check_model=f.check_model))
     return restoration.id

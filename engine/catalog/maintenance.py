@@ -41,6 +41,10 @@ class CatalogCheck:
     revision: str | None = None
     head: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    #: the embedding model the catalog's faces come from, and how many faces of other models it holds
+    #: (engine.catalog.face_model; only a catalog damaged by older versions has any)
+    face_model: str | None = None
+    other_model_faces: int = 0
 
     @property
     def ok(self) -> bool:
@@ -86,11 +90,31 @@ def check_catalog(url_or_path: str | Path) -> CatalogCheck:
         for table in ("photos", "faces", "people", "batch_jobs"):
             if table in tables:
                 counts[table] = connection.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+        face_model, others = _face_models(connection, tables)
+        if others:
+            problems.append(f"{others} face(s) come from another face model than the catalog's ({face_model}): "
+                            "a photo may show two faces for one person; `faceme catalog reanalyse --model "
+                            "…` moves every photo to one model")
     except sqlite3.Error as exc:
         problems.append(str(exc))
+        face_model, others = None, 0
     finally:
         connection.close()
-    return CatalogCheck(path, problems, revision=revision, head=head, counts=counts)
+    return CatalogCheck(path, problems, revision=revision, head=head, counts=counts, face_model=face_model,
+                        other_model_faces=others)
+
+
+def _face_models(connection, tables: set[str]) -> tuple[str | None, int]:
+    """(the catalog's face model, faces of other models), read only (engine.catalog.face_model's rule)."""
+    if "faces" not in tables:
+        return None, 0
+    per_model = dict(connection.execute("SELECT embedding_model, count(*) FROM faces GROUP BY embedding_model"))
+    recorded = None
+    if "catalog_settings" in tables:
+        row = connection.execute("SELECT value FROM catalog_settings WHERE key = 'face_model'").fetchone()
+        recorded = row[0] if row else None
+    model = recorded or (max(per_model, key=per_model.get) if per_model else None)
+    return model, sum(n for m, n in per_model.items() if m != model)
 
 
 def backup_catalog(url_or_path: str | Path, target: str | Path, progress: ProgressCallback | None = None,
@@ -224,3 +248,19 @@ def _move_into_place(temp: Path, target: Path) -> None:
             raise UsageError(f"{target} appeared while the backup ran; choose a new file name for the backup")
         os.replace(temp, target)
     # temp is removed by the caller either way
+
+
+def face_model_of(url_or_path: str | Path) -> tuple[str | None, int]:
+    """(the catalog's face model, faces of other models), read only and without the checks; (None, 0)
+    for a catalog that is not there yet or not an SQLite file."""
+    path = sqlite_file(normalise_url(url_or_path))
+    if path is None or not path.is_file() or check_sqlite_file(path) != "ok":
+        return None, 0
+    connection = read_only_connection(path)
+    try:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        return _face_models(connection, tables)
+    except sqlite3.Error:
+        return None, 0
+    finally:
+        connection.close()

@@ -315,3 +315,12 @@ class OutputClaim(Base):
     path: Mapped[str] = mapped_column(String(4096), primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("batch_items.id", ondelete="CASCADE"), index=True)
     claimed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class CatalogSetting(Base):
+    """One fact about the whole catalog (engine.catalog.face_model: "face_model")."""
+
+    __tablename__ = "catalog_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

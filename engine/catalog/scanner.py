@@ -376,9 +376,9 @@ class Scanner:
     @property
     def analyzer(self) -> FaceAnalyzer:
         if self._analyzer is None:
-            from engine.faces.choice import make_face_analyzer
+            from engine.catalog.face_model import analyzer_for_catalog
 
-            self._analyzer = make_face_analyzer("auto")  # an installed InsightFace pack, else dlib
+            self._analyzer = analyzer_for_catalog(self.catalog)  # the catalog's model; a new one: a pack, else dlib
         return self._analyzer
 
     @property
@@ -403,6 +403,9 @@ class Scanner:
                         len(result.outside_links), shown(result.outside_links[0]))
         result.files = len(found)
         model = self.model
+        from engine.catalog.face_model import use_model
+
+        use_model(self.catalog, model, switch=self.reanalyse)  # one face model per catalog
         # a root whose name is not valid UTF-8 holds nothing the catalog could have recorded (its photos
         # were left out above), and can't be queried for
         roots = [root for root in roots if is_storable(root)]
@@ -770,3 +773,15 @@ def reanalyse_album(catalog: Catalog, roots: Sequence[str | Path], analyzer: Fac
     called again."""
     return scan(catalog, roots, analyzer=analyzer, progress=progress, cancel=cancel, workers=workers,
                 on_wait=on_wait, reanalyse=True)
+
+
+def album_roots(catalog: Catalog) -> list[str]:
+    """The top folders holding the catalog's photos (no folder inside another), for a re-analysis of
+    every photo."""
+    with catalog.session() as session:
+        folders = sorted({os.path.dirname(path) for path in session.scalars(select(Photo.path))})
+    roots: list[str] = []
+    for folder in folders:
+        if not any(is_inside(folder, root) for root in roots):
+            roots.append(folder)
+    return roots

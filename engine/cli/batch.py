@@ -115,8 +115,12 @@ def run(args: argparse.Namespace) -> int:
                              dtype=settings.dtype, memory=settings.memory, identity_check=args.identity_check,
                              tries=args.tries)
     with open_catalog_from(args) as catalog:
+        from engine.catalog.face_model import analyzer_for_catalog
+
         scan_bar = ProgressBar("scanning", unit=" photos")
-        job_id = start_or_resume(catalog, args.folders, args.out, options, progress=scan_bar)
+        # the pre-scan finds faces with the catalog's own model (a pack in --models if that is it)
+        job_id = start_or_resume(catalog, args.folders, args.out, options, progress=scan_bar,
+                                 analyzer=analyzer_for_catalog(catalog, settings.models_dir))
         scan_bar.close()
         # the job's recorded options (a resumed job keeps those it was started with)
         return run_batch_job(catalog, job_id, show_faces=args.show_faces, as_json=args.as_json)

@@ -2,10 +2,15 @@
 
     faceme catalog check [--catalog DB]
     faceme catalog backup TARGET [--catalog DB]
+    faceme catalog reanalyse --model dlib|antelopev2|buffalo_l [DIR...] [--models DIR] [--catalog DB]
 
 `check` only reads (header, SQLite's integrity check, foreign keys, schema revision) and exits 5 when
 something is wrong. `backup` makes a consistent copy with SQLite's online backup, even while a scan or
-batch writes to the catalog; the copy is checked before it gets its name.
+batch writes to the catalog; the copy is checked before it gets its name. `check` also names the
+catalog's face model (one per catalog: every scan uses it). `reanalyse` moves the album (every photo of
+the catalog, or those under DIR) to another face model, carrying every person, name, confirmation,
+rejection and reference over to the face found at the same place, then makes it the catalog's model;
+it can be stopped and run again to go on.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from pathlib import Path
 from engine.cli.options import add_command_group
 from engine.cli.printable import printable
 from engine.cli.progress_bar import ProgressBar
-from engine.cli.scan import add_catalog_argument, catalog_url_from
+from engine.cli.scan import add_catalog_argument, catalog_url_from, open_catalog_from
+from engine.faces.choice import FACE_MODEL_CHOICES
 
 
 def add_parser(subparsers) -> None:
@@ -27,6 +33,15 @@ def add_parser(subparsers) -> None:
     q.add_argument("target", type=Path, metavar="TARGET", help="new file (or a folder) for the copy")
     add_catalog_argument(q)
     q.set_defaults(handler=run_backup)
+    q = sub.add_parser("reanalyse", help="move the album to another face model, keeping people and corrections")
+    q.add_argument("--model", required=True, choices=[c for c in FACE_MODEL_CHOICES if c != "auto"],
+                   help="the face model to move to (an InsightFace pack must be installed)")
+    q.add_argument("folders", nargs="*", type=Path, metavar="DIR",
+                   help="only the photos under these folders (default: every photo of the catalog)")
+    q.add_argument("--models", type=Path, help="model pack folder, for the InsightFace packs")
+    q.add_argument("--workers", type=int, metavar="N", help="processes analysing photos (default: one per core)")
+    add_catalog_argument(q)
+    q.set_defaults(handler=run_reanalyse)
 
 
 def run_check(args) -> int:
@@ -38,7 +53,8 @@ def run_check(args) -> int:
     if result.ok:
         behind = "" if result.revision == result.head else f" (schema {result.revision}; this version "\
                                                            f"upgrades it to {result.head} when it opens it)"
-        print(f"{printable(result.path)}: ok{behind}; {counts}")
+        model = f"; face model {result.face_model}" if result.face_model else ""
+        print(f"{printable(result.path)}: ok{behind}; {counts}{model}")
         return 0
     for problem in result.problems:
         print(f"{printable(result.path)}: {problem}")
@@ -54,4 +70,27 @@ def run_backup(args) -> int:
     finally:
         bar.close()
     print(f"catalog backed up to {printable(target)}")
+    return 0
+
+
+def run_reanalyse(args) -> int:
+    from engine.catalog.face_model import analyzer_name, catalog_face_model
+    from engine.catalog.scanner import album_roots, reanalyse_album
+    from engine.faces.choice import make_face_analyzer
+    from engine.settings import Settings
+
+    models_dir = Path(Settings().with_overrides(models_dir=args.models).models_dir)
+    analyzer = make_face_analyzer(args.model, models_dir)
+    with open_catalog_from(args) as catalog:
+        before = catalog_face_model(catalog)
+        roots = [str(f) for f in args.folders] or album_roots(catalog)
+        if not roots:
+            print("the catalog has no photos yet; scans will use " + args.model)
+        bar = ProgressBar("re-analysing", unit=" photos")
+        try:
+            result = reanalyse_album(catalog, roots, analyzer, progress=bar, workers=args.workers)
+        finally:
+            bar.close()
+    was = analyzer_name(before) if before else "nothing"
+    print(f"re-analysed with {args.model} (was {was}): {result.summary()}")
     return 0

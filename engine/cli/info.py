@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings().with_overrides(models_dir=args.models)
     print(f"FaceMe Studio {__version__}")
     print(f"model pack: {settings.models_dir}")
+    _print_catalog(settings)
     statuses = verify_pack(settings.models_dir, tuple(PARTS))
     for status in statuses:
         part = PARTS[status.name]
@@ -50,3 +51,22 @@ def run(args: argparse.Namespace) -> int:
         print("Details:                      faceme models verify")
     print("All commands:                 faceme --help")
     return 0
+
+
+def _print_catalog(settings) -> None:
+    """The catalog and its face model (one per catalog: every scan uses it)."""
+    from engine.catalog.face_model import analyzer_name
+    from engine.catalog.maintenance import face_model_of
+    from engine.errors import CatalogError
+
+    try:
+        model, others = face_model_of(settings.catalog_url)
+    except (CatalogError, OSError) as exc:
+        print(f"catalog: {settings.catalog_url} ({exc})")
+        return
+    if model is None:
+        print(f"catalog: {settings.catalog_url} (no faces yet: the first scan's face model becomes its own)")
+        return
+    mixed = f"; {others} faces of another model: `faceme catalog check`" if others else ""
+    print(f"catalog: {settings.catalog_url} (face model {analyzer_name(model)}, {model}{mixed}; "
+          "`faceme catalog reanalyse --model M` changes it)")

@@ -93,7 +93,7 @@ def run_list(args) -> int:
     from engine.people.listing import people_listing
 
     def work(session):
-        return people_listing(session, include_hidden=args.all, with_ids=not args.json)
+        return people_listing(session, include_hidden=args.all, with_ids=True)
 
     listing = _with_session(args, work)
     if args.json:

@@ -1,18 +1,18 @@
 """`faceme scan`: scan album folders into the catalog and group their faces into people.
 
     faceme scan DIR... [--catalog DB] [--faces auto|dlib|buffalo_l|antelopev2] [--models DIR]
-                       [--workers N] [--follow-links] [--keep-other-models] [--no-thumbnails]
+                       [--workers N] [--follow-links] [--no-thumbnails]
 
 Incremental: unchanged photos cost nothing, moved ones keep their people, deleted ones are marked
 missing. The catalog is SQLite at the user data folder unless `--catalog` / $FACEME_CATALOG names a
-file or any SQLAlchemy URL (e.g. postgresql+psycopg://user@nas/faceme). Faces are analysed with an
-installed InsightFace pack (antelopev2, else buffalo_l, from the model folder) or, without one, with
-the embedded dlib models (no download); `--faces` chooses. Photos are analysed by `--workers`
-processes (default: one per core). Photos analysed earlier with another face model are re-analysed
-with this one, their people, names, corrections and references carried over to the face found at the
-same place (stop it any time; the next scan goes on where it stopped); `--keep-other-models` keeps
-the other model's faces and people beside instead. Symlinks leading outside the album are not
-followed unless `--follow-links`.
+file or any SQLAlchemy URL (e.g. postgresql+psycopg://user@nas/faceme). A catalog keeps one face
+model: its faces are found and embedded with the model of its first scan (an installed InsightFace
+pack, antelopev2, else buffalo_l, from the model folder, or without one the embedded dlib models, no
+download; `--faces` chooses for a new catalog), and every later scan uses that model; `--faces` naming
+another is refused. `faceme catalog reanalyse --model M` moves the whole album to another model,
+carrying every person, name, correction and reference over to the face found at the same place.
+Photos are analysed by `--workers` processes (default: one per core). Symlinks leading outside the
+album are not followed unless `--follow-links`.
 """
 
 from __future__ import annotations
@@ -59,22 +59,20 @@ def add_parser(subparsers) -> None:
     p.add_argument("folders", nargs="+", type=Path, metavar="DIR", help="album folders (or single photos)")
     add_catalog_argument(p)
     p.add_argument("--faces", choices=FACE_MODEL_CHOICES, default="auto",
-                   help="face analysis: auto (an installed InsightFace pack, else the embedded dlib), "
-                        "dlib, or a pack")
+                   help="face analysis: auto (the catalog's model; for a new catalog an installed InsightFace "
+                        "pack, else the embedded dlib), dlib, or a pack (only the catalog's own)")
     p.add_argument("--models", type=Path, help="model pack folder, for the InsightFace packs")
     p.add_argument("--workers", type=int, metavar="N",
                    help=f"processes analysing photos (default: one per core, {os.cpu_count() or 1} here)")
     p.add_argument("--follow-links", action="store_true",
                    help="also follow symlinks/junctions that lead outside the album folders")
-    p.add_argument("--keep-other-models", dest="reanalyse", action="store_false",
-                   help="keep faces of another face model beside this one's instead of re-analysing them")
     p.add_argument("--no-thumbnails", dest="thumbnails", action="store_false", help="don't cache thumbnails")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from engine.errors import UsageError
-    from engine.faces.choice import make_face_analyzer, resolve_face_model
+    from engine.faces.choice import resolve_face_model
     from engine.faces.photo_analysis import default_workers, start_worker_server
     from engine.settings import Settings
 
@@ -84,11 +82,11 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be at least 1")
     models_dir = Path(Settings().with_overrides(models_dir=args.models).models_dir)
-    face_model = resolve_face_model(args.faces, models_dir)
     if (args.workers or default_workers()) > 1:
         # the workers' process loads dlib's models (≈ 1 s) or imports InsightFace while this one imports
-        # and opens the catalog
-        start_worker_server(dlib=face_model == "dlib")
+        # and opens the catalog (a guess from what is installed: the catalog's own model decides below)
+        start_worker_server(dlib=resolve_face_model(args.faces, models_dir) == "dlib")
+    from engine.catalog.face_model import analyzer_for_catalog
     from engine.catalog.scanner import scan
 
     catalog = open_catalog_from(args)
@@ -98,9 +96,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n{message} …", flush=True)
 
     try:
-        result = scan(catalog, args.folders, analyzer=make_face_analyzer(face_model, models_dir), progress=bar,
-                      thumbnails=args.thumbnails, workers=args.workers, follow_links=args.follow_links,
-                      reanalyse=args.reanalyse, on_wait=waiting)
+        analyzer = analyzer_for_catalog(catalog, models_dir, args.faces)
+        result = scan(catalog, args.folders, analyzer=analyzer, progress=bar, thumbnails=args.thumbnails,
+                      workers=args.workers, follow_links=args.follow_links, on_wait=waiting)
     finally:
         bar.close()
         catalog.close()

@@ -23,8 +23,8 @@ def people_listing(session: Session, include_hidden: bool = False, model: str | 
     """{"people": [{"id", "name", "faces": [{"photo", "box", "confirmed"}]}], "unassigned": [{"photo", "box"}]}
 
     Only faces of photos present on disk at the last scan (not missing, not unreadable). People are
-    ordered by their number of faces, largest first. `with_ids` adds each face's "face_id" (for the
-    text listing; the JSON contract does not carry it).
+    ordered by their number of faces, largest first. `with_ids` adds each face's "face_id" (the id the
+    CLI's people commands take as PHOTO#N's alternative; `faceme people list` and its --json carry it).
     """
     faces_query = (select(Face, Photo.path).join(Photo, Photo.id == Face.photo_id)
                    .where(Photo.status == PhotoStatus.ok).order_by(Photo.path, Face.x1))

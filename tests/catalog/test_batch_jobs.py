@@ -209,3 +209,20 @@ def test_a_job_cancelled_from_another_process_stops_at_the_next_heartbeat(catalo
     assert seen["owner"].mine and seen["owner"].alive  # held while it ran
     assert leases.owner_of(catalog, job_id) is None  # released when it stopped
     assert _statuses(catalog, job_id) == dict.fromkeys(names, "pending")
+
+
+def test_a_face_or_person_removed_while_its_photo_was_restored_is_recorded_without_a_dangling_link(catalog, job):
+    """Issue 19: a re-analysis or a merge in another process removed a face and a person while a batch restored
+    their photo: the outcome is recorded (by name and box) instead of failing with a foreign-key error."""
+    from engine.catalog.jobs import FaceRecord, record_item
+    from engine.catalog.models import RestorationFace
+
+    job_id, _ = job
+    item = batch.get_job(catalog, job_id).items[0]
+    gone = FaceRecord(0, "restored", "as the album says", (1.0, 2.0, 3.0, 4.0), face_id=987654, person_id=876543,
+                      person_name="Ann", seed=5)
+    with catalog.transaction() as session:
+        record_item(session, job_id, item.id, "done", None, Path("/out/p.jpg"), faces=[gone])
+    with catalog.session() as session:
+        row = session.scalars(select(RestorationFace)).one()
+        assert (row.face_id, row.person_id, row.person_name, row.seed) == (None, None, "Ann", 5)

@@ -165,23 +165,34 @@ def test_cancel_leaves_a_consistent_catalog(shared, tmp_path, catalog, analyzer)
     assert catalog.integrity_check() == "ok"
 
 
-def test_faces_of_two_models_stay_apart(shared, tmp_path, catalog, analyzer, tiny_pack):
-    """Scanning with an InsightFace pack (the tiny pack's real SCRFD + a tiny ArcFace) adds that model's
-    faces beside dlib's; people never mix models; each model's re-scan is free."""
+def test_a_catalog_keeps_one_face_model(shared, tmp_path, catalog, analyzer, tiny_pack):
+    """Issue 19: a scan with another face model than the catalog's is refused before anything is stored
+    (it used to add that model's faces beside dlib's: two faces for one person); the catalog's model is
+    what a scan without a choice uses; `reanalyse_album` moves the album and records the new model."""
+    from engine.catalog.face_model import FaceModelMismatchError, analyzer_for_catalog, catalog_face_model
+    from engine.catalog.scanner import reanalyse_album
     from engine.faces.choice import make_face_analyzer
 
     album = tmp_path / "album"
     add_photos(shared, album, "Dick_Cheney", lfw_numbers(shared, "Dick_Cheney")[:3])
     scan(catalog, [album], analyzer=analyzer)
-    arcface = make_face_analyzer("antelopev2", tiny_pack)
-    r = scan(catalog, [album], analyzer=arcface)
-    assert r.unchanged == 0 and r.touched == 0  # analysed again, with the other model
-    assert scan(catalog, [album], analyzer=arcface).unchanged == 3
-    assert scan(catalog, [album], analyzer=analyzer).unchanged == 3
+    assert catalog_face_model(catalog) == "dlib/resnet-128"
     with catalog.session() as s:
-        models = {m for (m,) in s.execute(select(Face.embedding_model).distinct())}
-        assert models == {"dlib/resnet-128", arcface.embedding_model}
+        faces_before = s.scalar(select(func.count(Face.id)))
+    arcface = make_face_analyzer("antelopev2", tiny_pack)
+    with pytest.raises(FaceModelMismatchError, match="faceme catalog reanalyse --model antelopev2"):
+        scan(catalog, [album], analyzer=arcface)
+    with pytest.raises(FaceModelMismatchError):
+        analyzer_for_catalog(catalog, tiny_pack, choice="antelopev2")
+    assert analyzer_for_catalog(catalog, tiny_pack).embedding_model == "dlib/resnet-128"  # a pack installed
+    with catalog.session() as s:
+        assert s.scalar(select(func.count(Face.id))) == faces_before
+        assert {m for (m,) in s.execute(select(Face.embedding_model).distinct())} == {"dlib/resnet-128"}
+
+    reanalyse_album(catalog, [album], arcface, workers=1)
+    assert catalog_face_model(catalog) == arcface.embedding_model
+    assert scan(catalog, [album], analyzer=analyzer_for_catalog(catalog, tiny_pack)).unchanged == 3
+    with catalog.session() as s:
+        assert {m for (m,) in s.execute(select(Face.embedding_model).distinct())} == {arcface.embedding_model}
         for person in s.scalars(select(Person)):
-            assert {a.face.embedding_model for a in person.assignments} == {person.embedding_model}
-        for photo in s.scalars(select(Photo)):
-            assert set(photo.analysed_with.split()) == models
+            assert {a.face.embedding_model for a in person.assignments} <= {person.embedding_model}

@@ -113,10 +113,10 @@ def test_people_cli(shared, tmp_path, run_cli, analyzer, monkeypatch):
     for person in listing["people"]:
         assert set(person) == {"id", "name", "faces"}
         for face in person["faces"]:
-            assert set(face) == {"photo", "box", "confirmed"}
+            assert set(face) == {"photo", "box", "confirmed", "face_id"}
             assert face["photo"].startswith(str(album)) and len(face["box"]) == 4
     for face in listing["unassigned"]:
-        assert set(face) == {"photo", "box"}
+        assert set(face) == {"photo", "box", "face_id"}
     pid = next(p["id"] for p in listing["people"] if "Cheney" in p["faces"][0]["photo"])
     other = next(p["id"] for p in listing["people"] if p["id"] != pid)
 
