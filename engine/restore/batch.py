@@ -407,6 +407,7 @@ def _run_item(catalog: Catalog, lease: leases.Lease, job_id: int, item: jobs.Pen
         # written (recorded first) by a run killed before it could commit, or by an earlier job
         with leases.guarded(catalog, lease) as session:
             faces = jobs.recorded_faces(session, target.existing_sha256) or []
+            jobs.record_pending_output(session, item.id, target.existing_sha256, os.path.getsize(target.path), faces)
             jobs.record_item(session, job_id, item.id, "done",
                              "output already there (an interrupted or earlier run; verified)", Path(target.path),
                              settings=options.to_dict(), faces=faces)
