@@ -8,7 +8,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.text import plural
+
 log = logging.getLogger(__name__)
+
+#: a batch still "running" in the catalog that no live process runs (Ctrl-C, a kill, the app closed
+#: mid-way): `faceme jobs list` shows it as running, with "was running in process N, which stopped"
+INTERRUPTED = "interrupted — resume"
 
 
 @dataclass
@@ -45,6 +51,9 @@ class JobView:
     review: list[ReviewFace] = field(default_factory=list)  # faces whose identity check says to look again
     #: who runs it when that is another live process (a CLI `faceme batch`): "running in process 1234 on …"
     elsewhere: str | None = None
+    #: who ran it when that process has stopped without finishing it (killed): the words `faceme jobs
+    #: list` prints, "was running in process 1234 on …, which stopped (…); it can be resumed"
+    stopped: str | None = None
 
     @property
     def title(self) -> str:
@@ -61,7 +70,19 @@ class JobView:
             return "running elsewhere"
         if self.status == "cancelled":
             return "cancelled"
-        return "finished" if not self.counts().get("pending") else "paused"
+        return "finished" if not self.counts().get("pending") else INTERRUPTED
+
+    def owner_text(self, running: bool) -> str:
+        """Who runs it, or ran it, in the CLI's words; for an interrupted batch without a recorded owner
+        (its process let go when stopped), how to carry on. `running`: this window runs it."""
+        if self.elsewhere:
+            return f"This batch is {self.elsewhere}."
+        if running or self.status != "running" or not self.counts().get("pending"):
+            return ""
+        if self.stopped:
+            return f"This batch {self.stopped}."
+        return ("This batch was stopped before it finished (the app closed, or faceme batch stopped); it can be "
+                "resumed.")
 
     def item(self, item_id: int) -> ItemView | None:
         return next((i for i in self.items if i.id == item_id), None)
@@ -107,9 +128,10 @@ def _review(item) -> list[ReviewFace]:
 
 def _job_view(job, owner=None) -> JobView:
     elsewhere = owner.describe() if owner is not None and owner.elsewhere else None
+    stopped = owner.describe() if owner is not None and not owner.alive else None
     return JobView(job.id, job.out_dir, list(job.roots), job.status,
                    [ItemView(i.id, i.photo, i.output, i.status, i.reason, [f.describe() for f in i.faces])
-                    for i in job.items], [face for i in job.items for face in _review(i)], elsewhere)
+                    for i in job.items], [face for i in job.items for face in _review(i)], elsewhere, stopped)
 
 
 def list_jobs(catalog) -> list[JobView]:
@@ -209,5 +231,31 @@ def retry_face(catalog, job_id: int, item_id: int, settings, model, progress=Non
     verdicts = [f.check.verdict for f in result.faces if f.check is not None]
     log.info("batch %d item %d restored again: %s", job_id, item_id, verdicts)
     doubtful = sum(v != "kept" for v in verdicts)
-    return (f"restored again: {len(verdicts) - doubtful} of {len(verdicts)} face(s) look like the person"
+    looking = len(verdicts) - doubtful
+    return (f"restored again: {looking} of {plural(len(verdicts), 'face')} {'looks' if looking == 1 else 'look'} "
+            "like the person"
             if verdicts else "restored again")
+
+
+class RunClock:
+    """The time left of a running batch, measured on the photos this run worked on (restored, skipped or
+    failed): photos finished before it, and outputs it found already written (done in no time), would
+    make the rate look fast ("about 1 s left" with 17 photos to go)."""
+
+    def __init__(self, now: float | None = None):
+        import time
+
+        self.started = time.monotonic() if now is None else now
+        self.worked = 0
+
+    def item_finished(self, status: str, reason: str | None) -> None:
+        if not (status == "done" and (reason or "").startswith("output already there")):
+            self.worked += 1
+
+    def time_left(self, pending: int, now: float | None = None) -> float | None:
+        """Seconds for the `pending` photos, or None while nothing was worked on."""
+        import time
+
+        if self.worked <= 0:
+            return None
+        return ((time.monotonic() if now is None else now) - self.started) / self.worked * pending

@@ -74,7 +74,10 @@ class MainWindow(QMainWindow):
         row.addWidget(content, 1)
         self.setCentralWidget(central)
         self._build_menus()
-        self.statusBar().showMessage("Ready")
+        # busy or ready sits in a corner of its own: a message shown on the bar ("Settings saved", a
+        # scan's summary) stays for its time instead of being replaced by the next job's "Working…"
+        self.busy_label = label("Ready", "Muted")
+        self.statusBar().addPermanentWidget(self.busy_label)
 
         context.navigate.connect(self.show_page)
         context.error.connect(self.show_error)
@@ -182,7 +185,7 @@ class MainWindow(QMainWindow):
         self.banner.show_error(message)
 
     def _busy_changed(self, busy: bool) -> None:
-        self.statusBar().showMessage("Working…" if busy else "Ready")
+        self.busy_label.setText("Working…" if busy else "Ready")
 
     # --- files ---------------------------------------------------------------------------------
     def _choose_photo(self) -> None:

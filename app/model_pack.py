@@ -12,8 +12,23 @@ from engine.progress import CancelCheck, ProgressCallback
 
 log = logging.getLogger(__name__)
 
+
+def restoration_download_size() -> str:
+    """What restoring needs to download, from the manifest ("about 13.4 GB"): the figure `faceme info` and
+    README show."""
+    from engine.models.fetch import human_bytes
+    from engine.models.manifest import load_manifest
+
+    try:
+        return f"about {human_bytes(sum(load_manifest().part(n).download_size for n in RESTORATION_PARTS))}"
+    except (FaceMeError, OSError, ValueError) as exc:  # the app still starts; the Models page lists the parts
+        log.warning("model manifest unavailable: %s", exc)
+        return "many GB"
+
+
 WHY_TEXT = (
-    "Restoring a face needs the FaceMe model: about 10 GB of weights from four places — the RealVisXL "
+    f"Restoring a face needs the FaceMe model: {restoration_download_size()} of weights from four "
+    "places — the RealVisXL "
     "image model, PhotoMaker's image encoder, FaceMe's own ControlNet and identity fusion, and "
     "InsightFace's face detector and recogniser. They are not included with the app because of their "
     "size and licences. Albums and people work without them.")

@@ -98,6 +98,25 @@ def reference_file_faces(catalog, person_id: int, path: Path, progress=None, can
         return [face_row(f, f.photo) for f in faces]
 
 
+def likeliest_face(catalog, person_id: int, face_ids: list[int]) -> int | None:
+    """Of one photo's faces, the one most like the person: the highest cosine similarity of its embedding
+    to the mean of the person's own faces (confirmed or grouped; not those the user said are someone
+    else). None when the person has no faces to compare with. Only a first choice: the user confirms."""
+    import numpy as np
+
+    from engine.restore.matching import normalise
+
+    with catalog.session() as session:
+        person = person_by_id(session, person_id)
+        own = [a.face.vector for a in person.assignments
+               if a.origin.value != "rejected" and a.face_id not in face_ids]
+        if not own:
+            return None
+        centre = normalise(np.mean(own, axis=0))
+        faces = faces_by_id(session, face_ids)
+        return max(faces, key=lambda face: float(normalise(face.vector) @ centre)).id if faces else None
+
+
 def add_reference_file(catalog, person_id: int, path: Path, current_picks: list[int],
                        progress=None, cancel=None, face_id: int | None = None) -> int:
     """Any photo file as a reference: scanned into the catalog, its face (the only one, or `face_id`:
@@ -129,3 +148,16 @@ def scan_albums(catalog, roots: list[str], progress=None, cancel=None, workers: 
 
     analyzer = analyzer_for_catalog(catalog, models_dir)
     return scan(catalog, roots, analyzer=analyzer, progress=progress, cancel=cancel, workers=workers or None)
+
+
+def reanalyse_album(catalog, pack: str, models_dir: str, progress=None, cancel=None, workers: int = 0):
+    """The user's explicit move (Library → Re-analyse) of every photo of the catalog to the InsightFace
+    pack `pack`: each face's person, name, confirmation, rejection and reference carried over to the
+    face found at the same place, then `pack` is the catalog's model. A stop keeps what was done; called
+    again, it goes on where it stopped (engine.catalog.scanner.reanalyse_album)."""
+    from engine.catalog import scanner
+    from engine.faces.choice import make_face_analyzer
+
+    analyzer = make_face_analyzer(pack, Path(models_dir))
+    return scanner.reanalyse_album(catalog, scanner.album_roots(catalog), analyzer, progress=progress, cancel=cancel,
+                                   workers=workers or None)

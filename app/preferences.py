@@ -45,6 +45,12 @@ class Preferences:
     tries: int = 1
     #: album folders the user added (scanned into the catalog)
     albums: list[str] = field(default_factory=list)
+    #: album folders the user removed from the Library: their photos stay in the catalog, and the
+    #: Library does not list them again as albums scanned elsewhere
+    removed_albums: list[str] = field(default_factory=list)
+    #: the InsightFace pack of a re-analysis the user started and that has not finished (stopped, or the
+    #: app closed): the Library offers to continue it, and holds scans back until it is done
+    reanalysis_pending: str = ""
     #: processes analysing photos during a scan; 0: one per core
     scan_workers: int = 0
 
@@ -71,6 +77,16 @@ class Preferences:
             folder = photo.parent / "restored"
         stem = self.naming.format(stem=photo.stem) if "{stem}" in self.naming else f"{photo.stem}{self.naming}"
         return folder / f"{stem}{photo.suffix}"
+
+    def batch_output_for(self, roots: list[str]) -> Path:
+        """Where a new batch writes by default: the chosen folder; else the "Restored" folder beside the
+        first album that a single photo's Save uses (a batch of one album writes Restored/<album>/…, of
+        several Restored/<each album>/…: for albums side by side, where their single photos are saved)."""
+        if self.output_dir:
+            return Path(self.output_dir)
+        first = Path(os.path.abspath(roots[0]))
+        restored = first.parent / RESTORED_FOLDER
+        return restored / first.name if len(roots) == 1 else restored
 
     @classmethod
     def load(cls, path: Path) -> Preferences:

@@ -24,6 +24,7 @@ from engine.errors import FaceMeError
 from engine.restore.identity_check import describe_short
 from engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
 from engine.settings import Settings
+from engine.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,13 @@ class FaceChoice:
     note: str = ""
     detected: Any = None  # the engine's Face (geometry)
     catalog_face_id: int | None = None  # the album's face (None: outside the album or found only now)
+    #: a person the user hid (a stranger in the background): left alone unless the user ticks the face
+    hidden: bool = False
 
     @property
     def label(self) -> str:
+        if self.hidden:
+            return f"{self.person_name} (hidden)"
         return self.person_name or "Unknown person"
 
     @property
@@ -53,6 +58,9 @@ class FaceChoice:
         """One line for the list; `note` keeps the engine's full reason (shown as a tooltip)."""
         if not self.restorable:
             return "too small to restore"
+        if self.hidden:
+            return "restored without identity (your choice)" if self.restore else \
+                "hidden person: left alone (tick to restore)"
         if not self.restore:
             return "left alone"
         if self.person_name and self.similarity is not None:
@@ -172,7 +180,26 @@ def analyse_photo(path: Path, settings: Settings, catalog: Callable[[], Any] | N
     else:
         plan = _plan_ad_hoc(pixels, people, analyzer or _dlib(), options, progress, cancel)
     report(progress, 4, 4, "")
-    return PhotoAnalysis(path=Path(path), image=image, faces=_choices(plan), people=people, photo_id=photo_id)
+    faces = _choices(plan)
+    if photo_id is not None:
+        _leave_hidden_people_alone(open_catalog, faces)
+    return PhotoAnalysis(path=Path(path), image=image, faces=faces, people=people, photo_id=photo_id)
+
+
+def _leave_hidden_people_alone(catalog, faces: list[FaceChoice]) -> None:
+    """Faces of people the user hid are left alone by default: hiding a stranger says "not someone to
+    restore", where the album's rule for faces without references would restore them without identity.
+    Ticking such a face still restores it (without identity: a hidden person lends none)."""
+    from engine.people.corrections import person_by_id
+
+    with catalog.session() as session:
+        for face in faces:
+            if face.person_id is None or not face.restorable:
+                continue
+            person = person_by_id(session, face.person_id)
+            if person.hidden:
+                face.hidden, face.restore, face.person_name = True, False, person.label
+                face.note = f"{person.label} is hidden: left alone (tick the face to restore it without identity)"
 
 
 def _plan_ad_hoc(pixels, people, analyzer, options, progress, cancel):
@@ -211,6 +238,10 @@ def choose_person(analysis: PhotoAnalysis, index: int, choice: int | str, catalo
         face.restore = False
         face.note = "left alone (your choice)"
         return face
+    if choice == BLIND and face.hidden:  # restore the stranger after all: no rejection, they stay hidden
+        face.restore = True
+        face.note = f"{face.person_name} is hidden: restored without identity (your choice)"
+        return face
     if choice == BLIND:
         if face.catalog_face_id is not None and face.person_id is not None and catalog is not None:
             from app import people_actions
@@ -228,7 +259,7 @@ def choose_person(analysis: PhotoAnalysis, index: int, choice: int | str, catalo
 
         people_actions.confirm(catalog(), person.person_id, [face.catalog_face_id])
     face.person_id, face.person_name, face.similarity = person.person_id, person.name, None
-    face.restore, face.restorable = True, True
+    face.restore, face.restorable, face.hidden = True, True, False
     face.note = f"{person.name} (your choice)"
     return face
 
@@ -274,7 +305,7 @@ def restore(analysis: PhotoAnalysis, request: RestoreRequest, service: Any, cata
                  progress=progress, cancel=cancel)
     check_cancelled(cancel, "restoration")
     n = result.restored_count
-    faces = f"{n} face{'s' if n != 1 else ''}"
+    faces = plural(n, "face")
     if preview:
         summary = (f"Quick preview of {faces} (fewer steps, faster sampler): the restoration itself will differ. "
                    "Press Restore faces for the result to save.")
@@ -284,7 +315,7 @@ def restore(analysis: PhotoAnalysis, request: RestoreRequest, service: Any, cata
         f"; {describe_short(o.check)}" if o.check is not None else "") for o in result.faces]
     doubtful = sum(1 for o in result.faces if o.check is not None and o.check.verdict != "kept")
     if doubtful and not preview:
-        summary += (f" {doubtful} face{'s' if doubtful != 1 else ''} may not look like the person: see the "
+        summary += (f" {plural(doubtful, 'face')} may not look like the person: see the "
                     f"badges (more tries in Settings).")
     for line in details:
         log.info("%s: %s", analysis.path.name, line)

@@ -228,7 +228,7 @@ def licence_notice(manifest: dict, models_dir: Path) -> str:
         (restricted if lic.get("non_commercial") else others).append(f"  - {name}: {lic['name']}\n    {lic['url']}")
     lines = [
         "",
-        "Model weights are NOT installed. FaceMe Studio asks before downloading them (about 10 GB) or",
+        "Model weights are NOT installed. FaceMe Studio asks before downloading them (about 13.4 GB) or",
         "imports files you already have (Models page, or `faceme models`). They will go to:",
         f"  {models_dir}",
         "",

@@ -134,7 +134,7 @@ def test_jobs_resume_uses_the_models_folder_the_job_was_started_with(tmp_path, r
         job_id = job.id
     catalog.close()
     code, out, err = run_cli("jobs", "list", "--catalog", catalog_path)
-    assert code == 0 and f"{job_id}  running" in out and "1 left" in out
+    assert code == 0 and f"{job_id}  interrupted — resume" in out and "1 left" in out  # nobody runs it
     code, out, err = run_cli("jobs", "resume", str(job_id), "--catalog", catalog_path)
     assert code != 0 and str(job_models) in out + err, (out, err)
     code, out, _ = run_cli("jobs", "cancel", str(job_id), "--catalog", catalog_path)

@@ -14,6 +14,7 @@ from app import model_pack, theme
 from app.model_pack import PartRow, human_size
 from app.pages.base import Page
 from app.widgets.common import ProgressRow, badge, button, label
+from engine.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +194,7 @@ class ModelsPage(Page):
         needed = [r for r in rows if r.required and r.state != "present"]
         if needed:
             self.summary_title.setText("Restoring needs the model pack")
-            self.summary_badge.setText(f"{len(needed)} of {sum(r.required for r in rows)} parts missing")
+            self.summary_badge.setText(f"{len(needed)} of {plural(sum(r.required for r in rows), 'part')} missing")
             self.summary_badge.setObjectName("BadgeWarn")
         else:
             self.summary_title.setText("Ready to restore")

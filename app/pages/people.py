@@ -15,6 +15,7 @@ from app.catalog_views import PersonCard
 from app.pages.base import Page
 from app.widgets.common import EmptyState, button, label
 from app.widgets.thumbgrid import GridItem, ThumbnailGrid, ThumbnailModel
+from engine.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ class PeoplePage(Page):
         items = []
         for card in cards:
             cover = card.cover
-            subtitle = f"{card.face_count} face{'s' if card.face_count != 1 else ''}"
+            subtitle = plural(card.face_count, "face")
             if card.hidden:
                 subtitle += " · hidden"
             items.append(GridItem(key=("person", card.id), title=card.name, subtitle=subtitle,
@@ -199,9 +200,9 @@ class PeoplePage(Page):
         self.name_edit.setText("" if card.is_unknown or card.name.startswith("person ") else card.name)
         self.name_edit.setPlaceholderText("Unknown faces (fit no one yet)" if card.is_unknown
                                           else "Type a name and press Enter")
-        info = f"{card.face_count} faces"
+        info = plural(card.face_count, "face")
         if card.reference_count:
-            info += f" · {card.reference_count} references"
+            info += f" · {plural(card.reference_count, 'reference')}"
         self.detail_info.setText(info)
         self.hide_button.setText("Show" if card.hidden else "Hide")
         self.face_model.set_items([

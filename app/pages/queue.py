@@ -6,7 +6,6 @@ batch stopped by closing the app carries on at the next start."""
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QUrl, Signal
@@ -18,13 +17,16 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 from app import batch_flow, model_pack, theme
 from app.batch_flow import JobView
 from app.pages.base import Page
-from app.widgets.common import EmptyState, button, label
+from app.widgets.common import ElidedPathLabel, EmptyState, button, label
 from app.widgets.review_list import ReviewList
+from engine.text import plural
 
 log = logging.getLogger(__name__)
 
 _STATUS_TEXT = {"pending": "Waiting", "running": "Restoring…", "done": "Restored", "skipped": "Skipped",
                 "failed": "Failed"}
+#: the batch list's panel: its narrowest and widest width (px)
+JOB_LIST_WIDTH = (250, 400)
 _STATUS_COLOUR = {"done": theme.SUCCESS, "failed": theme.DANGER, "skipped": "#8a92a0", "running": theme.ACCENT}
 
 
@@ -55,8 +57,12 @@ def format_eta(seconds: float | None) -> str:
 
 
 class NewBatchDialog(QDialog):
-    def __init__(self, albums: list[str], output_dir: str, parent: QWidget | None = None):
+    """`output_for(roots)`: the default folder for the chosen albums (Preferences.batch_output_for); it
+    follows the ticked albums until the user types or browses a folder of their own."""
+
+    def __init__(self, albums: list[str], output_for, parent: QWidget | None = None):
         super().__init__(parent)
+        self._output_for = output_for
         self.setWindowTitle("New batch")
         self.setMinimumWidth(480)
         layout = QVBoxLayout(self)
@@ -66,10 +72,12 @@ class NewBatchDialog(QDialog):
         for album in albums:
             box = QCheckBox(album)
             box.setChecked(True)
+            box.toggled.connect(lambda _on: self._follow_albums())
             self.album_boxes.append(box)
             layout.addWidget(box)
         form = QFormLayout()
-        self.out_dir = QLineEdit(output_dir)
+        self.out_dir = QLineEdit(str(output_for(albums)))
+        self._default_out = self.out_dir.text()
         row = QHBoxLayout()
         row.addWidget(self.out_dir, 1)
         browse = button("Browse…", "folder")
@@ -96,6 +104,12 @@ class NewBatchDialog(QDialog):
     def roots(self) -> list[str]:
         return [b.text() for b in self.album_boxes if b.isChecked()]
 
+    def _follow_albums(self) -> None:
+        """The default folder for the albums now ticked, unless the user chose one."""
+        if self.roots() and self.out_dir.text() == self._default_out:
+            self._default_out = str(self._output_for(self.roots()))
+            self.out_dir.setText(self._default_out)
+
 
 class QueuePage(Page):
     key = "queue"
@@ -109,8 +123,7 @@ class QueuePage(Page):
         self.job_id: int | None = None
         self.running_job = None  # the worker Job
         self.running_id: int | None = None
-        self._started_at = 0.0
-        self._done_at_start = 0
+        self._clock = batch_flow.RunClock()  # the time left of the running batch
         self._last_done = 0
         self._cancel_requested: int | None = None
         self.new_button = self.header.add_action(button("New batch…", "add", primary=True))
@@ -118,14 +131,19 @@ class QueuePage(Page):
 
         body = QHBoxLayout()
         body.setSpacing(16)
-        left = QFrame()
+        self.jobs_panel = left = QFrame()
         left.setObjectName("Panel")
-        left.setFixedWidth(250)
+        left.setFixedWidth(JOB_LIST_WIDTH[0])
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(12, 12, 12, 12)
         left_layout.addWidget(label("Batches", "SectionTitle"))
         self.job_list = QListWidget()
         self.job_list.setStyleSheet("QListWidget { border: none; }")
+        # the panel grows to the longest line ("… restored · running elsewhere"); past its widest, lines
+        # wrap instead of being cut off
+        self.job_list.setWordWrap(True)
+        self.job_list.setTextElideMode(Qt.TextElideMode.ElideNone)
+        self.job_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.job_list.currentRowChanged.connect(self._job_changed)
         left_layout.addWidget(self.job_list, 1)
         body.addWidget(left)
@@ -147,13 +165,10 @@ class QueuePage(Page):
         card = QVBoxLayout(status_card)
         card.setContentsMargins(18, 14, 18, 14)
         top = QHBoxLayout()
-        titles = QVBoxLayout()
-        titles.setSpacing(0)
         self.job_title = label("", "SectionTitle")
-        self.job_folder = label("", "Muted")
-        titles.addWidget(self.job_title)
-        titles.addWidget(self.job_folder)
-        top.addLayout(titles, 1)
+        top.addWidget(self.job_title, 1)
+        # below the buttons, across the card: the folder and who runs the batch were cut off beside them
+        self.job_folder = ElidedPathLabel()
         self.pause_button = button("Pause", "pause")
         self.pause_button.clicked.connect(self.toggle_pause)
         self.cancel_button = button("Cancel", "stop", danger=True)
@@ -167,6 +182,7 @@ class QueuePage(Page):
         for b in (self.resume_button, self.pause_button, self.cancel_button, self.retry_button, self.open_button):
             top.addWidget(b)
         card.addLayout(top)
+        card.addWidget(self.job_folder)
         self.overall_text = label("", "Muted")
         card.addWidget(self.overall_text)
         self.overall = QProgressBar()
@@ -214,6 +230,7 @@ class QueuePage(Page):
             item.setData(Qt.ItemDataRole.UserRole, job.id)
             self.job_list.addItem(item)
         self.job_list.blockSignals(False)
+        self._fit_job_list()
         self.stack.setCurrentIndex(1 if jobs else 0)
         ids = [j.id for j in jobs]
         wanted = self.running_id if self.running_id in ids else self.job_id if self.job_id in ids else \
@@ -235,11 +252,7 @@ class QueuePage(Page):
         if job is None:
             return
         self.job_title.setText(job.title)
-        folder = f"Results in {job.out_dir}"
-        elsewhere = f" · {job.elsewhere}" if job.elsewhere else ""  # a CLI batch: shown, never resumed here
-        self.job_folder.setToolTip(folder + elsewhere)
-        self.job_folder.setText(self.job_folder.fontMetrics().elidedText(folder, Qt.TextElideMode.ElideMiddle, 420)
-                                + elsewhere)
+        self._show_folder_and_owner(job)
         self.items.clear()
         rows = []
         for entry in job.items:
@@ -261,6 +274,20 @@ class QueuePage(Page):
         self._show_counts(job)
         self._update_actions()
 
+    def _show_folder_and_owner(self, job: JobView) -> None:
+        """"Results in …" (the path shortened in its middle to the card's width) and, on a line of its own,
+        who runs the batch (another process: shown, never resumed here) or ran it (stopped: Resume)."""
+        self.job_folder.set_lines(f"Results in {job.out_dir}", job.owner_text(self.running_id == job.id))
+
+    def _fit_job_list(self) -> None:
+        """The batch panel as wide as its longest line (within JOB_LIST_WIDTH), so that no state is cut off."""
+        metrics = self.job_list.fontMetrics()
+        lines = [line for n in range(self.job_list.count()) for line in self.job_list.item(n).text().split("\n")]
+        text_width = max((metrics.horizontalAdvance(line) for line in lines), default=0)
+        # icon, the item's padding and the panel's margins around the text
+        chrome = self.job_list.iconSize().width() + 2 * 12 + 2 * 12 + 16
+        self.jobs_panel.setFixedWidth(max(JOB_LIST_WIDTH[0], min(JOB_LIST_WIDTH[1], text_width + chrome)))
+
     @staticmethod
     def _details(status: str, reason: str | None, output: Path | None) -> str:
         if reason:
@@ -274,29 +301,26 @@ class QueuePage(Page):
                 counts = job.counts()
                 item.setText(f"{job.title}\n{counts.get('done', 0)} of {len(job.items)} restored · "
                              f"{job.state_text(self.running_id == job.id)}")
+        self._fit_job_list()
 
     def _show_counts(self, job: JobView) -> None:
         counts = job.counts()
         finished = sum(counts.get(s, 0) for s in ("done", "skipped", "failed"))
         self.overall.setRange(0, max(1, len(job.items)))
         self.overall.setValue(finished)
-        parts = [f"{finished} of {len(job.items)} photos finished"]
+        parts = [f"{finished} of {plural(len(job.items), 'photo')} finished"]
         for status in ("done", "skipped", "failed"):
             if counts.get(status):
                 parts.append(f"{counts[status]} {_STATUS_TEXT[status].lower()}")
         if self.running_id == job.id:
-            parts.append(format_eta(self._eta(finished, len(job.items))))
+            parts.append(format_eta(self._eta(counts.get("pending", 0))))
         self.overall_text.setText(" · ".join(parts))
         if self.running_id != job.id:
             self.photo_text.setText("")
             self.photo_bar.setValue(0)
 
-    def _eta(self, finished: int, total: int) -> float | None:
-        done_here = finished - self._done_at_start
-        if done_here <= 0:
-            return None
-        rate = (time.monotonic() - self._started_at) / done_here
-        return rate * (total - finished)
+    def _eta(self, pending: int) -> float | None:
+        return self._clock.time_left(pending)
 
     def _update_actions(self) -> None:
         job = self.job(self.job_id)
@@ -325,8 +349,7 @@ class QueuePage(Page):
             self.context.navigate.emit("library")
             self.window().statusBar().showMessage("Add an album first: batches restore albums.", 6000)
             return
-        default_out = self.context.preferences.output_dir or str(Path(albums[0]).parent / "FaceMe restored")
-        dialog = NewBatchDialog(albums, default_out, self)
+        dialog = NewBatchDialog(albums, self.context.preferences.batch_output_for, self)
         if dialog.exec() == QDialog.DialogCode.Accepted and dialog.roots() and dialog.out_dir.text().strip():
             self.new_batch(dialog.roots(), Path(dialog.out_dir.text().strip()), dialog.unmatched.currentData())
 
@@ -362,9 +385,7 @@ class QueuePage(Page):
         context, settings, model = self.context, self.context.settings, self.context.model
         self.running_id = job_id
         self.job_id = job_id
-        self._started_at = time.monotonic()
-        job = self.job(job_id)
-        self._done_at_start = sum(job.counts().get(s, 0) for s in ("done", "skipped", "failed")) if job else 0
+        self._clock = batch_flow.RunClock()
 
         def work(progress, cancel):
             return batch_flow.run_job(context.catalog(), job_id, settings, model, progress, cancel,
@@ -384,6 +405,7 @@ class QueuePage(Page):
         if job is None:
             return
         job.update_item(item_id, status, reason)
+        self._clock.item_finished(status, reason)
         for n in range(self.items.topLevelItemCount()):
             row = self.items.topLevelItem(n)
             if row.data(0, Qt.ItemDataRole.UserRole) == item_id and self.job_id == job.id:

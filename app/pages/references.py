@@ -7,13 +7,14 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QListWidget, QListWidgetItem, QStackedWidget,
-                               QVBoxLayout)
+from PySide6.QtWidgets import (QDialog, QFileDialog, QFrame, QHBoxLayout, QListWidget, QListWidgetItem,
+                               QStackedWidget, QVBoxLayout)
 
 from app import catalog_views, people_actions, theme
 from app.catalog_views import PersonCard, ReferenceRow
 from app.pages.base import Page
 from app.widgets.common import EmptyState, ProgressRow, button, label
+from app.widgets.face_choice import FaceChoiceDialog
 from app.widgets.thumbgrid import GridItem, ThumbnailGrid, ThumbnailModel
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class ReferencesPage(Page):
         self.person_id: int | None = None
         self.picks: list[ReferenceRow] = []
         self.suggestions: list[ReferenceRow] = []
+        self._likeliest_face: int | None = None
 
         body = QHBoxLayout()
         body.setSpacing(16)
@@ -221,13 +223,13 @@ class ReferencesPage(Page):
         context, pid = self.context, self.person_id
         self.progress.start(f"Reading {path.name}…")
         job = context.runner.run(
-            lambda progress, cancel: people_actions.reference_file_faces(context.catalog(), pid, path, progress,
-                                                                         cancel),
-            f"Reading the faces of {path.name}", on_result=lambda faces: self._faces_found(path, faces),
+            lambda progress, cancel: _faces_and_likeliest(context.catalog(), pid, path, progress, cancel),
+            f"Reading the faces of {path.name}", on_result=lambda found: self._faces_found(path, *found),
             on_failed=context.report, on_progress=self.progress.update_progress, on_finished=self.progress.stop)
         self.progress.cancel_clicked.connect(job.cancel)
 
-    def _faces_found(self, path: Path, faces) -> None:
+    def _faces_found(self, path: Path, faces, likeliest: int | None = None) -> None:
+        self._likeliest_face = likeliest  # the face "Which face?" chooses first
         face_id = faces[0].id if len(faces) == 1 else self.choose_face(path, faces)
         if face_id is None:
             return
@@ -239,11 +241,15 @@ class ReferencesPage(Page):
             on_failed=context.report)
 
     def choose_face(self, path: Path, faces) -> int | None:
-        """Which face of a photo of several people is this person's (None: cancelled)."""
-        from PySide6.QtWidgets import QInputDialog
+        """Which face of a photo of several people is this person's (None: cancelled): the faces as
+        thumbnails, the likeliest (most like the person's own faces, else the largest) chosen already."""
+        name = next((c.name for c in self.people if c.id == self.person_id), "this person")
+        dialog = FaceChoiceDialog(self.context.thumbnails, path, faces, name, self._likeliest_face, self)
+        return dialog.chosen_id() if dialog.exec() == QDialog.DialogCode.Accepted else None
 
-        names = [f"Face {n + 1}: {('left', 'middle', 'right')[min(2, n * 3 // len(faces))]}, "
-                 f"{max(f.box[2] - f.box[0], f.box[3] - f.box[1]):.0f} px" for n, f in enumerate(faces)]
-        chosen, ok = QInputDialog.getItem(self, "Which face?", f"{path.name} shows {len(faces)} faces. "
-                                          "Which one is this person?", names, 0, False)
-        return faces[names.index(chosen)].id if ok else None
+
+def _faces_and_likeliest(catalog, person_id: int, path: Path, progress, cancel):
+    """A photo file's faces (scanned into the catalog) and, of several, the one most like the person."""
+    faces = people_actions.reference_file_faces(catalog, person_id, path, progress, cancel)
+    likeliest = people_actions.likeliest_face(catalog, person_id, [f.id for f in faces]) if len(faces) > 1 else None
+    return faces, likeliest

@@ -19,6 +19,7 @@ from app.restore_flow import PhotoAnalysis, RestoreOutcome, RestoreRequest
 from app.widgets.canvas import CompareView, FaceMark, FacesView
 from app.widgets.common import EmptyState, ProgressRow, button, label, tool_button
 from app.widgets.identity_badge import FaceBadges
+from engine.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +102,8 @@ class RestorePage(Page):
         side.setContentsMargins(16, 14, 16, 14)
         side.setSpacing(8)
         side.addWidget(label("Faces in this photo", "SectionTitle"))
-        self.faces_hint = label("Tick the faces to restore. Faces are matched to people by their reference photos.",
-                                "Muted", wrap=True)
+        self.faces_hint = label("Tick the faces to restore. Faces are matched to people by their reference photos; "
+                                "faces of hidden people are left alone unless you tick them.", "Muted", wrap=True)
         side.addWidget(self.faces_hint)
         self.face_list = QListWidget()
         self.face_list.setObjectName("FaceList")
@@ -280,7 +281,7 @@ class RestorePage(Page):
         else:
             known = sum(1 for f in analysis.faces if f.person_id is not None)
             whose = "people of your album" if analysis.in_album else "people you know"
-            self.status.setText(f"{n} face{'s' if n != 1 else ''} found, {known} of {whose}.")
+            self.status.setText(f"{plural(n, 'face')} found, {known} of {whose}.")
         if self.face_list.count():
             self.face_list.setCurrentRow(0)
 
@@ -325,10 +326,12 @@ class RestorePage(Page):
             self.person_choice.addItem("Nobody: restore without identity", restore_flow.BLIND)
             self.person_choice.addItem("Leave this face alone", restore_flow.SKIP)
             face = faces[row]
-            current = face.person_id if face.restore and face.person_id is not None else \
-                (restore_flow.BLIND if face.restore else restore_flow.SKIP)
-            index = self.person_choice.findData(current)
-            self.person_choice.setCurrentIndex(max(index, 0))
+            # a hidden person lends no identity and is not among the choices: restored blind or left alone
+            known = face.restore and not face.hidden and face.person_id is not None
+            index = self.person_choice.findData(face.person_id) if known else -1
+            if index < 0:
+                index = self.person_choice.findData(restore_flow.BLIND if face.restore else restore_flow.SKIP)
+            self.person_choice.setCurrentIndex(index)
         self.person_choice.setEnabled(self.analysis is not None and 0 <= row < len(faces) and self._job is None)
         self.person_choice.blockSignals(False)
 

@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QFrame, QHBoxLayout, QLineEdit,
                                QSpinBox, QVBoxLayout, QWidget)
 
+from app import catalog_views
 from app.pages.base import Page
 from app.preferences import NAMING_HELP
 from app.widgets.common import button, label
@@ -87,6 +88,8 @@ class SettingsPage(Page):
         self.scan_workers.setSpecialValueText(f"Automatic ({os.cpu_count() or 1}, one per core)")
         self.scan_workers.setToolTip("How many photos a scan analyses at once; fewer leaves the computer more free")
         form.addRow("Scan workers", self.scan_workers)
+        self.face_model = label("", "Muted", wrap=True)
+        form.addRow("Face model", self.face_model)
 
         form.addRow(label("Restored photos", "SectionTitle"))
         self.output_dir = QLineEdit()
@@ -117,6 +120,24 @@ class SettingsPage(Page):
 
     def activated(self) -> None:
         self.load()
+        self.show_face_model()
+
+    def show_face_model(self) -> None:
+        """The catalog's face model, read in a worker (the catalog may be large or on a network)."""
+        context, models_dir = self.context, self.context.preferences.models_dir
+        context.runner.run(lambda progress, cancel: catalog_views.face_model_view(context.catalog(), models_dir),
+                           "Reading the face model", on_result=self._face_model_read, on_failed=context.report)
+
+    def _face_model_read(self, view: catalog_views.FaceModelView) -> None:
+        if view.analyser is None:
+            first = view.installed_pack or "dlib"
+            self.face_model.setText(f"No faces yet: the first scan finds them with {first}, and every later "
+                                    "scan uses the same model.")
+            return
+        text = f"Faces found with {view.analyser}. Every scan uses it, in the app and with faceme scan."
+        if view.better_pack:
+            text += f" {view.better_pack} is installed: the Library offers to re-analyse the album with it."
+        self.face_model.setText(text)
 
     def load(self) -> None:
         prefs = self.context.preferences
@@ -163,6 +184,7 @@ class SettingsPage(Page):
         self.context.save_preferences()
         self.context.catalog_changed.emit()
         self.window().statusBar().showMessage("Settings saved", 4000)
+        self.show_face_model()  # another model folder may hold another pack
 
     def _choose_dir(self, edit: QLineEdit) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a folder", edit.text())

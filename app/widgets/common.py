@@ -131,24 +131,29 @@ class Banner(QFrame):
 
 
 class ProgressRow(QWidget):
-    """A label, a thin progress bar and a cancel button, shown while a job runs."""
+    """A label above a thin progress bar and a cancel button, shown while a job runs.
+
+    The label has a line of its own (wrapped when long): side by side in a narrow panel (Restore's), the
+    label's minimum width, the bar and the button did not fit, and the bar was drawn over the label."""
 
     cancel_clicked = Signal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        layout = QHBoxLayout(self)
+        layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(10)
-        self.text = label("", "Muted")
-        self.text.setMinimumWidth(200)
+        layout.setSpacing(4)
+        self.text = label("", "Muted", wrap=True)
         self.bar = QProgressBar()
         self.bar.setTextVisible(False)
         self.cancel = button("Cancel", "stop")
         self.cancel.clicked.connect(self.cancel_clicked)
-        layout.addWidget(self.text, 2)
-        layout.addWidget(self.bar, 3)
-        layout.addWidget(self.cancel)
+        layout.addWidget(self.text)
+        row = QHBoxLayout()
+        row.setSpacing(10)
+        row.addWidget(self.bar, 1)
+        row.addWidget(self.cancel)
+        layout.addLayout(row)
         self.hide()
 
     def start(self, text: str) -> None:
@@ -168,6 +173,37 @@ class ProgressRow(QWidget):
 
     def stop(self) -> None:
         self.hide()
+
+
+class ElidedPathLabel(QLabel):
+    """A muted line with a path, shortened in its middle to the label's width (as it is resized), and
+    below it, wrapped, an optional sentence; the tooltip has both in full."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("Muted")
+        self.setWordWrap(True)
+        # any width will do: the path is shortened to it rather than widening the window
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self._path_line = ""
+        self._more = ""
+
+    def set_lines(self, path_line: str, more: str = "") -> None:
+        self._path_line, self._more = path_line, more
+        self.setToolTip("\n".join(t for t in (path_line, more) if t))
+        self._show()
+
+    def full_text(self) -> str:
+        return "\n".join(t for t in (self._path_line, self._more) if t)
+
+    def _show(self) -> None:
+        width = max(80, self.contentsRect().width())
+        shown = self.fontMetrics().elidedText(self._path_line, Qt.TextElideMode.ElideMiddle, width)
+        self.setText("\n".join(t for t in (shown, self._more) if t))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self._show()
 
 
 class EmptyState(QWidget):

@@ -4,7 +4,7 @@ the words come from the engine (`describe`, `describe_numbers`) so CLI and GUI s
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, QPointF
+from PySide6.QtCore import QEvent, QObject, QPointF, QRect
 from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 from app.widgets.common import restyle
@@ -69,17 +69,52 @@ class FaceBadges(QObject):
             for badge in self.badges:
                 badge.setVisible(False)
             return
-        for badge, (x1, y1, x2, y2) in zip(self.badges, self._boxes):
-            bottom = self.canvas.to_widget(QPointF((x1 + x2) / 2, y2))
-            x = int(bottom.x() - badge.width() / 2)
-            y = int(bottom.y() + 4)
-            x = max(0, min(x, self.canvas.width() - badge.width()))
-            y = max(0, min(y, self.canvas.height() - badge.height()))
-            if badge.pos().x() != x or badge.pos().y() != y:
-                badge.move(x, y)
+        placed: list[QRect] = []
+        for badge, box in sorted(zip(self.badges, self._boxes), key=lambda pair: (pair[1][3], pair[1][0])):
+            rect = self._free_spot(badge, box, placed)
+            placed.append(rect)
+            if badge.pos() != rect.topLeft():
+                badge.move(rect.topLeft())
             badge.setVisible(True)
+
+    def _free_spot(self, badge: IdentityBadge, box, placed: list[QRect]) -> QRect:
+        """Where the badge goes: centred just below its face, moved down past any badge already there
+        (neighbouring faces' badges would otherwise lie on each other and hide one); when that runs off
+        the canvas, up past them from above the face instead."""
+        x1, y1, x2, y2 = box
+        below = self.canvas.to_widget(QPointF((x1 + x2) / 2, y2))
+        x = int(max(0, min(below.x() - badge.width() / 2, self.canvas.width() - badge.width())))
+        rect = QRect(x, int(below.y() + 4), badge.width(), badge.height())
+        rect = _past_others(rect, placed, down=True)
+        if rect.bottom() <= self.canvas.height():
+            return rect
+        top = self.canvas.to_widget(QPointF((x1 + x2) / 2, y1))
+        rect.moveTop(int(top.y() - 4 - badge.height()))
+        rect = _past_others(rect, placed, down=False)
+        rect.moveTop(max(0, min(rect.top(), self.canvas.height() - badge.height())))
+        return rect
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt API
         if watched is self.canvas and event.type() in (QEvent.Type.Paint, QEvent.Type.Resize):
             self.place()
         return False
+
+
+#: space left between two badges moved apart
+_BADGE_GAP = 2
+
+
+def _past_others(rect: QRect, placed: list[QRect], down: bool) -> QRect:
+    """`rect` moved down (or up) until it overlaps none of `placed`."""
+    rect = QRect(rect)
+    moved = True
+    while moved:
+        moved = False
+        for other in placed:
+            if rect.intersects(other):
+                if down:
+                    rect.moveTop(other.bottom() + 1 + _BADGE_GAP)
+                else:
+                    rect.moveBottom(other.top() - 1 - _BADGE_GAP)
+                moved = True
+    return rect

@@ -3,9 +3,10 @@ person any more, each with a button that restores it again (app.batch_flow.retry
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QFrame, QHeaderView, QTreeWidget, QTreeWidgetItem, QVBoxLayout
+from PySide6.QtWidgets import (QFrame, QHeaderView, QStyle, QStyleOptionViewItem, QTreeWidget, QTreeWidgetItem,
+                               QVBoxLayout)
 
 from app import theme
 from app.widgets.common import button, label
@@ -51,6 +52,7 @@ class ReviewList(QFrame):
         self.tree.clear()
         self.buttons = []
         self.title.setText(f"To review ({len(self.faces)})")
+        margins = _cell_margins(self.tree)
         for face in self.faces:
             row = QTreeWidgetItem([face.photo.name, _VERDICT_TEXT.get(face.verdict, face.verdict), face.text, ""])
             row.setToolTip(0, str(face.photo))
@@ -61,6 +63,10 @@ class ReviewList(QFrame):
             retry = button("Retry", "retry", tooltip="Restore this photo again with new seeds, keeping the try "
                                                      "most like the person; the result replaces this one")
             retry.clicked.connect(lambda _=False, item_id=face.item_id: self.retry_requested.emit(item_id))
+            # the column and the row are sized from the item, not from the widget over it: give the item
+            # the button's size and the cell's padding, or "Retry" is cut off
+            retry.ensurePolished()  # the style sheet's padding is part of the button's size
+            row.setSizeHint(3, retry.sizeHint() + margins)
             self.tree.setItemWidget(row, 3, retry)
             self.buttons.append(retry)
         self.setVisible(bool(self.faces))
@@ -68,3 +74,13 @@ class ReviewList(QFrame):
     def set_busy(self, busy: bool) -> None:
         for retry in self.buttons:
             retry.setEnabled(not busy)
+
+
+def _cell_margins(tree: QTreeWidget) -> QSize:
+    """How much of a cell the style keeps around its content (studio.qss pads tree items): a widget set
+    on a cell gets only the rest."""
+    option = QStyleOptionViewItem()
+    tree.initViewItemOption(option)
+    option.rect = QRect(0, 0, 200, 100)
+    inner = tree.style().subElementRect(QStyle.SubElement.SE_ItemViewItemText, option, tree)
+    return QSize(option.rect.width() - inner.width(), option.rect.height() - inner.height())

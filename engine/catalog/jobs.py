@@ -20,6 +20,7 @@ import logging
 import os
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,8 @@ def _photos_under(session, roots: list[str]) -> list[Photo]:
 def start_or_resume(catalog: Catalog, roots: Sequence[str | Path], out_dir: str | Path, options: Any,
                     scan_first: bool = True, analyzer=None, progress: ProgressCallback | None = None,
                     cancel: CancelCheck | None = None) -> int:
-    """The id of the unfinished job for these roots and output folder, or of a new one.
+    """The id of the job for these roots and output folder (the unfinished one, else the newest finished
+    one: running it again restores photos added and outputs lost since), or of a new one.
 
     Roots and the output folder are compared resolved (a link to a folder is that folder); the output
     folder is stored resolved, the roots as given (the scanner records photos under them). Each new
@@ -95,8 +97,11 @@ def _start_or_resume(catalog: Catalog, roots: list[str], out: str, options: Any)
     with catalog.transaction() as session:
         hold_write_lock(session)  # what we read of the claims stays true until we write ours
         same_roots = sorted(resolved_folder_path(r) for r in roots)
+        # an unfinished job goes on; a finished one is run again for what is new or lost since (never a
+        # second job over the same photos and files); a cancelled one stays as the user left it
         for job in session.scalars(select(BatchJob).where(BatchJob.out_dir == out,
-                                                          BatchJob.status == JobStatus.running)):
+                                                          BatchJob.status.in_([JobStatus.running, JobStatus.done]))
+                                   .order_by(BatchJob.status != JobStatus.running, BatchJob.id.desc())):
             if sorted(resolved_folder_path(r) for r in job.roots) == same_roots:  # a link to an album is the album
                 log.info("resuming batch job %d", job.id)
                 _add_new_items(session, job, list(job.roots))
@@ -416,16 +421,19 @@ def reopen_lost_outputs(session, job_id: int) -> list[tuple[str, str]]:
     reopened = []
     for item in job.items:
         output = os.path.join(job.out_dir, item.relative_output)
-        problem = output_problem(output, item.output_size) if item.status == ItemStatus.done else None
+        problem = (output_problem(output, item.output_size, item.finished_at)
+                   if item.status == ItemStatus.done else None)
         if problem is not None:
             item.status, item.reason, item.finished_at = ItemStatus.pending, None, None
             reopened.append((output, problem))
     return reopened
 
 
-def output_problem(path: str | Path, size: int | None) -> str | None:
+def output_problem(path: str | Path, size: int | None, written_at: datetime | None = None) -> str | None:
     """What is wrong with a done item's output at a glance (one stat, no reading): "missing", "changed
-    since it was written" (another size than recorded), or None."""
+    since it was written" (another size than recorded, or, with `written_at`, modified after it was
+    recorded: an edit of the same size; a file only touched is then found to be the batch's own by its
+    hash and kept as done), or None."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -433,6 +441,10 @@ def output_problem(path: str | Path, size: int | None) -> str | None:
     except OSError as exc:
         return f"cannot be read ({exc.strerror or exc})"
     if size is not None and st.st_size != size:
+        return "changed since it was written"
+    # a file system whose clock or timestamps differ (a network share, FAT's 2 s) may flag an untouched file:
+    # harmless, its hash then shows it is the batch's own
+    if written_at is not None and st.st_mtime > written_at.replace(tzinfo=timezone.utc).timestamp():
         return "changed since it was written"
     return None
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from engine.catalog.db import check_sqlite_file, head_revision, normalise_url, read_only_connection, sqlite_file
 from engine.errors import CatalogError, UsageError
 from engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
+from engine.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def check_catalog(url_or_path: str | Path) -> CatalogCheck:
                 counts[table] = connection.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
         face_model, others = _face_models(connection, tables)
         if others:
-            problems.append(f"{others} face(s) come from another face model than the catalog's ({face_model}): "
+            problems.append(f"{plural(others, 'face')} from another face model than the catalog's ({face_model}): "
                             "a photo may show two faces for one person; `faceme catalog reanalyse --model "
                             "…` moves every photo to one model")
     except sqlite3.Error as exc:

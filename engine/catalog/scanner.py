@@ -58,6 +58,7 @@ from engine.faces.photo_analysis import (FaceAnalyzer, PhotoAnalysis, analyse_ph
                                          worker_analyse, worker_context, worker_recipe, worker_start)
 from engine.faces.types import box_iou, pair_by_overlap
 from engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
+from engine.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -107,14 +108,14 @@ class ScanResult:
         return f"{total} left out ({', '.join(f'{n} {why}' for why, n in sorted(self.left_out.items()))})"
 
     def summary(self) -> str:
-        parts = [f"{self.files} photos", f"{self.added} new", f"{self.changed} changed",
+        parts = [plural(self.files, "photo"), f"{self.added} new", f"{self.changed} changed",
                  f"{self.moved} moved", f"{self.touched} touched (same content)", f"{self.unchanged} unchanged",
                  f"{len(self.unreadable)} unreadable", self.left_out_text(), f"{self.missing} missing",
-                 f"{self.faces_added} faces added"]
+                 f"{plural(self.faces_added, 'face')} added"]
         if self.copies:
             parts.append(f"{self.copies} of the new are copies")
         if self.outside_links:
-            parts.append(f"{len(self.outside_links)} links outside the album not followed")
+            parts.append(f"{plural(len(self.outside_links), 'link')} outside the album not followed")
         workers = f", {self.workers} workers" if self.workers > 1 else ""
         return ", ".join(parts) + f" in {self.seconds:.1f} s{workers}"
 

@@ -95,7 +95,27 @@ def run_batch_job(catalog, job_id: int, models: Path | None = None, device: str 
         return 1 if summary.failed else 0
     for line in summary.lines(verbose=show_faces):
         print(printable(line))  # a newline in a file name must not split a line
+    if show_faces:
+        for line in _earlier_records(catalog, job_id, summary):
+            print(printable(line))
+    if summary.total and summary.already_done == summary.total and not summary.reopened:
+        print(f"batch {job_id} had finished already: nothing new to restore. Photos added to the album and outputs "
+              "deleted since are restored when the same command runs again (with the options the batch was "
+              "started with; choose another --out to restore anew)")
     return 1 if summary.failed else 0
+
+
+def _earlier_records(catalog, job_id: int, summary) -> list[str]:
+    """Each photo of the job restored in an earlier run, with its faces' records (--verbose)."""
+    from engine.catalog.jobs import get_job
+
+    this_run = {path for path, _ in summary.faces}
+    lines = []
+    for item in get_job(catalog, job_id).items:
+        if item.status == "done" and str(item.photo) not in this_run:
+            lines.append(f"restored in an earlier run: {item.photo} → {item.output}")
+            lines += [f"  {face.describe()}" for face in item.faces]
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:

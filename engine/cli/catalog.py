@@ -22,6 +22,7 @@ from engine.cli.printable import printable
 from engine.cli.progress_bar import ProgressBar
 from engine.cli.scan import add_catalog_argument, catalog_url_from, open_catalog_from
 from engine.faces.choice import FACE_MODEL_CHOICES
+from engine.text import plural
 
 
 def add_parser(subparsers) -> None:
@@ -44,12 +45,17 @@ def add_parser(subparsers) -> None:
     q.set_defaults(handler=run_reanalyse)
 
 
+#: the catalog's tables as the rows they count ("1 person", "2 people")
+_TABLE_NOUNS = {"photos": ("photo", "photos"), "faces": ("face", "faces"), "people": ("person", "people"),
+                "batch_jobs": ("batch job", "batch jobs")}
+
+
 def run_check(args) -> int:
     from engine.catalog.maintenance import check_catalog
     from engine.errors import CatalogError
 
     result = check_catalog(catalog_url_from(args))
-    counts = ", ".join(f"{n} {table}" for table, n in result.counts.items())
+    counts = ", ".join(plural(n, *_TABLE_NOUNS.get(table, (table, table))) for table, n in result.counts.items())
     if result.ok:
         behind = "" if result.revision == result.head else f" (schema {result.revision}; this version "\
                                                            f"upgrades it to {result.head} when it opens it)"

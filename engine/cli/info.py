@@ -9,6 +9,7 @@ from engine.cli.options import add_models_option
 from engine.errors import FaceMeError
 from engine.models.layout import PARTS, verify_pack
 from engine.settings import Settings
+from engine.text import plural
 
 
 def add_parser(subparsers) -> None:
@@ -67,6 +68,6 @@ def _print_catalog(settings) -> None:
     if model is None:
         print(f"catalog: {settings.catalog_url} (no faces yet: the first scan's face model becomes its own)")
         return
-    mixed = f"; {others} faces of another model: `faceme catalog check`" if others else ""
+    mixed = f"; {plural(others, 'face')} of another model: `faceme catalog check`" if others else ""
     print(f"catalog: {settings.catalog_url} (face model {analyzer_name(model)}, {model}{mixed}; "
           "`faceme catalog reanalyse --model M` changes it)")

@@ -20,6 +20,7 @@ from pathlib import Path
 from engine.cli.options import DEVICE_HELP, add_command_group
 from engine.cli.printable import printable
 from engine.cli.scan import add_catalog_argument, open_catalog_from
+from engine.text import plural
 
 
 def add_parser(subparsers) -> None:
@@ -36,6 +37,8 @@ def add_parser(subparsers) -> None:
         q.add_argument("job", type=int)
         q.add_argument("--models", type=Path, help="model pack folder (default: the one the job was started with)")
         q.add_argument("--device", default=None, help=DEVICE_HELP)
+        q.add_argument("--verbose", dest="show_faces", action="store_true",
+                       help="print every photo's faces (person, action, reason, seed, check), earlier runs' too")
         q.set_defaults(handler=handler)
     for parser in sub.choices.values():
         add_catalog_argument(parser)
@@ -60,6 +63,8 @@ def run_list(args) -> int:
         rows.append({"id": job.id, "status": job.status, "out_dir": str(job.out_dir), "roots": job.roots,
                      **_counts(job), "owner": owner.describe() if owner else None,
                      "running_elsewhere": bool(owner and owner.elsewhere),
+                     # stopped by Ctrl-C or a kill: "running" in the table, run by nobody (the Queue's words)
+                     "interrupted": job.status == "running" and not (owner and owner.alive),
                      "lost_outputs": [{"output": str(i.output), "problem": i.output_problem}
                                       for i in job.lost_outputs]})
     if args.json:
@@ -68,13 +73,14 @@ def run_list(args) -> int:
     if not rows:
         print("no batch jobs (faceme batch DIR --out OUTDIR starts one)")
     for row in rows:
-        print(f"{row['id']:>4}  {row['status']:<9} {row['done']} done, {row['pending']} left, {row['skipped']} skipped, "
+        status = "interrupted — resume" if row["interrupted"] else row["status"]
+        print(f"{row['id']:>4}  {status:<9} {row['done']} done, {row['pending']} left, {row['skipped']} skipped, "
               f"{row['failed']} failed → {printable(row['out_dir'])}")
         if row["owner"]:
             print(f"      {row['owner']}")
         lost = row["lost_outputs"]
         if lost:
-            print(f"      {len(lost)} output{'s' if len(lost) != 1 else ''} missing or changed since written "
+            print(f"      {plural(len(lost), 'output')} missing or changed since written "
                   f"(`faceme jobs resume {row['id']}` restores {'them' if len(lost) != 1 else 'it'}; a changed file "
                   "is kept and the new output written beside it):")
             for entry in lost:
@@ -103,7 +109,7 @@ def run_retry(args) -> int:
 
     with open_catalog_from(args) as catalog:
         count = retry_failed(catalog, args.job)
-    print(f"batch {args.job}: {count} failed photo(s) put back in line")
+    print(f"batch {args.job}: {plural(count, 'failed photo')} put back in line")
     return run_resume(args)
 
 
@@ -113,4 +119,4 @@ def run_resume(args) -> int:
     from engine.cli.batch import run_batch_job
 
     with open_catalog_from(args) as catalog:
-        return run_batch_job(catalog, args.job, models=args.models, device=args.device)
+        return run_batch_job(catalog, args.job, models=args.models, device=args.device, show_faces=args.show_faces)

@@ -8,13 +8,14 @@ from pathlib import Path
 
 from engine.cli.options import add_models_option
 from engine.errors import LicenseNotAcceptedError
-from engine.models.fetch import human_bytes
+from engine.models.fetch import ServerUnreachable, cached_hub_file, human_bytes
 from engine.models.install import (download_parts, import_part, list_parts, parts_to_fetch, remove_part,
                                    resolve_part_names)
 from engine.models.layout import PARTS, RESTORATION_PARTS, verify_pack
 from engine.models.licenses import license_text, missing_acceptances, record_acceptance
-from engine.models.manifest import load_manifest
+from engine.models.manifest import Manifest, PartManifest, load_manifest
 from engine.settings import Settings
+from engine.text import plural
 
 _MANIFEST_HELP = "use this manifest instead of the packaged one (mirrors, tests)"
 
@@ -83,7 +84,7 @@ def verify(args: argparse.Namespace) -> int:
             print(f"  {'':<18} get it: {status.where_to_get}")
     bad = [s.name for s in statuses if not s.ok]
     if bad:
-        print(f"{len(bad)} part(s) missing or invalid: {', '.join(bad)}")
+        print(f"{plural(len(bad), 'part')} missing or invalid: {', '.join(bad)}")
         return 4
     print("all parts present")
     return 0
@@ -103,12 +104,14 @@ def list_command(args: argparse.Namespace) -> int:
 
 
 class _MegabyteBar:
-    """Shows byte progress in MB on the shared stderr progress bar."""
+    """Shows byte progress in MB on the shared stderr progress bar. The downloader's message carries the
+    time left, measured on the bytes really fetched (files found in the HF cache or resumed from an earlier
+    run take no time), so the bar adds none of its own."""
 
     def __init__(self):
         from engine.cli.progress_bar import ProgressBar
 
-        self.bar = ProgressBar("download", unit=" MB")
+        self.bar = ProgressBar("download", unit=" MB", eta=False)
 
     def __call__(self, done: int, total: int, message: str = "") -> None:
         self.bar(done // 1_000_000, total // 1_000_000, message)
@@ -138,13 +141,38 @@ def _ask_licences(models_dir: Path, args: argparse.Namespace) -> None:
     record_acceptance(models_dir, missing, how="interactive prompt")
 
 
+def _files_downloaded(models_dir: Path, parts: list[PartManifest], manifest: Manifest) -> tuple[int, int]:
+    """(files of `parts` a rerun need not fetch again, files of `parts`): a part installed counts whole, a
+    hub file counts once it is complete in the HF cache, a zip only once its part is installed (its
+    partial archive is resumed, but is not a file yet)."""
+    still_to_fetch = {p.name for p in parts_to_fetch(models_dir, [p.name for p in parts], manifest)}
+    have = want = 0
+    for part in parts:
+        count = len(part.files) if part.source.kind == "hub" else 1
+        want += count
+        if part.name not in still_to_fetch:
+            have += count
+        elif part.source.kind == "hub":
+            have += sum(1 for f in part.files if any(
+                cached_hub_file(part.source.repo, part.source.hub_filename(name), part.source.revision)
+                for name in (f.path, *f.fallbacks)))
+    return have, want
+
+
 def download_command(args: argparse.Namespace) -> int:
     models_dir = _models_dir(args)
     _ask_licences(models_dir, args)
+    manifest = load_manifest(args.manifest)
+    todo = parts_to_fetch(models_dir, resolve_part_names(args.parts, manifest), manifest, force=args.force)
     bar = _MegabyteBar()
     try:
-        results = download_parts(models_dir, args.parts, manifest=args.manifest,
+        results = download_parts(models_dir, args.parts, manifest=manifest,
                                  accept_licenses=args.accept_licenses, force=args.force, progress=bar)
+    except ServerUnreachable as exc:
+        have, want = _files_downloaded(models_dir, todo, manifest)
+        # one sentence: what happened, how far it got, what to do (the technical detail is in the log)
+        raise ServerUnreachable(f"{exc.message}; {have} of {plural(want, 'file')} downloaded, run the same "
+                                "command again to resume") from exc
     finally:
         bar.close()
     recorded: list[str] = []
@@ -152,7 +180,7 @@ def download_command(args: argparse.Namespace) -> int:
         if not r.installed:
             print(f"  {r.part:<18} already installed ({r.folder})")
             continue
-        print(f"  {r.part:<18} installed: {r.files} files, {human_bytes(r.bytes)} "
+        print(f"  {r.part:<18} installed: {plural(r.files, 'file')}, {human_bytes(r.bytes)} "
               f"(fetched {human_bytes(r.fetched_bytes)}) in {r.folder}")
         recorded += r.recorded_hashes
     if recorded:
@@ -165,7 +193,7 @@ def download_command(args: argparse.Namespace) -> int:
 def import_command(args: argparse.Namespace) -> int:
     models_dir = _models_dir(args)
     r = import_part(models_dir, args.part, args.path, manifest=args.manifest, mode="copy" if args.copy else "link")
-    print(f"  {r.part:<18} imported: {r.files} files, {human_bytes(r.bytes)} ({r.placed}) in {r.folder}")
+    print(f"  {r.part:<18} imported: {plural(r.files, 'file')}, {human_bytes(r.bytes)} ({r.placed}) in {r.folder}")
     return 0
 
 

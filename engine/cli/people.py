@@ -22,6 +22,7 @@ from engine.cli.options import add_command_group
 from engine.cli.printable import printable
 from engine.cli.scan import add_catalog_argument, open_catalog_from
 from engine.errors import UsageError
+from engine.text import plural
 
 
 def add_parser(subparsers) -> None:
@@ -104,15 +105,27 @@ def run_list(args) -> int:
     for person in listing["people"]:
         hidden = " (hidden)" if person.get("hidden") else ""
         name = printable(person["name"]) if person["name"] else "(unnamed)"
-        print(f"{person['id']:>5}  {name}{hidden}: {len(person['faces'])} faces")
+        print(f"{person['id']:>5}  {name}{hidden}: {plural(len(person['faces']), 'face')}")
         for face in person["faces"]:
             mark = " confirmed" if face["confirmed"] else ""
             print(f"         #{face['face_id']:<6} {printable(face['photo'])}  {face['box']}{mark}")
+    for name, ids in _namesakes(listing["people"]).items():
+        print(f"{len(ids)} people are named {printable(name)} ({', '.join(map(str, ids))}): if they are one person, "
+              f"`faceme people merge {' '.join(map(str, ids))}` makes them one")
     if listing["unassigned"]:
-        print(f"unknown: {len(listing['unassigned'])} faces")
+        print(f"unknown: {plural(len(listing['unassigned']), 'face')}")
         for face in listing["unassigned"]:
             print(f"         #{face['face_id']:<6} {printable(face['photo'])}  {face['box']}")
     return 0
+
+
+def _namesakes(people: list[dict]) -> dict[str, list[int]]:
+    """{name: ids} of the names that more than one listed person has."""
+    by_name: dict[str, list[int]] = {}
+    for person in people:
+        if person["name"]:
+            by_name.setdefault(person["name"], []).append(person["id"])
+    return {name: sorted(ids) for name, ids in by_name.items() if len(ids) > 1}
 
 
 def run_rename(args) -> int:
@@ -120,7 +133,11 @@ def run_rename(args) -> int:
 
     def work(session):
         person = corrections.rename(session, corrections.find_person(session, args.person), args.name)
-        return f"person {person.id} is now {person.name}"
+        said = f"person {person.id} is now {printable(person.name)}"
+        for other in corrections.namesakes(session, person):
+            said += (f"\nperson {other.id} is also named {printable(other.name)}: if they are the same person, "
+                     f"`faceme people merge {other.id} {person.id}` makes them one")
+        return said
 
     print(_with_session(args, work))
     return 0
@@ -148,7 +165,7 @@ def run_split(args) -> int:
     def work(session):
         person = corrections.find_person(session, args.person)
         new = corrections.split(session, person, args.faces, name=args.name)
-        return f"split {len(args.faces)} face reference(s) out of {person.label} into {new.label}"
+        return f"split {plural(len(new.assignments), 'face')} out of {person.label} into {new.label}"
 
     print(_with_session(args, work))
     return 0
@@ -160,7 +177,7 @@ def run_confirm(args) -> int:
     def work(session):
         person = corrections.find_person(session, args.person)
         faces = corrections.confirm(session, person, args.faces)
-        return f"confirmed {len(faces)} face(s) as {person.label}"
+        return f"confirmed {plural(len(faces), 'face')} as {person.label}"
 
     print(_with_session(args, work))
     return 0
@@ -173,7 +190,7 @@ def run_new(args) -> int:
         faces = list({f.id: f for ref in args.faces for f in corrections.find_faces(session, ref)}.values())
         person = corrections.new_person(session, faces[0].embedding_model, args.name)
         corrections.confirm(session, person, faces)
-        return f"new person {person.label} (#{person.id}) with {len(faces)} confirmed face(s)"
+        return f"new person {person.label} (#{person.id}) with {plural(len(faces), 'confirmed face')}"
 
     print(_with_session(args, work))
     return 0
@@ -185,7 +202,7 @@ def run_reject(args) -> int:
     def work(session):
         person = corrections.find_person(session, args.person)
         faces = corrections.reject(session, person, args.faces)
-        return f"{len(faces)} face(s) are not {person.label}"
+        return f"{plural(len(faces), 'face')} {'is' if len(faces) == 1 else 'are'} not {person.label}"
 
     print(_with_session(args, work))
     return 0
@@ -242,8 +259,8 @@ def run_recluster(args) -> int:
             models = [args.faces] if args.faces else sorted(session.scalars(select(Face.embedding_model).distinct()))
         for model in models:
             c = cluster_catalog(catalog, model, scope="all", on_wait=lambda message: print(message, flush=True))
-            print(f"{model}: {c.faces_considered} faces re-tried, {c.joined} joined people, "
-                  f"{c.new_people} new people, {c.unknown} unknown")
+            print(f"{model}: {plural(c.faces_considered, 'face')} re-tried, {c.joined} joined people, "
+                  f"{plural(c.new_people, 'new person', 'new people')}, {c.unknown} unknown")
     finally:
         catalog.close()
     return 0

@@ -1,11 +1,15 @@
 """`faceme restore`: restore every face of a photo, keeping each person's identity.
 
     faceme restore PHOTO [--person NAME=IMG[,IMG…]]… [--ref NAME=IMG]… -o OUT [--unmatched blind|skip]
+                   [--catalog DB]
                    [--models DIR] [--steps N] [--guidance G] [--seed S] [--min-face-size PX] [--max-faces N]
                    [--match-threshold T] [--no-color-fix] [--device D] [--memory M] [--tries N]
                    [--no-identity-check] [--json]
 
-For a photo outside any album (album photos: `faceme batch` follows the album's people). Faces are
+With `--catalog DB`, the photo is restored exactly as `faceme batch` would restore it: its faces, the
+people the album says they are (with the user's corrections) and their references; a photo the album
+does not know yet is scanned into it first (with the catalog's face model), and the restoration is
+recorded in the catalog. Without it, for a photo outside any album, faces are
 found with the pack's detector (inputs 640 → 256 px until one is found), and each is matched to one
 of the people given with --person (ArcFace similarity to their reference photos; a reference photo
 must show one face); a matched face is restored with that person's references, a face of nobody
@@ -29,6 +33,7 @@ from engine.cli.options import add_check_options, add_json_option, add_models_op
 from engine.cli.progress_bar import ProgressBar
 from engine.errors import UsageError
 from engine.settings import Settings
+from engine.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,9 @@ def add_parser(subparsers) -> None:
                    help="restore at most the N largest faces (default: all)")
     p.add_argument("--match-threshold", type=float, default=None, metavar="T",
                    help="similarity needed to match a person (default: the face model's documented value)")
+    p.add_argument("--catalog", metavar="DB",
+                   help="restore as the album says (its people, corrections and references) from this catalog "
+                        "file or URL, scanning the photo into it first when it is new; no --person/--ref then")
     add_restoration_options(p)
     add_check_options(p)
     add_json_option(p)
@@ -147,20 +155,77 @@ def run(args: argparse.Namespace) -> int:
                              max_faces=args.max_faces, models_dir=str(settings.models_dir),
                              device=settings.device, dtype=settings.dtype, memory=settings.memory,
                              identity_check=args.identity_check, tries=args.tries)
-    loaded = read_image(args.photo)  # bad photos fail here, before the model is loaded
-    service = service_for(options)  # the process's service (in-process callers reuse its pipeline)
-    plan = service.plan_ad_hoc(loaded.pixels, people, options, source=args.photo)
-    bar = ProgressBar("restoring")
-    try:
-        result = service.restore(loaded, plan, options, progress=bar)
-    finally:
-        bar.close()
-    write_image(args.output, result.pixels, like=loaded)
+    if args.catalog:
+        if people:
+            raise UsageError("--catalog restores with the album's people; leave out --person and --ref (or "
+                             "--catalog, to name the people here)")
+        result = _restore_as_the_album_says(args, settings, options)
+    else:
+        loaded = read_image(args.photo)  # bad photos fail here, before the model is loaded
+        service = service_for(options)  # the process's service (in-process callers reuse its pipeline)
+        plan = service.plan_ad_hoc(loaded.pixels, people, options, source=args.photo)
+        bar = ProgressBar("restoring")
+        try:
+            result = service.restore(loaded, plan, options, progress=bar)
+        finally:
+            bar.close()
+        write_image(args.output, result.pixels, like=loaded)
     if args.as_json:
         print(json.dumps({"photo": str(args.photo), "output": str(args.output), "restored": result.restored_count,
                           "faces": [outcome_dict(i, o) for i, o in enumerate(result.faces, start=1)]}, indent=2))
         return 0
     for i, outcome in enumerate(result.faces, start=1):
         print(describe(i, outcome))
-    print(f"{result.restored_count} of {len(result.faces)} face(s) restored → {args.output}")
+    print(f"{result.restored_count} of {plural(len(result.faces), 'face')} restored → {args.output}")
     return 0
+
+
+def _restore_as_the_album_says(args: argparse.Namespace, settings, options):
+    """The batch's path for one photo: the album's plan (scanning the photo in when it is new), the
+    output written, the restoration recorded with its faces."""
+    import os
+
+    from engine.catalog.face_model import analyzer_for_catalog
+    from engine.catalog.jobs import record_restoration
+    from engine.catalog.scanner import scan
+    from engine.cli.scan import open_catalog_from
+    from engine.errors import NoFaceError
+    from engine.imageio import read_image
+    from engine.restore.batch import face_records, nothing_restored
+    from engine.restore.service import service_for
+
+    read_image(args.photo)  # bad photos fail here, before the catalog or the model
+    with open_catalog_from(args) as catalog:
+        photo_id = _album_photo_id(catalog, args.photo)
+        if photo_id is None:
+            result = scan(catalog, [args.photo], analyzer=analyzer_for_catalog(catalog, settings.models_dir))
+            photo_id = _album_photo_id(catalog, args.photo)
+            if photo_id is None:
+                raise UsageError(f"the photo could not be added to the album ({result.summary()})", args.photo)
+            log.warning("%s was not in the album; it was scanned in and its faces grouped with the album's "
+                        "people", args.photo)
+        service = service_for(options)
+        bar = ProgressBar("restoring")
+        try:
+            result = service.restore_album_photo(catalog, photo_id, args.photo, args.output, options, progress=bar)
+        finally:
+            bar.close()
+        if not result.restored_count:
+            raise NoFaceError(nothing_restored(result), args.photo)
+        record_restoration(catalog, photo_id, args.output, settings={**options.to_dict(), "source": "cli"},
+                           faces=face_records(result.faces))
+    log.info("restored %s as the album says → %s", os.path.basename(args.photo), args.output)
+    return result
+
+
+def _album_photo_id(catalog, photo: Path) -> int | None:
+    """The catalog's photo at this path (as the scanner records paths), when it is there and readable."""
+    import os
+
+    from sqlalchemy import select
+
+    from engine.catalog.models import Photo, PhotoStatus
+
+    with catalog.session() as session:
+        return session.scalar(select(Photo.id).where(Photo.path == os.path.abspath(photo),
+                                                     Photo.status == PhotoStatus.ok))

@@ -22,6 +22,7 @@ from engine.cli.options import add_check_options, add_models_option, add_restora
 from engine.cli.progress_bar import ProgressBar
 from engine.errors import FaceMeError, UsageError
 from engine.settings import Settings
+from engine.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     write_image(args.output, restored)
-    print(f"{args.output} ({restored.shape[1]}×{restored.shape[0]}, {len(args.ref)} reference(s), seed {seed}, "
-          f"{time.monotonic() - started:.1f} s)")
+    print(f"{args.output} ({restored.shape[1]}×{restored.shape[0]}, {plural(len(args.ref), 'reference')}, "
+          f"seed {seed}, {time.monotonic() - started:.1f} s)")
     if check is not None:
         from engine.restore.identity_check import describe_short
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from engine.cli.printable import printable
 from engine.cli.progress_bar import ProgressBar
 from engine.faces.choice import FACE_MODEL_CHOICES
+from engine.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +106,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"scanned: {result.summary()}")
     if result.clustering is not None:
         c = result.clustering
-        print(f"people: {c.joined} faces joined people, {c.new_people} new people, {c.unknown} faces unknown")
+        print(f"people: {plural(c.joined, 'face')} joined people, {plural(c.new_people, 'new person', 'new people')}, "
+              f"{plural(c.unknown, 'face')} unknown")
     for path, reason in result.unreadable:
         print(f"unreadable: {printable(path)}: {printable(reason)}")
     for path, reason in result.skipped_folders:
         print(f"skipped: {printable(path)}: {printable(reason)}")
     if result.outside_links:
-        print(f"not followed: {len(result.outside_links)} link(s) leading outside the album, e.g. "
+        print(f"not followed: {plural(len(result.outside_links), 'link')} leading outside the album, e.g. "
               f"{printable(result.outside_links[0])} (--follow-links to include them)")
     return 0

@@ -13,17 +13,25 @@ file onto disk, report bytes through a `ByteMeter`, and stop when `cancel()` say
 * Plain URLs (the InsightFace zips) are written to `NAME.part` next to the destination with a small
   `NAME.part.json` (URL, ETag); a later call resumes with `Range` + `If-Range`, and a connection dropped
   mid-file is resumed in the same call. A server that ignores Range restarts the file cleanly.
+
+A failure reaches the user as one plain sentence naming the server ("could not reach huggingface.co (no
+network connection?)"); the HTTP client's own words (connection pools, errno, URLs) go to the log only.
+Each retry is announced once, by a warning of this module: huggingface_hub's own retry warnings (two
+per retry, printed by its own stderr handler and again through the root logger) are kept out of sight.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from engine.errors import CancelledError, DownloadError
 from engine.progress import CancelCheck, ProgressCallback, check_cancelled, report
@@ -33,6 +41,51 @@ log = logging.getLogger(__name__)
 #: network read size: a dropped connection loses at most one partial chunk, which is fetched again
 _CHUNK = 64 * 1024
 USER_AGENT = "faceme-studio (model pack downloader)"
+
+
+class ServerUnreachable(DownloadError):
+    """The server could not be reached, did not answer, or the connection kept dropping. The files
+    complete so far are kept, so the same download run again later resumes."""
+
+
+def host_of(url: str) -> str:
+    """The server's name in a URL ("huggingface.co"), the words a person recognises."""
+    return urlsplit(url).hostname or url
+
+
+def file_of(url: str) -> str:
+    """The file's name in a URL ("antelopev2.zip")."""
+    return urlsplit(url).path.rsplit("/", 1)[-1] or url
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """The network-level errors of the HTTP clients in use: huggingface_hub >= 1.0 uses httpx (in some
+    builds packaged as httpx2), older versions and the zip downloader use requests."""
+    found: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    for module, name in (("httpx2", "TransportError"), ("httpx", "TransportError"),
+                         ("requests", "RequestException")):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
+def _what_went_wrong(exc: BaseException) -> str:
+    """A network error in a few plain words (its class and text stay in the log)."""
+    name = type(exc).__name__.lower()
+    text = str(exc).lower()
+    if "timeout" in name or "timed out" in text:
+        return "no answer in time"
+    if (isinstance(exc, _Truncated) or any(w in name for w in ("chunked", "read", "protocol", "incomplete"))
+            or any(w in text for w in ("reset by peer", "broken pipe", "connection aborted"))):
+        return "the connection dropped"
+    if "refused" in text:
+        return "connection refused"
+    if any(w in text for w in ("name or service not known", "nodename nor servname", "getaddrinfo",
+                               "name resolution")):
+        return "the name was not found"
+    return "no connection"
 
 
 def human_bytes(n: float) -> str:
@@ -170,6 +223,39 @@ def _plain_http_unless_xet_wanted():
         constants.HF_HUB_DISABLE_XET = saved
 
 
+class _HubRetriesInPlainWords(logging.Filter):
+    """On huggingface_hub's HTTP logger: its retry warnings ("'[Errno 111] Connection refused' thrown while
+    requesting HEAD https://…", then "Retrying in 1s [Retry 1/5].") become one warning of ours per retry;
+    its wording goes to the debug log."""
+
+    _RETRY = re.compile(r"(?:Retrying in|Waiting) (?P<wait>[\d.]+)s.*\[Retry (?P<n>\d+)/(?P<of>\d+)\]")
+
+    def __init__(self, host: str, name: str):
+        super().__init__()
+        self.host = host
+        self.name = name
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        log.debug("huggingface_hub: %s", text)
+        retry = self._RETRY.search(text)
+        if retry:
+            log.warning("%s: could not reach %s; trying again in %.0f s (retry %s of %s)", self.name, self.host,
+                        float(retry["wait"]), retry["n"], retry["of"])
+        return False  # neither its own stderr handler nor the root logger's prints the original
+
+
+@contextlib.contextmanager
+def _hub_retries_in_plain_words(host: str, filename: str):
+    hub_http = logging.getLogger("huggingface_hub.utils._http")
+    plain = _HubRetriesInPlainWords(host, filename.rsplit("/", 1)[-1])
+    hub_http.addFilter(plain)
+    try:
+        yield
+    finally:
+        hub_http.removeFilter(plain)
+
+
 def hub_cache_dir() -> str | None:
     """HF_HUB_CACHE as it is now (huggingface_hub reads it once, at import)."""
     return os.environ.get("HF_HUB_CACHE") or None
@@ -197,28 +283,55 @@ def fetch_hub_file(repo: str, filename: str, revision: str, meter: ByteMeter, *,
     # huggingface_hub < 1.0 names the "not on the server" error EntryNotFoundError
     remote_not_found = getattr(hf_errors, "RemoteEntryNotFoundError", hf_errors.EntryNotFoundError)
 
+    endpoint = endpoint or hub_endpoint()
+    host = host_of(endpoint or _default_hub_endpoint())
     try:
-        with _plain_http_unless_xet_wanted():
+        with _plain_http_unless_xet_wanted(), _hub_retries_in_plain_words(host, filename):
             pointer = hf_hub_download(repo, filename, revision=revision, cache_dir=cache_dir or hub_cache_dir(),
-                                      endpoint=endpoint or hub_endpoint(), tqdm_class=_progress_bar_class(meter))
+                                      endpoint=endpoint, tqdm_class=_progress_bar_class(meter))
     except CancelledError:
         raise
     except LocalEntryNotFoundError as exc:  # no connection and not in the cache (checked first: in old
         # huggingface_hub versions it is a subclass of the "not on the server" error)
-        raise DownloadError(f"cannot reach the model server for {repo}/{filename}: {exc}; "
-                            "check the network connection and HF_ENDPOINT") from exc
+        log.info("%s/%s: huggingface_hub could not reach %s", repo, filename, host, exc_info=exc)
+        raise ServerUnreachable(_unreachable_hub(host, exc)) from exc
     except remote_not_found as exc:
         raise NotOnServer(f"{repo}/{filename}") from exc
     except HfHubHTTPError as exc:
-        raise DownloadError(f"the server refused {repo}/{filename}: {exc}") from exc
+        log.info("%s/%s: %s refused it", repo, filename, host, exc_info=exc)
+        raise DownloadError(f"{host} refused {repo}/{filename} ({_status_of(exc)})") from exc
+    except _network_errors() as exc:
+        log.info("%s/%s: the download from %s failed", repo, filename, host, exc_info=exc)
+        raise ServerUnreachable(f"could not download {filename} from {host} ({_what_went_wrong(exc)})") from exc
     except OSError as exc:
         raise DownloadError(f"download of {repo}/{filename} failed: {exc}") from exc
-    except Exception as exc:  # httpx errors and others surface with their own types
+    except Exception as exc:  # huggingface_hub's other errors surface with their own types
         raise DownloadError(f"download of {repo}/{filename} failed: {exc.__class__.__name__}: {exc}") from exc
     pointer_path = Path(pointer)
     parts = pointer_path.parts
     commit = parts[parts.index("snapshots") + 1] if "snapshots" in parts else revision
     return HubFile(pointer_path, Path(os.path.realpath(pointer_path)), commit)
+
+
+def _default_hub_endpoint() -> str:
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+def _status_of(exc: BaseException) -> str:
+    """ "HTTP 503", or "no answer" when the error carries no response."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return f"HTTP {status}" if status else "no answer"
+
+
+def _unreachable_hub(host: str, exc: BaseException) -> str:
+    """huggingface_hub says "not found locally" both when the network is down and when the server answered
+    errors to every retry: which one it was is in the error it chained."""
+    cause = exc.__cause__
+    if getattr(getattr(cause, "response", None), "status_code", None):
+        return f"{host} did not answer properly ({_status_of(cause)}; it may be down for a while)"
+    return f"could not reach {host} (no network connection?)"
 
 
 def forget_hub_file(found: HubFile) -> None:
@@ -300,16 +413,18 @@ def download_url(url: str, dest: Path, meter: ByteMeter, *, expected_size: int |
         except (requests.RequestException, _Truncated, ConnectionError) as exc:
             last_error = exc
             have = partial.stat().st_size if partial.exists() else 0
-            log.warning("download of %s interrupted at byte %d (%s); resuming (%d/%d)", url, have, exc,
-                        attempt + 1, attempts)
+            log.debug("download of %s interrupted at byte %d: %r", url, have, exc)
+            if attempt + 1 < attempts:  # announced once, and only when there is a next try
+                log.warning("could not download %s from %s (%s); trying again (retry %d of %d)", file_of(url),
+                            host_of(url), _what_went_wrong(exc), attempt + 1, attempts - 1)
             continue
         except OSError as exc:
             raise DownloadError(f"cannot write {partial}: {exc}") from exc
     else:
-        raise DownloadError(f"download of {url} failed after {attempts} attempts: {last_error}; "
-                            "run the command again to resume")
+        log.info("download of %s failed after %d attempts", url, attempts, exc_info=last_error)
+        raise ServerUnreachable(_unreachable_url(url, have, last_error))
     if total is not None and have != total:
-        raise DownloadError(f"download of {url} ended at {have} bytes, expected {total}; run again to resume")
+        raise ServerUnreachable(f"the download of {file_of(url)} from {host_of(url)} stopped early")
     os.replace(partial, dest)
     meta_path.unlink(missing_ok=True)
     return dest
@@ -317,6 +432,13 @@ def download_url(url: str, dest: Path, meter: ByteMeter, *, expected_size: int |
 
 class _Truncated(Exception):
     pass
+
+
+def _unreachable_url(url: str, have: int, error: BaseException | None) -> str:
+    what = _what_went_wrong(error) if error is not None else "no connection"
+    if have == 0 and what in ("connection refused", "the name was not found", "no connection"):
+        return f"could not reach {host_of(url)} (no network connection?)"
+    return f"the download from {host_of(url)} kept failing ({what})"
 
 
 def _range_start(content_range: str | None) -> int | None:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from engine.catalog.locks import hold_write_lock
 from engine.catalog.models import Assignment, AssignmentOrigin, Face, Person, Photo, Reference
 from engine.errors import UsageError
+from engine.text import noun_for, plural
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def find_faces(session: Session, ref: str, person: Person | None = None) -> list
     if index:
         n = int(index)
         if not 1 <= n <= len(faces):
-            raise UsageError(f"{path} has {len(faces)} face(s); #{n} does not exist")
+            raise UsageError(f"{path} has {plural(len(faces), 'face')}; #{n} does not exist")
         return [faces[n - 1]]
     if person is not None:
         mine = [f for f in faces if (p := person_of(session, f)) is not None and p.id == person.id]
@@ -156,6 +157,15 @@ def rename(session: Session, person: Person, name: str) -> Person:
     return person
 
 
+def namesakes(session: Session, person: Person) -> list[Person]:
+    """The other people with the same name (names may repeat: two Sams; or one person split in two, whom the
+    user may want to merge)."""
+    if not person.name:
+        return []
+    return list(session.scalars(select(Person).where(Person.name == person.name, Person.id != person.id)
+                                .order_by(Person.id)))
+
+
 def hide(session: Session, person: Person, hidden: bool = True) -> Person:
     """Hidden people (strangers in the background) stay out of lists; their faces keep grouping there."""
     person.hidden = hidden
@@ -170,7 +180,9 @@ def merge(session: Session, into: Person, others: Iterable[Person]) -> Person:
         if other.id == into.id:
             continue
         if other.embedding_model != into.embedding_model:
-            raise UsageError(f"{other.label} and {into.label} come from different embedding models")
+            raise UsageError(f"{other.label} and {into.label} were grouped by different face models ({other.embedding_model}, "
+                             f"{into.embedding_model}), left by an older version; move the whole album to one model "
+                             "with `faceme catalog reanalyse --model dlib|antelopev2|buffalo_l`, then merge them")
         into_faces = {a.face_id: a for a in session.scalars(select(Assignment).where(Assignment.person_id == into.id))}
         for assignment in session.scalars(select(Assignment).where(Assignment.person_id == other.id)).all():
             existing = into_faces.get(assignment.face_id)
@@ -209,7 +221,8 @@ def split(session: Session, person: Person, faces: Iterable[str | int | Face], n
         Assignment.person_id == person.id, Assignment.origin.in_(POSITIVE)))}
     outside = [f.id for f in faces if f.id not in members]
     if outside:
-        raise UsageError(f"face(s) {', '.join('#' + str(i) for i in outside)} are not in {person.label}")
+        raise UsageError(f"{noun_for(len(outside), 'face')} {', '.join('#' + str(i) for i in outside)} "
+                         f"{'is' if len(outside) == 1 else 'are'} not in {person.label}")
     if not faces:
         raise UsageError("choose at least one face to split off")
     new_person = Person(name=name.strip() if name else None, embedding_model=person.embedding_model)

@@ -350,7 +350,8 @@ def _run_held_job(catalog: Catalog, lease: leases.Lease, job_id: int, restorer: 
         reopened = jobs.reopen_lost_outputs(session, job_id)
         job = jobs.open_job(session, job_id)
     for output, what in reopened:
-        log.warning("%s was %s; the photo is restored again", output, what)
+        log.info("%s was %s; the photo is looked at again", output, what)
+    adopted: set[str] = set()  # outputs found already there, the batch's own: done without restoring
     options = RestoreOptions.from_dict(job.options)
     summary = BatchSummary(job_id, str(job.out_dir), total=len(job.items), reopened=reopened)
     if job.out_dir.exists():
@@ -358,8 +359,8 @@ def _run_held_job(catalog: Catalog, lease: leases.Lease, job_id: int, restorer: 
             log.info("removed a partial output left by an interrupted run: %s", leftover)
     done = sum(1 for item in job.items if item.status != "pending")
     summary.already_done = done
-    report(progress, done, summary.total, "restoring")
-    work_start, worked = time.monotonic(), 0
+    # progress counts this run's photos: those done before it are no work, and would make its rate look fast
+    report(progress, 0, summary.total - summary.already_done, "restoring")
     for item in job.items:
         if item.status != "pending":
             continue
@@ -373,14 +374,16 @@ def _run_held_job(catalog: Catalog, lease: leases.Lease, job_id: int, restorer: 
             summary.faces.append((path, faces))
         elif status == "done":
             summary.already_done += 1  # its output was already there (an interrupted or earlier run)
+            adopted.add(output)
         elif status == "skipped":
             summary.skipped.append((path, reason))
         else:
             summary.failed.append((path, reason))
-        done += 1
-        worked += 1
-        eta = (summary.total - done) * (time.monotonic() - work_start) / worked
-        report(progress, done, summary.total, f"{os.path.basename(path)} (eta {eta:.0f} s)")
+        done += 1  # an output found already there joins already_done: no work of this run either
+        report(progress, done - summary.already_done, summary.total - summary.already_done,
+               os.path.basename(path))
+    # an output only touched since its run is still the batch's own file: not "restored again"
+    summary.reopened = [(output, what) for output, what in summary.reopened if output not in adopted]
     this_run = {p for p, _ in summary.skipped} | {p for p, _ in summary.failed}
     with leases.guarded(catalog, lease) as session:
         finished = jobs.finish_job(session, job_id)

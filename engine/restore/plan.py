@@ -26,6 +26,7 @@ import numpy as np
 from engine.errors import UsageError
 from engine.faces.types import Face
 from engine.restore.options import RestoreOptions
+from engine.text import plural
 
 if TYPE_CHECKING:
     from engine.restore.identity_check import IdentityVerdict, Try
@@ -149,7 +150,7 @@ def limit_faces(faces: list[PlannedFace], options: RestoreOptions) -> list[Plann
     for i in chosen[options.max_faces:]:
         f = faces[i]
         faces[i] = replace(f, action="skipped", identity=None,
-                           reason=f"{f.reason}; not restored (limit of {options.max_faces} faces per photo)")
+                           reason=f"{f.reason}; not restored (limit of {plural(options.max_faces, 'face')} per photo)")
     return faces
 
 

@@ -26,6 +26,10 @@ def test_batch_killed_and_resumed(shared, tmp_path, tiny_pack, run_cli):
     ryder = add_photos(shared, album / "misc", "Winona_Ryder", lfw_numbers(shared, "Winona_Ryder")[:1])
     inputs = {p: p.read_bytes() for p in [*cheney, *ryder]}
     out, db = tmp_path / "out", tmp_path / "catalog.sqlite3"
+    # the album's faces found with dlib (the tiny pack's ArcFace has random weights: its people would be noise);
+    # the batch's pre-scan then keeps the catalog's model although the pack has an InsightFace part
+    code, _, err = run_cli("scan", str(album), "--catalog", str(db), "--faces", "dlib", "--workers", "1")
+    assert code == 0, err
     args = ["batch", str(album), "--out", str(out), "--catalog", str(db), "--models", str(tiny_pack),
             "--steps", "2", "--seed", "3", "--unmatched", "skip"]
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
@@ -76,9 +80,18 @@ def test_batch_killed_and_resumed(shared, tmp_path, tiny_pack, run_cli):
     assert all(p.read_bytes() == data for p, data in inputs.items())  # inputs untouched
     # running it again does nothing more
     code, stdout, _ = run_cli(*args)
-    # a new job over the same album: the outputs already there are done, Ryder's photo is skipped again;
-    # each photo counted once (issue 14 item 13: no photo both "skipped" and "done before")
-    assert code == 0 and "3 photos: 0 restored, 1 skipped, 0 failed in this run (2 done before this run)" in stdout
+    # the same job again (issue 19: not a new job): every photo was done before, Ryder's skipped in an earlier
+    # run; each photo counted once (issue 14 item 13: no photo both "skipped" and "done before"), and it says so
+    assert code == 0 and "3 photos: 0 restored, 0 skipped, 0 failed in this run (3 done before this run)" in stdout
+    assert f"skipped in an earlier run: {ryder[0]}" in stdout and "batch 1 had finished already" in stdout
+    # --verbose (and `jobs resume --verbose`) print the faces of the photos restored in earlier runs too
+    for verbose in ([*args, "--verbose"], ["jobs", "resume", "1", "--catalog", str(db), "--verbose"]):
+        code, stdout, err = run_cli(*verbose)
+        assert code == 0, err
+        lines = stdout.splitlines()
+        for path in cheney:
+            at = lines.index(f"restored in an earlier run: {path} → {out / path.relative_to(album)}")
+            assert lines[at + 1].startswith("  face 1: ") and "seed" in lines[at + 1], stdout
 
 
 def test_batch_needs_a_model_pack_and_a_separate_output(tmp_path, run_cli):

@@ -164,13 +164,13 @@ def test_an_output_written_before_a_kill_counts_only_while_it_is_the_recorded_fi
     first = batch.get_job(catalog, job_id).items[0]
     assert [(f.action, f.reason) for f in first.faces] == [("blind", "copied")]  # its faces, recorded before
 
-    # a truncated output of a finished job: a new job over the same folder restores that photo again, beside
-    # the damaged file (no longer the file a batch wrote: it is kept); the whole ones are kept and done
+    # a truncated output of a finished job: the same command again (the same job, re-run) restores that photo
+    # again, beside the damaged file (no longer the file a batch wrote: it is kept); the whole ones stay done
     damaged = tmp_path / "out" / names[1]
     damaged.write_bytes(damaged.read_bytes()[:2000])
     album = tmp_path / "album"
     second = batch.start_or_resume(catalog, [album], tmp_path / "out", RestoreOptions(steps=1), scan_first=False)
-    assert second != job_id
+    assert second == job_id  # not a second job over the same photos and files
     third = CopyRestorer()
     summary = batch.run_job(catalog, second, third)
     assert third.calls == [names[1]] and summary.restored == 1 and summary.already_done == 2
@@ -178,10 +178,10 @@ def test_an_output_written_before_a_kill_counts_only_while_it_is_the_recorded_fi
     assert summary.kept_beside == [(str(damaged), str(beside))]
     assert damaged.stat().st_size == 2000
     assert read_image(beside).pixels.shape == read_image(album / names[1]).pixels.shape
-    with catalog.session() as session:  # each photo one restoration per job, no more
+    with catalog.session() as session:  # one restoration per photo, and one more for the one restored again
         per_photo = session.execute(select(Restoration.photo_id, func.count(Restoration.id))
                                     .group_by(Restoration.photo_id)).all()
-    assert sorted(n for _, n in per_photo) == [2, 2, 2]
+    assert sorted(n for _, n in per_photo) == [1, 1, 2]
 
 
 def test_a_job_cancelled_from_another_process_stops_at_the_next_heartbeat(catalog, job):

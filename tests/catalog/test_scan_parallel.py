@@ -251,7 +251,7 @@ def test_people_recluster_retries_every_unknown_face(shared, tmp_path, analyzer,
         catalog.close()
     code, out, err = run_cli("people", "recluster", "--catalog", db)
     assert code == 0, err
-    assert "dlib/resnet-128: 1 faces re-tried, 1 joined people" in out
+    assert "dlib/resnet-128: 1 face re-tried, 1 joined people" in out
     catalog = open_catalog(db)
     try:
         with catalog.session() as s:

@@ -84,6 +84,6 @@ def test_a_folder_or_photo_given_with_a_name_not_utf8_is_left_out(shared, tmp_pa
     photo = os.fsdecode(os.path.join(album_bytes, b"caf\xe9.jpg"))
     done = _faceme("scan", folder, photo, ordinary[0], "--catalog", catalog, "--workers", "1")
     assert done.returncode == 0, done.stderr
-    assert "scanned: 1 photos, 1 new" in done.stdout and "3 left out (3 name not valid UTF-8)" in done.stdout, \
+    assert "scanned: 1 photo, 1 new" in done.stdout and "3 left out (3 name not valid UTF-8)" in done.stdout, \
         done.stdout
     assert _photo_paths(catalog) == [str(ordinary[0])]

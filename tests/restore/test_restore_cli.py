@@ -83,7 +83,7 @@ def test_restore_reports_the_person_and_changes_the_face(shared, tiny_pack, tmp_
     lines = [line for line in stdout.splitlines() if line.startswith("face ")]
     assert len(lines) >= 5
     assert sum("restored as anna" in line for line in lines) == 1
-    assert sum("left alone" in line and "limit of 1 faces" in line for line in lines) == len(lines) - 1
+    assert sum("left alone" in line and "limit of 1 face per photo" in line for line in lines) == len(lines) - 1
     source, result = read_image(photo).pixels, read_image(out).pixels
     assert result.shape == source.shape and not np.array_equal(result, source)
 
