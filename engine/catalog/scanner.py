@@ -329,13 +329,32 @@ def _like_prefix(folder: str) -> str:
     return escaped.rstrip(os.sep) + os.sep + "%"
 
 
-def _carry_over(session, old_faces: list[Face], new_faces: list[Face], model: str) -> None:
+#: what a face row holds of its analysis (the rest: its photo, its id, the user's decisions about it)
+_ANALYSIS_COLUMNS = ("x1", "y1", "x2", "y2", "score", "landmarks", "quality", "sharpness", "frontalness", "yaw",
+                     "embedding", "embedding_model", "clustered")
+
+
+def _carry_over(session, old_faces: list[Face], new_faces: list[Face], model: str,
+                fresh: list[Face] = ()) -> dict[int, Face]:
     """Re-analysis: each old-model face's people, corrections and references go to the new-model face
-    overlapping it most (IoU ≥ PAIR_IOU, best pairs first); the people now belong to `model`."""
+    overlapping it most (IoU ≥ PAIR_IOU, best pairs first); the people now belong to `model`. A new face
+    that is new to the photo (`fresh`) is folded into the old face's row instead, so the face keeps the
+    id the user knows it by (`faceme people … PHOTO#N`, face #id); returns {old face id: the new face
+    folded into it}."""
     from engine.catalog.models import Person
 
+    kept: dict[int, Face] = {}
     for i, j in pair_by_overlap([o.box for o in old_faces], [n.box for n in new_faces]).items():
         old, new = old_faces[i], new_faces[j]
+        if any(new is f for f in fresh):
+            for column in _ANALYSIS_COLUMNS:
+                setattr(old, column, getattr(new, column))
+            for assignment in session.scalars(select(Assignment).where(Assignment.face_id == old.id)):
+                person = session.get(Person, assignment.person_id)
+                if person is not None and person.embedding_model != model:
+                    person.embedding_model = model
+            kept[old.id] = new
+            continue
         taken = {a.person_id: a for a in session.scalars(select(Assignment).where(Assignment.face_id == new.id))}
         for assignment in session.scalars(select(Assignment).where(Assignment.face_id == old.id)).all():
             person = session.get(Person, assignment.person_id)
@@ -354,6 +373,7 @@ def _carry_over(session, old_faces: list[Face], new_faces: list[Face], model: st
             if reference.person_id not in refs:
                 reference.face_id = new.id
         session.flush()
+    return kept
 
 
 class Scanner:
@@ -700,6 +720,7 @@ class Scanner:
 
         unmatched_old = list(old_faces)
         stored: list[Face] = []
+        fresh: list[Face] = []  # faces new to the photo in this analysis
         for detected, quality in analysis.faces:
             values = dict(x1=detected.box[0], y1=detected.box[1], x2=detected.box[2], y2=detected.box[3],
                           score=detected.score, landmarks=np.asarray(detected.landmarks).round(2).tolist(),
@@ -719,15 +740,22 @@ class Scanner:
                 face = Face(**values)
                 photo.faces.append(face)
                 stored.append(face)
+                fresh.append(face)
                 result.faces_added += 1
         for face in unmatched_old:
             session.execute(Reference.__table__.delete().where(Reference.face_id == face.id))
             session.delete(face)
         if self.reanalyse and other_faces:
             session.flush()
-            _carry_over(session, other_faces, stored, model)
+            kept = _carry_over(session, other_faces, stored, model, fresh)
+            for face in fresh:
+                if any(face is folded for folded in kept.values()):  # its values now live in the old row
+                    photo.faces.remove(face)
+                    session.delete(face)
+                    result.faces_added -= 1
             for face in other_faces:
-                session.delete(face)
+                if face.id not in kept:
+                    session.delete(face)
         photo.analysed_with = " ".join(sorted(set(photo.analysed_with.split() if photo.analysed_with else [])
                                               | {model}))
 

@@ -26,6 +26,14 @@ def _decisions(catalog) -> dict:
     return out
 
 
+def _face_ids(catalog) -> dict[int, str]:
+    """{face id: photo name} of the faces the user decided something about (a name, a rejection, a pick)."""
+    with catalog.session() as s:
+        decided = {a.face_id for a in s.scalars(select(Assignment)) if a.origin.value != "machine"}
+        decided |= {r.face_id for r in s.scalars(select(Reference))}
+        return {f.id: f.photo.path.rsplit("/", 1)[1] for f in s.scalars(select(Face).where(Face.id.in_(decided)))}
+
+
 @pytest.fixture
 def dlib_album(shared, tmp_path, catalog, analyzer):
     album = tmp_path / "album"
@@ -54,6 +62,7 @@ def test_reanalysing_with_insightface_keeps_every_decision(dlib_album, catalog, 
 
     before = _decisions(catalog)
     assert len(before["assignments"]) >= 3 and len(before["references"]) == 2
+    ids_before = _face_ids(catalog)
     arcface = make_face_analyzer("antelopev2", tiny_pack)
     seen = []
     with pytest.raises(CancelledError):  # stopped part-way ...
@@ -71,5 +80,7 @@ def test_reanalysing_with_insightface_keeps_every_decision(dlib_album, catalog, 
         assert {f.embedding_model for f in s.scalars(select(Face))} == {arcface.embedding_model}
         assert {p.embedding_model for p in s.scalars(select(Person))} == {arcface.embedding_model}
         assert {p.analysed_with for p in s.scalars(select(Photo))} == {arcface.embedding_model}
+    # issue 19: the faces keep the ids the user knows them by (PHOTO#N, face #id): rows are updated in place
+    assert _face_ids(catalog) == ids_before
     # done: nothing left to re-analyse
     assert scan(catalog, [dlib_album], analyzer=arcface, workers=1).unchanged == 6
