@@ -13,11 +13,13 @@ from engine.people.corrections import faces_by_id, person_by_id
 from engine.people.listing import FaceRow, ReferenceRow
 
 
-def rename(catalog, person_id: int, name: str) -> None:
+def rename(catalog, person_id: int, name: str) -> list[int]:
+    """Rename a person; returns the ids of the other people with that name (a merge to offer)."""
     from engine.people import corrections
 
     with catalog.transaction() as session:
-        corrections.rename(session, person_by_id(session, person_id), name)
+        person = corrections.rename(session, person_by_id(session, person_id), name)
+        return [other.id for other in corrections.namesakes(session, person)]
 
 
 def merge(catalog, into_id: int, other_ids: list[int]) -> None:

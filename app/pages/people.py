@@ -265,7 +265,19 @@ class PeoplePage(Page):
         card, name = self.current, self.name_edit.text().strip()
         if card is None or card.is_unknown or not name or name == card.name:
             return
-        self._run(lambda catalog: people_actions.rename(catalog, card.id, name), f"Renaming {card.name}")
+        self._run(lambda catalog: people_actions.rename(catalog, card.id, name), f"Renaming {card.name}",
+                  on_result=lambda namesakes: self._offer_namesake_merge(card.id, name, namesakes))
+
+    def _offer_namesake_merge(self, person_id: int, name: str, namesakes: list[int]) -> None:
+        """Names may repeat (two Sams), but a second "Ann" is more often Ann split in two: ask."""
+        if namesakes and self.confirm_namesake_merge(name, len(namesakes)):
+            self._run(lambda catalog: people_actions.merge(catalog, person_id, namesakes), f"Merging into {name}")
+
+    def confirm_namesake_merge(self, name: str, others: int) -> bool:
+        who = "Another person is" if others == 1 else f"{others} other people are"
+        answer = QMessageBox.question(self, "Same name", f"{who} also named {name}. Are they the same person? "
+                                      "Yes merges them into one; No keeps them apart (names may repeat).")
+        return answer == QMessageBox.StandardButton.Yes
 
     def toggle_hidden(self) -> None:
         card = self.current
