@@ -82,6 +82,7 @@ class ScanResult:
     moved: int = 0
     copies: int = 0           # counted in `added` too: new files whose faces were copied
     missing: int = 0
+    reanalysed: int = 0       # unchanged files analysed with the catalog's new face model (a re-analysis)
     faces_added: int = 0
     workers: int = 1
     unreadable: list[tuple[str, str]] = field(default_factory=list)
@@ -97,7 +98,7 @@ class ScanResult:
     def accounted(self) -> int:
         """Photos the summary accounts for; equals `files` (every photo is in exactly one count; the
         files found that are not taken as photos are counted in `left_out`)."""
-        return (self.unchanged + self.added + self.changed + self.touched + self.moved
+        return (self.unchanged + self.added + self.changed + self.touched + self.moved + self.reanalysed
                 + len(self.unreadable))
 
     def left_out_text(self) -> str:
@@ -112,6 +113,8 @@ class ScanResult:
                  f"{self.moved} moved", f"{self.touched} touched (same content)", f"{self.unchanged} unchanged",
                  f"{len(self.unreadable)} unreadable", self.left_out_text(), f"{self.missing} missing",
                  f"{plural(self.faces_added, 'face')} added"]
+        if self.reanalysed:
+            parts.append(f"{self.reanalysed} re-analysed with the new face model")
         if self.copies:
             parts.append(f"{self.copies} of the new are copies")
         if self.outside_links:
@@ -692,6 +695,7 @@ class Scanner:
             old_faces: list[Face] = []
             other_faces: list[Face] = []
         else:
+            changed = photo.content_hash not in (None, digest) or photo.status == PhotoStatus.unreadable
             if photo.content_hash not in (None, digest):
                 result.changed += 1
                 # New content: faces of other models are stale (they will be re-made when scanned
@@ -705,6 +709,8 @@ class Scanner:
             other_faces = [f for f in photo.faces if f.embedding_model != model]
             if self.reanalyse:
                 old_models = set()  # the photo moves to this model; people move with the faces (below)
+                if not changed:  # a changed photo is counted as changed
+                    result.reanalysed += 1
             else:
                 for face in other_faces:
                     if face.embedding_model not in old_models:

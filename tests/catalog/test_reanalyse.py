@@ -75,6 +75,8 @@ def test_reanalysing_with_insightface_keeps_every_decision(dlib_album, catalog, 
     result = reanalyse_album(catalog, [dlib_album], arcface, workers=2)  # ... and resumed, in 2 processes
     assert result.workers == 2
     assert result.unchanged >= 1 and result.unchanged + result.changed + result.added <= 6
+    assert result.reanalysed == 6 - result.unchanged and result.accounted() == result.files  # every photo counted
+    assert f"{result.reanalysed} re-analysed with the new face model" in result.summary()
     assert _decisions(catalog) == before
     with catalog.session() as s:
         assert {f.embedding_model for f in s.scalars(select(Face))} == {arcface.embedding_model}
