@@ -51,3 +51,29 @@ def window_with_dropped_photo(qtbot, tmp: Path, models_dir: Path, photo: Path, *
     window.handle_dropped_paths([photo])
     wait_idle(qtbot, window)
     return window
+
+
+def one_photo_job(env: Path, models_dir: Path | None = None) -> int:
+    """A batch job of one photo, as `faceme batch` leaves it in the catalog (with the job's own models folder
+    when given)."""
+    import numpy as np
+
+    from engine.catalog.db import open_catalog
+    from engine.catalog.models import BatchItem, BatchJob, Face, Photo
+    from engine.restore.options import RestoreOptions
+
+    options = RestoreOptions(steps=1) if models_dir is None else RestoreOptions(steps=1, models_dir=str(models_dir))
+    catalog = open_catalog(env / "catalog.sqlite3")
+    try:
+        with catalog.transaction() as session:
+            photo = Photo(path=str(env / "album" / "a.jpg"), size=1, mtime_ns=1)
+            photo.faces.append(Face(x1=1, y1=2, x2=300, y2=400, score=0.9, landmarks=[[1, 2]] * 5,
+                                    embedding=Face.pack(np.ones(128) / np.sqrt(128)),
+                                    embedding_model="dlib/resnet-128"))
+            job = BatchJob(out_dir=str(env / "out"), roots=[str(env / "album")], options=options.to_dict())
+            session.add_all([photo, job])
+            session.flush()
+            session.add(BatchItem(job_id=job.id, photo_id=photo.id, relative_output="a.jpg"))
+            return job.id
+    finally:
+        catalog.close()

@@ -10,37 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-from app_testkit import make_window, wait_idle
+from app_testkit import make_window, one_photo_job, wait_idle
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _job_in_catalog(env: Path, models_dir: Path) -> int:
-    from engine.catalog.db import open_catalog
-    from engine.catalog.models import BatchItem, BatchJob, Face, Photo
-    from engine.restore.options import RestoreOptions
-
-    catalog = open_catalog(env / "catalog.sqlite3")
-    try:
-        with catalog.transaction() as session:
-            photo = Photo(path=str(env / "album" / "a.jpg"), size=1, mtime_ns=1)
-            photo.faces.append(Face(x1=1, y1=2, x2=300, y2=400, score=0.9, landmarks=[[1, 2]] * 5,
-                                    embedding=Face.pack(np.ones(128) / np.sqrt(128)),
-                                    embedding_model="dlib/resnet-128"))
-            job = BatchJob(out_dir=str(env / "out"), roots=[str(env / "album")],
-                           options=RestoreOptions(steps=1, models_dir=str(models_dir)).to_dict())
-            session.add_all([photo, job])
-            session.flush()
-            session.add(BatchItem(job_id=job.id, photo_id=photo.id, relative_output="a.jpg"))
-            return job.id
-    finally:
-        catalog.close()
-
-
 def test_a_batch_run_elsewhere_is_shown_not_resumed_and_later_resumed_with_its_own_models(qtbot, env, tiny_pack):
     job_models = env / "the-jobs-own-models"
-    job_id = _job_in_catalog(env, job_models)
+    job_id = one_photo_job(env, job_models)
     holder = subprocess.Popen([sys.executable, "-m", "engine.testing.lease_holder", str(env / "catalog.sqlite3"),
                                str(job_id)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
