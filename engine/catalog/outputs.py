@@ -24,7 +24,6 @@ in one write transaction.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -33,7 +32,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from engine.catalog.models import BatchItem, BatchJob, JobStatus, OutputClaim, Photo
-from engine.errors import UsageError
+from engine.errors import ImageReadError, UsageError
 
 #: file systems of these platforms ignore case by default: "IMG_1.JPG" and "img_1.jpg" are one file
 _CASE_INSENSITIVE = sys.platform in ("win32", "darwin")
@@ -183,15 +182,14 @@ def holds(session, item_id: int, path: str) -> bool:
 
 
 def file_sha256(path: str | os.PathLike) -> str | None:
-    """The SHA-256 of a file's bytes; None when it cannot be read (missing, a folder, no permission)."""
-    digest = hashlib.sha256()
+    """The SHA-256 of a file's bytes (engine.imageio.content_hash); None when it cannot be read (missing,
+    a folder, no permission)."""
+    from engine.imageio import content_hash
+
     try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    except OSError:
+        return content_hash(path)
+    except ImageReadError:
         return None
-    return digest.hexdigest()
 
 
 def known_hashes(session, photo_id: int, path: str) -> set[str]:

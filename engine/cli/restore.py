@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from pathlib import Path
 
 from engine.cli.options import add_check_options, add_json_option, add_models_option, add_restoration_options
@@ -183,8 +184,6 @@ def run(args: argparse.Namespace) -> int:
 def _restore_as_the_album_says(args: argparse.Namespace, settings, options):
     """The batch's path for one photo: the album's plan (scanning the photo in when it is new), the
     output written, the restoration recorded with its faces."""
-    import os
-
     from engine.catalog.face_model import analyzer_for_catalog
     from engine.catalog.jobs import record_restoration
     from engine.catalog.scanner import scan
@@ -220,8 +219,6 @@ def _restore_as_the_album_says(args: argparse.Namespace, settings, options):
 
 def _album_photo_id(catalog, photo: Path) -> int | None:
     """The catalog's photo at this path (as the scanner records paths), when it is there and readable."""
-    import os
-
     from sqlalchemy import select
 
     from engine.catalog.models import Photo, PhotoStatus
