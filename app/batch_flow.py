@@ -151,11 +151,14 @@ def running_elsewhere(catalog) -> set[int]:
 
 
 def unfinished_job(catalog) -> int | None:
-    """The newest batch that was still running when the app last closed (or crashed), if any; never one
-    that another live process runs (it is shown as running elsewhere, not resumed here)."""
+    """The newest batch that the app itself was running when it last closed (or crashed), if any; never
+    one that another live process runs (shown as running elsewhere), nor one last run by `faceme batch`
+    or `faceme jobs resume` and stopped there (Ctrl-C, a kill): that one stays "interrupted — resume"
+    until the user resumes it (engine.catalog.leases.run_by)."""
     from engine.catalog import jobs
+    from engine.catalog.leases import APP
 
-    return jobs.unfinished_job(catalog, skip=running_elsewhere(catalog))
+    return jobs.unfinished_job(catalog, skip=running_elsewhere(catalog), run_by=APP)
 
 
 def batch_options(settings, steps: int, guidance: float, unmatched: str = "blind", color_fix: bool = True,
@@ -181,6 +184,7 @@ def run_job(catalog, job_id: int, settings, model, progress=None, cancel=None, o
     reason)` after each one, `on_photo(item_id, name, done, total, message)` during one. A stop raises
     CancelledError (the photo in flight stays pending: Resume or the next start redoes it)."""
     from engine.catalog import jobs
+    from engine.catalog.leases import APP, running_as
     from engine.restore.batch import run_job as run
 
     def photo_progress(photo_id, name, done, total, message):
@@ -189,7 +193,8 @@ def run_job(catalog, job_id: int, settings, model, progress=None, cancel=None, o
 
     photo_ids = jobs.item_ids_by_photo(catalog, job_id)
     restorer = StudioRestorer(settings, model, on_photo=photo_progress)
-    summary = run(catalog, job_id, restorer, progress=progress, cancel=cancel, on_item=on_item)
+    with running_as(APP):  # recorded with the job: the app carries it on at its next start if it closes now
+        summary = run(catalog, job_id, restorer, progress=progress, cancel=cancel, on_item=on_item)
     return summary.lines()[0]
 
 
@@ -216,6 +221,7 @@ def retry_face(catalog, job_id: int, item_id: int, settings, model, progress=Non
     RETRY_TRIES), through the app's shared model; the new result replaces the output and is recorded
     (the Queue then shows it). Returns a line about the photo's faces now."""
     from engine.catalog import jobs
+    from engine.catalog.leases import APP, running_as
     from engine.restore.batch import restore_item_again
     from engine.restore.options import RestoreOptions
 
@@ -226,8 +232,9 @@ def retry_face(catalog, job_id: int, item_id: int, settings, model, progress=Non
             progress(done, total, f"{name}: {message}")
 
     restorer = StudioRestorer(settings, model, on_photo=photo_progress)
-    result = restore_item_again(catalog, job_id, item_id, restorer, tries=max(options.tries, RETRY_TRIES),
-                                cancel=cancel)
+    with running_as(APP):
+        result = restore_item_again(catalog, job_id, item_id, restorer, tries=max(options.tries, RETRY_TRIES),
+                                    cancel=cancel)
     verdicts = [f.check.verdict for f in result.faces if f.check is not None]
     log.info("batch %d item %d restored again: %s", job_id, item_id, verdicts)
     doubtful = sum(v != "kept" for v in verdicts)

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.catalog.face_model import UnfinishedMove
 from engine.catalog.views import PhotoRow, photo_rows
 from engine.people.listing import FaceRow, PersonCard, ReferenceRow, people_cards
 
@@ -48,6 +49,9 @@ class FaceModelView:
     installed_pack: str | None
     #: photos in the catalog: what a re-analysis reads again
     photos: int
+    #: a re-analysis that stopped part-way (from the app or `faceme catalog reanalyse`): how many photos
+    #: still use the old model (engine.catalog.face_model.unfinished_move); None when there is none
+    unfinished: UnfinishedMove | None = None
 
     @property
     def analyser(self) -> str | None:
@@ -55,6 +59,17 @@ class FaceModelView:
         from engine.catalog.face_model import analyzer_name
 
         return analyzer_name(self.model) if self.model else None
+
+    @property
+    def unfinished_pack(self) -> str | None:
+        """The face model a stopped re-analysis moves the album to, when the app can go on with it: an
+        installed InsightFace pack (or dlib, always there)."""
+        from engine.catalog.face_model import analyzer_name
+
+        if self.unfinished is None:
+            return None
+        target = analyzer_name(self.unfinished.model)
+        return target if target in ("dlib", self.installed_pack) else None
 
     @property
     def better_pack(self) -> str | None:
@@ -72,7 +87,8 @@ class FaceModelView:
         """An estimate of a re-analysis with `pack` on `workers` processes (0: one per core), in whole
         minutes (at least 1): the photo count times a measured per-photo cost, not a measurement."""
         workers = workers or os.cpu_count() or 1
-        seconds = self.photos * REANALYSIS_SECONDS_PER_PHOTO.get(pack, 1.0) / workers
+        photos = self.unfinished.behind if self.unfinished is not None else self.photos  # what is left to move
+        seconds = photos * REANALYSIS_SECONDS_PER_PHOTO.get(pack, 1.0) / workers
         return max(1, math.ceil(seconds / 60))
 
 
@@ -95,13 +111,13 @@ def outside_albums(catalog, albums: list[str], removed: list[str]) -> list[str]:
 
 
 def face_model_view(catalog, models_dir: str | Path | None) -> FaceModelView:
-    from engine.catalog.face_model import catalog_face_model
+    from engine.catalog.face_model import recorded_model, unfinished_move
     from engine.faces.choice import installed_insightface_pack
 
     pack = installed_insightface_pack(Path(models_dir)) if models_dir else None
     with catalog.session() as session:
         photos = len(photo_rows(session))
-    return FaceModelView(catalog_face_model(catalog), pack, photos)
+        return FaceModelView(recorded_model(session), pack, photos, unfinished_move(session))
 
 
 def library_view(catalog, albums: list[str], removed: list[str], selected: str, models_dir: str | None

@@ -38,6 +38,13 @@ def describe(exc: BaseException, doing: str = "") -> UserMessage:
     """A plain-language message for `exc`; `doing` says what the user asked for ("Restoring photo")."""
     details = "".join(traceback.format_exception(exc))
     prefix = f"{doing}: " if doing else ""
+    if not isinstance(exc, errors.FaceMeError) and type(exc).__name__ == "IntegrityError":
+        from engine.catalog.db import conflict_error_from
+
+        exc = conflict_error_from(exc, None) or exc  # a change another process made first: not a bug
+    if isinstance(exc, errors.CatalogError):
+        title = "the catalog changed meanwhile" if exc.reason == "conflict" else "the catalog cannot be used"
+        return UserMessage(f"{prefix}{title}", _what(exc), "Your photos were not changed.", exc.path, details)
     if isinstance(exc, errors.ModelPackError):
         part = f" ({exc.part})" if exc.part else ""
         return UserMessage(f"{prefix}a model part is missing{part}", _what(exc),
@@ -79,6 +86,8 @@ def describe(exc: BaseException, doing: str = "") -> UserMessage:
         return UserMessage(f"{prefix}a file could not be used", exc.strerror or str(exc),
                            "Check that the file or folder exists and that you may use it.",
                            Path(exc.filename), details)
-    return UserMessage(f"{prefix}something went wrong", f"An unexpected problem: {exc.__class__.__name__}: {exc}",
+    first_line = (str(exc).strip().splitlines() or [""])[0]  # a driver's error goes on with its SQL
+    return UserMessage(f"{prefix}something went wrong",
+                       f"An unexpected problem: {exc.__class__.__name__}: {first_line}",
                        "Try again; if it keeps happening, open Help → Log file and send it to us.",
                        None, details)

@@ -71,7 +71,8 @@ class CatalogError(FaceMeError):
     """The catalog database cannot be used as it is: the disk is full, the file is not a catalog, is
     truncated or damaged, or another process held it locked too long. The message names the file and
     says what to do; `reason` is a short machine word ("disk-full", "not-a-database", "damaged",
-    "locked", "read-only", "cannot-open", "unknown-schema", "io-error", "missing-folder", "server")."""
+    "locked", "read-only", "cannot-open", "unknown-schema", "io-error", "missing-folder", "server", "conflict":
+    another process changed the rows this change relied on)."""
 
     exit_code = 5
 

@@ -58,7 +58,7 @@ Writing (`write_image`)
 -----------------------
 - Atomic: the picture is encoded into a temporary file in the destination folder
   (``.NAME.XXXXXXXX.faceme-partial``, hidden, not an image suffix, so scanners skip it), flushed,
-  fsync'ed, read back (size, the very bytes encoded, and a full decode), given the usual permissions
+  fsync'ed, read back (size and the very bytes encoded: not decoded again), given the usual permissions
   (0666 minus the umask) and renamed over the target with ``os.replace``; the folder is fsync'ed
   too. ``write_image_with_hash`` returns the SHA-256 of what was written (``encode_image`` then
   ``write_encoded`` do the same in two steps, for a caller that records the hash before the file
@@ -941,7 +941,9 @@ def _save_options(fmt: str, picture: Image.Image, like: LoadedImage | None,
         if quality is None:
             estimated = like.jpeg_quality if like is not None else None
             quality = 95 if estimated is None else int(min(95, max(75, estimated)))
-        options.update(quality=int(quality), subsampling=0 if quality >= 90 else 2, optimize=True)
+        # No `optimize`: its second Huffman pass doubles the encode time for files 2-3 % smaller, and
+        # the decoded pixels are the same either way.
+        options.update(quality=int(quality), subsampling=0 if quality >= 90 else 2)
     elif fmt == "WEBP":
         options.update(quality=int(quality if quality is not None else 95), method=4)
     elif fmt in ("HEIF", "AVIF"):
@@ -1041,7 +1043,7 @@ def encode_image(path: str | Path, pixels: np.ndarray, like: LoadedImage | None 
 
 def write_encoded(encoded: EncodedImage) -> WrittenImage:
     """Write an encoded image atomically: temporary file, fsync, read back (the size must match, the
-    bytes must be the encoded ones, and they must decode), rename, fsync of the folder. Any failure
+    bytes must be the encoded ones), rename, fsync of the folder. Any failure
     removes the temporary, keeps an earlier file of that name, and raises ImageWriteError."""
     staged = stage_encoded(encoded)
     try:
@@ -1118,7 +1120,7 @@ def _rename_without_replacing(temp: Path, target: Path) -> None:
 
 def stage_encoded(encoded: EncodedImage) -> StagedImage:
     """Write an encoded image to a hidden temporary beside its output, fsync it and read it back (the
-    size must match, the bytes must be the encoded ones, and they must decode). Any failure removes the
+    size must match, the bytes must be the encoded ones). Any failure removes the
     temporary and raises ImageWriteError; nothing of that name is touched."""
     path, data = encoded.path, encoded.data
     folder = path.parent if str(path.parent) else Path(".")
@@ -1143,18 +1145,16 @@ def stage_encoded(encoded: EncodedImage) -> StagedImage:
 
 
 def _check_written(temp: Path, data: bytes, fmt: str, path: Path) -> None:
-    """ImageWriteError unless the file on disk holds exactly `data` and decodes."""
+    """ImageWriteError unless the file on disk holds exactly `data`, the bytes the encoder made. Those
+    bytes are not decoded again: the file is byte for byte what the encoder produced, which is what a
+    decode of it would prove (a resumed batch's `verify_output` still decodes what it adopts)."""
     size = temp.stat().st_size
     if size != len(data):
         raise ImageWriteError(f"only {size} of {len(data)} bytes reached the disk (disk full?); "
                               "nothing was written", path)
-    on_disk = temp.read_bytes()
-    if on_disk != data:
+    if temp.read_bytes() != data:
         raise ImageWriteError("the file read back differs from what was written (failing disk?); "
                               "nothing was written", path)
-    problem = _decode_problem(on_disk)
-    if problem is not None:
-        raise ImageWriteError(f"the written {fmt} does not decode ({problem}); nothing was written", path)
 
 
 def _decode_problem(data: bytes) -> str | None:

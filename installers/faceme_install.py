@@ -1,6 +1,6 @@
 """Install FaceMe Studio into its own virtual environment in the platform's data folder.
 
-    python3 installers/faceme_install.py [--prefix DIR] [--wheel WHEEL] [--dry-run]
+    python3 installers/faceme_install.py [--prefix DIR] [--wheel WHEEL] [--gpu | --cpu] [--dry-run]
 
 Called by install.sh and install.ps1 (which only find a suitable Python); runnable directly too.
 Standard library only. Rerunning upgrades the installation in place. Nothing is downloaded but Python
@@ -8,7 +8,10 @@ packages from the package index: the model weights are fetched later, from insid
 licences are shown and accepted.
 
 The pins come from the same places `scripts/dev.py` uses: `constraints.txt` (torch exactly) and
-dev.py's NO_DEPS list (insightface installed without its declared requirements).
+dev.py's NO_DEPS list (insightface installed without its declared requirements). `--gpu` installs
+onnxruntime-gpu (face detection and ArcFace on CUDA) instead of the CPU onnxruntime, by dev.py's rule:
+one build per environment, the other uninstalled first; without --gpu / --cpu a rerun keeps the
+build the environment has.
 """
 
 from __future__ import annotations
@@ -74,15 +77,20 @@ def default_models_dir() -> Path:
     return Path(os.environ.get("FACEME_MODELS") or default_layout(None).data / "models")
 
 
-def no_deps_requirements(root: Path = ROOT) -> list[str]:
-    """dev.py's list of packages installed without their declared requirements (the single source)."""
+def dev_script(root: Path = ROOT):
+    """scripts/dev.py as a module: the single source of the install rules both share."""
     dev = root / "scripts" / "dev.py"
     spec = importlib.util.spec_from_file_location("faceme_dev_script", dev)
     if spec is None or spec.loader is None or not dev.is_file():
         raise SystemExit(f"{dev}: missing; run the installer from a FaceMe Studio source folder")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return list(module.NO_DEPS["core"])
+    return module
+
+
+def no_deps_requirements(root: Path = ROOT) -> list[str]:
+    """dev.py's list of packages installed without their declared requirements (the single source)."""
+    return list(dev_script(root).NO_DEPS["core"])
 
 
 def stage_source(source: Path, into: Path) -> Path:
@@ -243,7 +251,9 @@ def licence_notice(manifest: dict, models_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def install(layout: Layout, source: Path, wheel: Path | None, dry_run: bool) -> None:
+def install(layout: Layout, source: Path, wheel: Path | None, dry_run: bool, flavour: str | None = None) -> None:
+    """Install into `layout`; `flavour`: the onnxruntime build, "gpu" or "cpu" (None: the one the
+    environment has, else cpu)."""
     constraints = source / "constraints.txt"
     if not constraints.is_file():
         raise SystemExit(f"{constraints}: missing; the installer needs the project's constraints file")
@@ -251,7 +261,10 @@ def install(layout: Layout, source: Path, wheel: Path | None, dry_run: bool) -> 
         raise SystemExit(f"{wheel}: no such wheel")
     if dry_run:
         print("Dry run: nothing is changed; this is the plan.", flush=True)
-    no_deps = no_deps_requirements(source)
+    dev = dev_script(source)
+    no_deps = list(dev.NO_DEPS["core"])
+    flavour = dev.onnxruntime_flavour(layout.env, flavour)
+    extras = ",".join(dev.with_flavour(["app"], flavour))
     manifest = read_manifest(source, wheel)  # read first: a broken source fails before anything changes
     ensure_env(layout, dry_run)
     python = layout.env_bin("python")
@@ -263,9 +276,14 @@ def install(layout: Layout, source: Path, wheel: Path | None, dry_run: bool) -> 
                 print(f"+ {python} -m pip wheel --no-deps -w {tmp} <copy of {source}>", flush=True)
             else:
                 wheel = build_wheel(python, source, Path(tmp))
+        present = dev.installed_onnxruntime(layout.env)
+        if present - {dev.ONNXRUNTIME_FLAVOURS[flavour]}:
+            # both builds share onnxruntime/: every one goes before the wanted one is installed
+            run([str(python), "-m", "pip", "uninstall", "--disable-pip-version-check", "-q", "-y", *sorted(present)],
+                dry_run)
         # dependencies first (upgraded in place when the constraints change), then the app itself
         # forced, so a rerun with the same version number still replaces the app's files
-        pip_install(layout, "-c", str(constraints), f"{wheel}[app]", dry_run=dry_run)
+        pip_install(layout, "-c", str(constraints), f"{wheel}[{extras}]", dry_run=dry_run)
         pip_install(layout, "--no-deps", "--force-reinstall", str(wheel), dry_run=dry_run)
         pip_install(layout, "--no-deps", "-c", str(constraints), *no_deps, dry_run=dry_run)
     launchers = write_launchers(layout, dry_run)
@@ -287,13 +305,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", type=Path, default=ROOT,
                         help="the FaceMe Studio source folder (default: the one this installer is in)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    build = parser.add_mutually_exclusive_group()
+    build.add_argument("--gpu", dest="flavour", action="store_const", const="gpu",
+                       help="onnxruntime-gpu: face detection and ArcFace on an NVIDIA GPU (CUDA)")
+    build.add_argument("--cpu", dest="flavour", action="store_const", const="cpu",
+                       help="the CPU onnxruntime (the default for a new installation)")
     args = parser.parse_args(argv)
     if sys.version_info < (3, 11):
         print(f"FaceMe Studio needs Python >= 3.11; this is {sys.version.split()[0]}", file=sys.stderr)
         return 2
     layout = default_layout(args.prefix)
     try:
-        install(layout, args.source.resolve(), args.wheel.resolve() if args.wheel else None, args.dry_run)
+        install(layout, args.source.resolve(), args.wheel.resolve() if args.wheel else None, args.dry_run,
+                args.flavour)
     except subprocess.CalledProcessError as exc:
         print(f"install failed: {' '.join(map(str, exc.cmd))} exited with {exc.returncode}; "
               "rerun the installer to resume (it is safe to rerun)", file=sys.stderr)

@@ -10,11 +10,14 @@ See installers\README.md.
 .EXAMPLE
 powershell -ExecutionPolicy Bypass -File installers\install.ps1
 powershell -ExecutionPolicy Bypass -File installers\install.ps1 -Prefix C:\Temp\faceme -DryRun
+powershell -ExecutionPolicy Bypass -File installers\install.ps1 -Gpu     # onnxruntime-gpu (NVIDIA)
 #>
 param(
     [string]$Prefix,
     [string]$Wheel,
     [string]$Python,
+    [switch]$Gpu,
+    [switch]$Cpu,
     [switch]$DryRun
 )
 $ErrorActionPreference = 'Stop'
@@ -52,6 +55,8 @@ if (-not $found) {
 $installerArgs = @((Join-Path $here 'faceme_install.py'))
 if ($Prefix) { $installerArgs += @('--prefix', $Prefix) }
 if ($Wheel) { $installerArgs += @('--wheel', $Wheel) }
+if ($Gpu) { $installerArgs += '--gpu' }
+if ($Cpu) { $installerArgs += '--cpu' }
 if ($DryRun) { $installerArgs += '--dry-run' }
 $exe = $found[0]
 $pyArgs = @($found | Select-Object -Skip 1) + $installerArgs

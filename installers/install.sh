@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install (or upgrade in place) FaceMe Studio into its own environment; see installers/README.md.
-#   sh installers/install.sh [--prefix DIR] [--wheel WHEEL] [--dry-run]
+#   sh installers/install.sh [--prefix DIR] [--wheel WHEEL] [--gpu | --cpu] [--dry-run]
 # Finds a Python >= 3.11 (or the one in $FACEME_PYTHON) and hands over to faceme_install.py.
 set -eu
 here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)

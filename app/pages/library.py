@@ -282,14 +282,21 @@ class LibraryPage(Page):
     def _show_face_model(self, view: FaceModelView) -> None:
         self.face_model = view
         pending = self.context.preferences.reanalysis_pending
-        if pending:
+        if view.unfinished is not None:  # stopped part-way, here or with `faceme catalog reanalyse`
+            self.face_model_label.setText(f"{view.unfinished.text()} — re-analyse to finish")
+            target = view.unfinished_pack
+            self.face_model_label.setToolTip(
+                f"A re-analysis with {view.analyser} stopped part-way. Until it goes on, those photos keep their "
+                "faces and people as they were." + ("" if target else f" Install {view.analyser} (Models page) or "
+                                                                      f"run `{view.unfinished.command()}` to finish."))
+        elif pending:
             self.face_model_label.setText(f"Faces partly found with {pending}: the re-analysis stopped part-way")
             self.face_model_label.setToolTip("Continue it to move the rest of the album; scans wait until then.")
         elif view.analyser:
             self.face_model_label.setText(f"Faces found with {view.analyser}")
             self.face_model_label.setToolTip(f"The catalog's face model: {view.model}. Every scan uses it, in the "
                                              "app and with faceme scan, so that all the album's faces compare.")
-        self.face_model_label.setVisible(bool(view.analyser or pending))
+        self.face_model_label.setVisible(bool(view.analyser or pending or view.unfinished))
         pack = self.offered_pack()
         if pack:
             self.reanalyse_button.setText(self._reanalyse_text(pack))
@@ -298,9 +305,16 @@ class LibraryPage(Page):
         self._update_actions()
 
     def offered_pack(self) -> str | None:
-        """The pack to re-analyse with: one a stopped re-analysis began with, else a better installed one."""
-        return self.context.preferences.reanalysis_pending or (self.face_model.better_pack if self.face_model
-                                                               else None)
+        """The pack to re-analyse with: one a stopped re-analysis began with (here, or from the CLI), else a
+        better installed one."""
+        view = self.face_model
+        return (self.context.preferences.reanalysis_pending or (view.unfinished_pack or view.better_pack if view
+                                                                else None))
+
+    def reanalysis_unfinished(self) -> bool:
+        """A re-analysis stopped part-way (here, or with `faceme catalog reanalyse`)."""
+        return bool(self.context.preferences.reanalysis_pending
+                    or (self.face_model is not None and self.face_model.unfinished is not None))
 
     def _minutes(self, pack: str) -> int:
         return self.face_model.minutes(pack, self.context.preferences.scan_workers) if self.face_model else 1
@@ -308,7 +322,7 @@ class LibraryPage(Page):
     def _reanalyse_text(self, pack: str) -> str:
         minutes = self._minutes(pack)
         about = f"about {plural(minutes, 'minute')}"
-        if self.context.preferences.reanalysis_pending:
+        if self.reanalysis_unfinished():
             return f"Continue re-analysing the album with {pack} ({about})"
         return f"Re-analyse the album with {pack} (better accuracy, {about})"
 

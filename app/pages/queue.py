@@ -1,7 +1,8 @@
 """Queue: batch restorations of whole albums — per-photo and overall progress with the time left,
 pause, cancel, retry failed photos, open the results, and the faces to review (the identity check
-doubts they still look like the person) with one click to restore each again. Batches live in the catalog's job table, so a
-batch stopped by closing the app carries on at the next start."""
+doubts they still look like the person) with one click to restore each again. Batches live in the catalog's
+job table, so a batch stopped by closing the app carries on at the next start (one stopped in a terminal
+waits for Resume)."""
 
 from __future__ import annotations
 
@@ -515,7 +516,8 @@ class QueuePage(Page):
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(entry.output)))
 
     def resume_unfinished(self) -> None:
-        """At start: carry on with a batch that was running when the app last closed."""
+        """At start: carry on with a batch the app was running when it last closed (or crashed); one stopped
+        in a terminal (`faceme batch`, Ctrl-C) stays "interrupted — resume" until the user resumes it."""
         context = self.context
 
         def found(job_id):

@@ -120,11 +120,14 @@ _WHAT_TO_DO = {
                   "there), and using a catalog writes beside it. `faceme catalog check` and `faceme catalog "
                   "backup COPY` work as it is: back it up to a writable folder and use the copy (--catalog "
                   "COPY), or make the folder writable"),
-    "cannot-open": "the catalog file cannot be opened (missing folder, or no permission)",
+    "cannot-open": ("the catalog file cannot be opened (missing folder, or no permission); check that its folder is "
+                    "there and that you may write to it, or choose another catalog (--catalog / Settings)"),
     "server": ("the catalog's database server cannot be reached or refused the work (stopped, full, or "
                "too busy); the change in progress was rolled back. Check the server and run again"),
     "io-error": ("the disk reported an error while using the catalog (full, removed, or failing); "
                  "the change in progress was rolled back. Check the disk and run again"),
+    "conflict": ("another process changed the catalog at the same moment (a scan, a re-analysis, an edit), so "
+                 "this change no longer fits and was rolled back; nothing was lost. Run the command again"),
 }
 
 
@@ -172,6 +175,20 @@ def catalog_error_from(exc: BaseException, where: str | Path) -> CatalogError | 
         reason = "damaged"
     what_to_do = _WHAT_TO_DO[reason].format(seconds=BUSY_TIMEOUT_MS / 1000)
     return CatalogError(f"{what_to_do} ({orig})", where, reason=reason)
+
+
+def conflict_error_from(exc: BaseException, where: str | Path | None) -> CatalogError | None:
+    """The CatalogError (reason "conflict") for a constraint the database refused: only a change made by
+    another process between this one's read and its write can cause it, so the words say that and what
+    to do, in one line, never the driver's SQL; None for other exceptions."""
+    orig = getattr(exc, "orig", None) or exc
+    refused = isinstance(orig, sqlite3.IntegrityError) or any(
+        c.__name__ == "IntegrityError" for c in type(orig).__mro__)  # psycopg's, or SQLAlchemy's own
+    if not refused:
+        return None
+    first_line = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    log.info("a constraint refused a change (%s): %s", where, exc)  # the SQL, for the log file only
+    return CatalogError(f"{_WHAT_TO_DO['conflict']} ({first_line})", where, reason="conflict")
 
 
 def _nearly_full(where: str | Path, margin: int = 1 << 20) -> bool:
@@ -280,7 +297,7 @@ def check_sqlite_file(path: Path, full: bool = False) -> str:
         if _reason_for(exc) in ("damaged", "not-a-database"):
             return str(exc)
         # not a verdict on the file (a full disk, a lock, no permission): say that instead
-        raise catalog_error_from(exc, path) or CatalogError(f"cannot check the catalog ({exc})", path,
+        raise catalog_error_from(exc, path) or CatalogError(f"{_WHAT_TO_DO['cannot-open']} ({exc})", path,
                                                              reason="cannot-open") from exc
     return "; ".join(rows)
 
@@ -346,7 +363,7 @@ def _refuse_foreign(path: Path) -> None:
     try:
         connection = read_only_connection(path)
     except sqlite3.Error as exc:
-        raise catalog_error_from(exc, path) or CatalogError(f"cannot open the catalog ({exc})", path,
+        raise catalog_error_from(exc, path) or CatalogError(f"{_WHAT_TO_DO['cannot-open']} ({exc})", path,
                                                              reason="cannot-open") from exc
     try:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -543,7 +560,7 @@ def open_catalog(url: str | Path | None = None, thumbnails_dir: Path | None = No
         raise
     except OperationalError as exc:
         engine.dispose()
-        raise CatalogError(f"cannot open the catalog: {exc.orig}",
+        raise CatalogError(f"{_WHAT_TO_DO['cannot-open']} ({exc.orig})",
                            path or make_url(url).render_as_string(hide_password=True),
                            reason="cannot-open") from exc
     return Catalog(engine, thumbnails_dir or default_thumbnails_dir(url))

@@ -10,16 +10,25 @@ user's decisions over and then records the new model.
 
 A catalog of an older version has no record: its model is the one most of its faces come from. A new,
 empty catalog takes the model of its first scan (an installed InsightFace pack, else dlib).
+
+A re-analysis records the new model first and then moves the album one photo per transaction, so a
+stopped one leaves photos still on the old model (their `analysed_with`): `unfinished_move` counts them
+("12 of 31 photos still use the built-in face model"), for the Library, `faceme info` and `catalog
+check`. Any later scan moves the photos it analyses the same way (engine.catalog.scanner), so a stop
+never leaves two faces for one.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from engine.catalog.models import CatalogSetting, Face
+from engine.catalog.models import CatalogSetting, Face, Photo, PhotoStatus
 from engine.errors import UsageError
 
 KEY = "face_model"
@@ -44,6 +53,85 @@ def recorded_model(session) -> str | None:
         return row.value
     return session.scalar(select(Face.embedding_model).group_by(Face.embedding_model)
                           .order_by(func.count(Face.id).desc()).limit(1))
+
+
+def model_in_words(embedding_model: str) -> str:
+    """"the built-in face model" (dlib, embedded in the app) or "the antelopev2 face model"."""
+    name = analyzer_name(embedding_model)
+    return "the built-in face model" if name == "dlib" else f"the {name} face model"
+
+
+@dataclass(frozen=True)
+class UnfinishedMove:
+    """A re-analysis that stopped part-way: `behind` of the catalog's `photos` (readable ones, present on
+    disk) are still analysed with `old_model`, not with the catalog's `model`."""
+
+    model: str
+    old_model: str
+    behind: int
+    photos: int
+
+    def text(self) -> str:
+        """"12 of 31 photos still use the built-in face model"."""
+        verb = "uses" if self.behind == 1 else "use"
+        return f"{self.behind} of {self.photos} photo{'s' if self.photos != 1 else ''} still {verb} " \
+               f"{model_in_words(self.old_model)}"
+
+    def command(self) -> str:
+        """The CLI's way to finish it."""
+        return f"faceme catalog reanalyse --model {analyzer_name(self.model)}"
+
+
+def move_from_counts(model: str | None, per_analysis: Iterable[tuple[str | None, int]]) -> UnfinishedMove | None:
+    """The unfinished move of a catalog whose model is `model`, from (photos.analysed_with, number of
+    photos) of its readable photos; None when every photo uses `model` (or the catalog has none)."""
+    if model is None:
+        return None
+    photos, behind, old = 0, 0, Counter()
+    for analysed_with, count in per_analysis:
+        photos += count
+        models = (analysed_with or "").split()
+        if models and model not in models:
+            behind += count
+            old.update({m: count for m in models})
+    if not behind:
+        return None
+    return UnfinishedMove(model, old.most_common(1)[0][0], behind, photos)
+
+
+def unfinished_move(session) -> UnfinishedMove | None:
+    """How far a stopped re-analysis got (see the module doc); None when none is unfinished."""
+    rows = session.execute(select(Photo.analysed_with, func.count(Photo.id)).where(Photo.status == PhotoStatus.ok)
+                           .group_by(Photo.analysed_with)).all()
+    return move_from_counts(recorded_model(session), rows)
+
+
+def unfinished_move_in_file(url_or_path: str | Path) -> UnfinishedMove | None:
+    """`unfinished_move` of a SQLite catalog read without opening it for use (no migration, nothing
+    written: `faceme catalog check`, `faceme info`); None for another database, or a file that is not there
+    or can't be read."""
+    import sqlite3
+
+    from engine.catalog.db import check_sqlite_file, normalise_url, read_only_connection, sqlite_file
+    from engine.catalog.maintenance import face_model_of
+    from engine.errors import CatalogError
+
+    path = sqlite_file(normalise_url(url_or_path))
+    if path is None or not path.is_file() or check_sqlite_file(path) != "ok":
+        return None
+    model, _others = face_model_of(path)
+    try:
+        connection = read_only_connection(path)
+    except (CatalogError, sqlite3.Error):
+        return None
+    try:
+        rows = connection.execute("SELECT analysed_with, count(*) FROM photos WHERE status = 'ok' "
+                                  "GROUP BY analysed_with").fetchall()
+    except sqlite3.Error:  # no schema yet
+        return None
+    finally:
+        connection.close()
+    return move_from_counts(model, rows)
 
 
 def catalog_face_model(catalog) -> str | None:

@@ -172,12 +172,16 @@ class FaceRecord:
     similarity_unrestored: float | None = None
     verdict: str | None = None
     check_model: str | None = None
+    #: which identity a restored face used: "references", "fitted v2", "adapter v1" (engine.learn)
+    identity_used: str | None = None
 
     def describe(self) -> str:
         who = f"{self.person_name} (person {self.person_id})" if self.person_id is not None else "nobody known"
         what = {"restored": f"restored as {who}", "blind": "restored blind", "skipped": "left alone"}.get(
             self.action, self.action)
         seed = f", seed {self.seed}" if self.seed is not None else ""
+        if self.identity_used:
+            seed += f", identity: {self.identity_used}"
         whose = f" [{who}]" if self.action != "restored" and self.person_id is not None else ""
         return f"face {self.face_index + 1}: {what}{whose} — {self.reason}{seed}{self.check_phrase()}"
 
@@ -196,7 +200,7 @@ class FaceRecord:
                 "box": [round(float(v), 1) for v in self.box], "face_id": self.face_id, "person_id": self.person_id,
                 "person": self.person_name, "seed": self.seed, "verdict": self.verdict,
                 "similarity_restored": self.similarity_restored, "similarity_unrestored": self.similarity_unrestored,
-                "check_model": self.check_model}
+                "check_model": self.check_model, "identity_used": self.identity_used}
 
 
 @dataclass(frozen=True)
@@ -228,7 +232,7 @@ class BatchJobRow:
 def _job(session, job_id: int) -> BatchJob:
     job = session.get(BatchJob, job_id)
     if job is None:
-        raise UsageError(f"batch {job_id} no longer exists")
+        raise UsageError(f"batch {job_id} no longer exists in this catalog; `faceme jobs list` shows its batches")
     return job
 
 
@@ -248,7 +252,7 @@ def _face_records(session, job: BatchJob, items: list[BatchItem]) -> dict[int, l
 def face_record(row: RestorationFace) -> FaceRecord:
     return FaceRecord(row.face_index, row.action, row.reason, tuple(row.box or ()), row.face_id, row.person_id,
                       row.person_name, row.seed, row.similarity_restored, row.similarity_unrestored, row.verdict,
-                      row.check_model)
+                      row.check_model, row.identity_used)
 
 
 def _job_row(session, job: BatchJob) -> BatchJobRow:
@@ -283,15 +287,21 @@ def get_job(catalog: Catalog, job_id: int) -> BatchJobRow:
         return _job_row(session, _job(session, job_id))
 
 
-def unfinished_job(catalog: Catalog, skip: Collection[int] = ()) -> int | None:
+def unfinished_job(catalog: Catalog, skip: Collection[int] = (), run_by: str | None = None) -> int | None:
     """The newest job still "running" with photos left (the app or a batch was closed or killed mid-way),
-    other than those in `skip` (jobs another live process runs)."""
-    query = (select(BatchJob.id).where(BatchJob.status == JobStatus.running)
+    other than those in `skip` (jobs another live process runs); with `run_by`, only one that program ran
+    last (engine.catalog.leases.run_by)."""
+    from engine.catalog.leases import run_by as last_run_by
+
+    query = (select(BatchJob.id, BatchJob.options).where(BatchJob.status == JobStatus.running)
              .where(BatchJob.items.any(BatchItem.status == ItemStatus.pending)))
     if skip:
         query = query.where(BatchJob.id.not_in(list(skip)))
     with catalog.session() as session:
-        return session.scalar(query.order_by(BatchJob.id.desc()).limit(1))
+        for job_id, options in session.execute(query.order_by(BatchJob.id.desc())):
+            if run_by is None or last_run_by(options) == run_by:
+                return job_id
+    return None
 
 
 def cancel_job(catalog: Catalog, job_id: int) -> bool:
@@ -467,7 +477,8 @@ def _add_restoration(session, photo_id: int | None, output: str | Path, settings
             person_id=f.person_id if f.person_id in people_there else None,
             person_name=f.person_name, action=f.action, reason=f.reason,
             seed=f.seed, box=[float(v) for v in f.box], similarity_restored=f.similarity_restored,
-            similarity_unrestored=f.similarity_unrestored, verdict=f.verdict, check_model=f.check_model))
+            similarity_unrestored=f.similarity_unrestored, verdict=f.verdict, check_model=f.check_model,
+            identity_used=f.identity_used))
     return restoration.id
 
 

@@ -10,6 +10,11 @@
         still ours (LeaseLostError otherwise); what the block writes (a record, an output's rename)
         happens only then, and no takeover can come between the proof and the write
 
+Which program took the job last ("faceme", or "FaceMe Studio" for the app's runs, inside
+`running_as(APP)`) is kept with the job after its lease is let go (`run_by`, in the job's options): the
+app resumes at its start only a batch it was running itself when it closed or crashed, never one
+stopped in a terminal, which stays "interrupted — resume" until the user resumes it.
+
 A lease is the job row's owner_pid, owner_host, owner_token and owner_heartbeat. It is dead, and is
 taken over by the next `acquire`, when its process is gone (same host, the pid no longer exists) or its
 heartbeat is older than STALE_SECONDS (a process on another computer, a suspended or hung one, or a
@@ -34,6 +39,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -51,6 +57,29 @@ STALE_SECONDS = 60.0
 #: with no progress reported for this long, the heartbeat stops renewing the lease (a hung owner); it
 #: is longer than any one step that reports none (loading a model pack from a slow disk)
 STALL_SECONDS = 600.0
+
+
+#: the programs that run jobs, as `run_by` records them
+CLI, APP = "faceme", "FaceMe Studio"
+#: the key of the job's options (a JSON column) that holds which program acquired it last
+RUN_BY_KEY = "run_by"
+_program: ContextVar[str] = ContextVar("faceme_job_program", default=CLI)
+
+
+@contextmanager
+def running_as(program: str) -> Iterator[None]:
+    """Jobs this thread acquires inside the block are recorded as run by `program` (default CLI)."""
+    token = _program.set(program)
+    try:
+        yield
+    finally:
+        _program.reset(token)
+
+
+def run_by(options: dict | None) -> str | None:
+    """The program that acquired the job last, from its stored options (None: never run, or run by a version
+    that did not record it)."""
+    return (options or {}).get(RUN_BY_KEY)
 
 
 @dataclass(frozen=True)
@@ -155,7 +184,7 @@ def owner_of(catalog: Catalog, job_id: int) -> JobOwner | None:
     with catalog.session() as session:
         job = session.get(BatchJob, job_id)
         if job is None:
-            raise UsageError(f"batch {job_id} no longer exists")
+            raise UsageError(f"batch {job_id} no longer exists in this catalog; `faceme jobs list` shows its batches")
         return _owner(job, utcnow())
 
 
@@ -174,10 +203,11 @@ def acquire(catalog: Catalog, job_id: int) -> Lease:
     with catalog.session() as session:  # read first, outside the write: a WAL reader never blocks
         job = session.get(BatchJob, job_id)
         if job is None:
-            raise UsageError(f"batch {job_id} no longer exists")
+            raise UsageError(f"batch {job_id} no longer exists in this catalog; `faceme jobs list` shows its batches")
         now = utcnow()
         current = _owner(job, now)
         seen = job.owner_token
+        options = {**(job.options or {}), RUN_BY_KEY: _program.get()}
     if current is not None and current.alive:
         raise JobBusyError(f"batch {job_id} is {current.describe(now)}; wait for it to finish or stop it "
                            "there", owner=current.describe(now))
@@ -186,12 +216,13 @@ def acquire(catalog: Catalog, job_id: int) -> Lease:
         claimed = session.execute(
             update(BatchJob).where(BatchJob.id == job_id,
                                    BatchJob.owner_token.is_(None) if seen is None else BatchJob.owner_token == seen)
-            .values(owner_pid=lease.pid, owner_host=lease.host, owner_token=lease.token, owner_heartbeat=utcnow())
+            .values(owner_pid=lease.pid, owner_host=lease.host, owner_token=lease.token, owner_heartbeat=utcnow(),
+                    options=options)
             .execution_options(synchronize_session=False)).rowcount
     if claimed != 1:
         current = owner_of(catalog, job_id)
         text = current.describe() if current else "taken by another process"
-        raise JobBusyError(f"batch {job_id} is {text}", owner=text)
+        raise JobBusyError(f"batch {job_id} is {text}; wait for it to finish or stop it there", owner=text)
     if current is not None:
         seconds = max(0, int((now - current.heartbeat).total_seconds()))
         log.warning("batch %d: taken over from %s, which %s", job_id, current.where(),
@@ -210,7 +241,7 @@ def heartbeat(catalog: Catalog, lease: Lease) -> str:
         status = session.scalar(select(BatchJob.status).where(BatchJob.id == lease.job_id))
     if renewed != 1:
         raise LeaseLostError(f"batch {lease.job_id} was taken over by another process (or removed); "
-                             "this process stops working on it")
+                             "this process stops working on it (`faceme jobs list` shows who runs it)")
     return JobStatus(status).value
 
 
@@ -227,7 +258,8 @@ def guarded(catalog: Catalog, lease: Lease) -> Iterator:
                                   .execution_options(synchronize_session=False)).rowcount
         if renewed != 1:
             raise LeaseLostError(f"batch {lease.job_id} was taken over by another process (or removed); "
-                                 "this process stopped without writing anything more")
+                                 "this process stopped without writing anything more (`faceme jobs list` shows "
+                                 "who runs it)")
         yield session
 
 

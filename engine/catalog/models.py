@@ -87,6 +87,17 @@ class Photo(Base):
     thumbnail: Mapped[str | None] = mapped_column(String(4096))
     #: the embedding model the faces were analysed with ("" before analysis)
     analysed_with: Mapped[str | None] = mapped_column(String(128))
+    #: when the album believes the photo was taken (engine.photo_dates): the year (a decade's
+    #: first year), month and day as far as `taken_precision` (day | month | year | decade) says
+    taken_year: Mapped[int | None] = mapped_column(Integer)
+    taken_month: Mapped[int | None] = mapped_column(Integer)
+    taken_day: Mapped[int | None] = mapped_column(Integer)
+    taken_precision: Mapped[str | None] = mapped_column(String(16))
+    #: where that date came from: exif (a camera's) | scan-exif (a scanner's: the scanning day, not
+    #: trusted) | folder | filename | user (never replaced by a scan)
+    taken_source: Mapped[str | None] = mapped_column(String(16))
+    #: how sure the date is, 0..1 (0: not to be used)
+    taken_confidence: Mapped[float | None] = mapped_column(Float)
     scanned_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     missing_since: Mapped[datetime | None] = mapped_column(DateTime)
 
@@ -118,6 +129,9 @@ class Face(Base):
     #: False until clustering has placed the face (or left it unknown): clustering after a scan
     #: considers these faces only, so its work follows what the scan added, not the catalog's size
     clustered: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false(), index=True)
+    #: the age the face looks (years), from the face pack's age estimator `age_model` (None: no estimator)
+    apparent_age: Mapped[float | None] = mapped_column(Float)
+    age_model: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     photo: Mapped[Photo] = relationship(back_populates="faces")
@@ -145,6 +159,8 @@ class Person(Base):
     hidden: Mapped[bool] = mapped_column(Boolean, default=False)
     #: people are per embedding model: faces of another model never join them
     embedding_model: Mapped[str] = mapped_column(String(128), index=True)
+    #: the year the person was born, as the user gave it (references are chosen by age with it)
+    birth_year: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     assignments: Mapped[list[Assignment]] = relationship(back_populates="person", cascade="all, delete-orphan",
@@ -190,6 +206,9 @@ class Reference(Base):
     rank: Mapped[int] = mapped_column(Integer, default=0)
     picked_by_user: Mapped[bool] = mapped_column(Boolean, default=False)
     reason: Mapped[str] = mapped_column(Text, default="")
+    #: the era a picked reference stands for ("child", "teen", "adult" or a year such as "1978"; None:
+    #: any): the user curates each era's picks on their own (engine.people.references)
+    era: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     person: Mapped[Person] = relationship(back_populates="references")
@@ -236,6 +255,9 @@ class RestorationFace(Base):
     similarity_unrestored: Mapped[float | None] = mapped_column(Float)
     verdict: Mapped[str | None] = mapped_column(String(32))
     check_model: Mapped[str | None] = mapped_column(String(128))
+    #: which identity the face was restored with: "references", "fitted v2", "adapter v1" (engine.learn);
+    #: None for blind and skipped faces (and restorations recorded before learning existed)
+    identity_used: Mapped[str | None] = mapped_column(String(64))
 
     restoration: Mapped[Restoration] = relationship(back_populates="faces")
 
@@ -257,6 +279,45 @@ class IdentityTokens(Base):
     tokens: Mapped[bytes] = mapped_column(LargeBinary)
     count: Mapped[int] = mapped_column(Integer)
     dim: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class LearnedIdentity(Base):
+    """A person learned from the album (engine.learn): a fitted identity (`tokens`) or a person adapter (a
+    diffusers LoRA file, `adapter_file`, checked by `adapter_sha256`), with the held-out check's figures and
+    whether it is used (`status` "accepted") or not ("rejected"). It is keyed by the pack (`pack_fingerprint`),
+    the faces it was fitted and checked on (`faces_key`, `fit_face_ids`, `held_out_face_ids`) and the
+    references it started from (`references_key`); when any of them changes it is stale (engine.learn.store)."""
+
+    __tablename__ = "learned_identities"
+    __table_args__ = (UniqueConstraint("person_id", "method", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    #: fitted | adapter
+    method: Mapped[str] = mapped_column(String(16))
+    #: 1, 2, … per person and method
+    version: Mapped[int] = mapped_column(Integer)
+    #: accepted (the held-out check kept it) | rejected
+    status: Mapped[str] = mapped_column(String(16))
+    pack_fingerprint: Mapped[str] = mapped_column(String(64))
+    references_key: Mapped[str] = mapped_column(String(64))
+    faces_key: Mapped[str] = mapped_column(String(64))
+    fit_face_ids: Mapped[list] = mapped_column(JSON, default=list)
+    held_out_face_ids: Mapped[list] = mapped_column(JSON, default=list)
+    #: fitted: float32 little-endian, shape (`count`, `dim`)
+    tokens: Mapped[bytes | None] = mapped_column(LargeBinary)
+    count: Mapped[int | None] = mapped_column(Integer)
+    dim: Mapped[int | None] = mapped_column(Integer)
+    adapter_file: Mapped[str | None] = mapped_column(String(4096))
+    adapter_sha256: Mapped[str | None] = mapped_column(String(64))
+    #: the adapter's strength in restorations (0..1, the user's)
+    strength: Mapped[float] = mapped_column(Float, default=1.0)
+    #: how it was learned (steps, seed, resolution, …) and the fit's losses
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    #: the held-out check's figures (engine.learn.check.CheckReport.as_dict)
+    figures: Mapped[dict] = mapped_column(JSON, default=dict)
+    message: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

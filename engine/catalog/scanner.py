@@ -51,6 +51,7 @@ import numpy as np
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from engine import photo_dates
 from engine.catalog.db import Catalog
 from engine.catalog.models import Assignment, AssignmentOrigin, Face, Photo, PhotoStatus, Reference, utcnow
 from engine.errors import CancelledError, FaceMeError
@@ -334,7 +335,7 @@ def _like_prefix(folder: str) -> str:
 
 #: what a face row holds of its analysis (the rest: its photo, its id, the user's decisions about it)
 _ANALYSIS_COLUMNS = ("x1", "y1", "x2", "y2", "score", "landmarks", "quality", "sharpness", "frontalness", "yaw",
-                     "embedding", "embedding_model", "clustered")
+                     "embedding", "embedding_model", "clustered", "apparent_age", "age_model")
 
 
 def _carry_over(session, old_faces: list[Face], new_faces: list[Face], model: str,
@@ -582,6 +583,7 @@ class Scanner:
                     log.info("moved: %s → %s", moved.path, item.path)
                     moved.path, moved.size, moved.mtime_ns = item.path, item.size, item.mtime_ns
                     moved.status, moved.missing_since, moved.scanned_at = PhotoStatus.ok, None, utcnow()
+                    photo_dates.after_move(moved, item.path)  # a date from its old folder's name follows the names
                     result.moved += 1
                     if model in _models_of(moved):
                         return None
@@ -596,9 +598,10 @@ class Scanner:
         return self._write(settle, result)
 
     def _faces_to_keep(self, session, photo: Photo | None) -> list[tuple[tuple[float, ...], list]]:
-        """In a re-analysis: geometry of the other models' faces of `photo` that carry the user's
-        word or a person (assignments, references), to be embedded with this model if not found."""
-        if not self.reanalyse or photo is None:
+        """For a photo still on another face model (a re-analysis, or any scan after a stopped one):
+        geometry of its other-model faces that carry the user's word or a person (assignments,
+        references), to be embedded with this model if not found."""
+        if photo is None:
             return []
         others = [face for face in photo.faces if face.embedding_model != self.model]
         if not others:
@@ -656,12 +659,14 @@ class Scanner:
                       status=PhotoStatus.ok, date_taken=original.date_taken, orientation=original.orientation,
                       camera=original.camera, width=original.width, height=original.height,
                       thumbnail=original.thumbnail, analysed_with=original.analysed_with)
+        photo_dates.store(photo, photo_dates.date_of_file(item.path))  # its own names may say another year
         session.add(photo)
         for face in original.faces:
             photo.faces.append(Face(x1=face.x1, y1=face.y1, x2=face.x2, y2=face.y2, score=face.score,
                                     landmarks=face.landmarks, quality=face.quality, sharpness=face.sharpness,
                                     frontalness=face.frontalness, yaw=face.yaw, embedding=face.embedding,
-                                    embedding_model=face.embedding_model))
+                                    embedding_model=face.embedding_model, apparent_age=face.apparent_age,
+                                    age_model=face.age_model))
             result.faces_added += 1
         result.copies += 1
         result.added += 1
@@ -698,8 +703,8 @@ class Scanner:
             changed = photo.content_hash not in (None, digest) or photo.status == PhotoStatus.unreadable
             if photo.content_hash not in (None, digest):
                 result.changed += 1
-                # New content: faces of other models are stale (they will be re-made when scanned
-                # with those models again); faces of this model are matched by position below.
+                # New content: faces are matched by position below (another model's by overlap, which
+                # carries their people over).
                 old_models: set[str] = set()
             else:
                 old_models = _models_of(photo)
@@ -707,7 +712,9 @@ class Scanner:
                     result.changed += 1
             old_faces = [f for f in photo.faces if f.embedding_model == model]
             other_faces = [f for f in photo.faces if f.embedding_model != model]
-            if self.reanalyse:
+            # a photo still on another face model moves to this one with its people, in a re-analysis and
+            # in any scan after a stopped one (keeping both models' faces would show each face twice)
+            if self.reanalyse or other_faces or old_models - {model}:
                 old_models = set()  # the photo moves to this model; people move with the faces (below)
                 if not changed:  # a changed photo is counted as changed
                     result.reanalysed += 1
@@ -720,6 +727,7 @@ class Scanner:
         photo.status, photo.error, photo.missing_since = PhotoStatus.ok, None, None
         photo.width, photo.height = analysis.width, analysis.height
         photo.orientation, photo.camera, photo.date_taken = analysis.orientation, analysis.camera, info.date_taken
+        photo_dates.set_on_photo(photo, analysis.date)  # a date the user set stays
         photo.scanned_at = utcnow()
         if analysis.thumbnail is not None:
             photo.thumbnail = self._write_thumbnail(digest, analysis.thumbnail)
@@ -727,12 +735,14 @@ class Scanner:
         unmatched_old = list(old_faces)
         stored: list[Face] = []
         fresh: list[Face] = []  # faces new to the photo in this analysis
-        for detected, quality in analysis.faces:
+        ages = analysis.ages or [None] * len(analysis.faces)
+        for (detected, quality), age in zip(analysis.faces, ages):
             values = dict(x1=detected.box[0], y1=detected.box[1], x2=detected.box[2], y2=detected.box[3],
                           score=detected.score, landmarks=np.asarray(detected.landmarks).round(2).tolist(),
                           quality=quality.score, sharpness=quality.sharpness, frontalness=quality.frontalness,
                           yaw=quality.yaw, embedding=Face.pack(detected.embedding), embedding_model=model,
-                          clustered=False)
+                          clustered=False, apparent_age=None if age is None else round(float(age), 1),
+                          age_model=analysis.age_model if age is not None else None)
             best = max(unmatched_old, key=lambda f: box_iou(f.box, detected.box), default=None)
             if best is not None and box_iou(best.box, detected.box) >= SAME_FACE_IOU:
                 unmatched_old.remove(best)
@@ -751,7 +761,7 @@ class Scanner:
         for face in unmatched_old:
             session.execute(Reference.__table__.delete().where(Reference.face_id == face.id))
             session.delete(face)
-        if self.reanalyse and other_faces:
+        if other_faces:
             session.flush()
             kept = _carry_over(session, other_faces, stored, model, fresh)
             for face in fresh:

@@ -24,6 +24,8 @@ from engine.cli import info as info_cmd
 from engine.cli import jobs as jobs_cmd
 from engine.cli import models as models_cmd
 from engine.cli import people as people_cmd
+from engine.cli import photos as photos_cmd
+from engine.cli import repair_mask as repair_mask_cmd
 from engine.cli import restore as restore_cmd
 from engine.cli import restore_face as restore_face_cmd
 from engine.cli import scan as scan_cmd
@@ -33,8 +35,8 @@ from engine.errors import FaceMeError
 log = logging.getLogger("engine.cli")
 
 #: Modules that each add one subcommand (or a group) to the parser, in help order.
-SUBCOMMANDS = (info_cmd, restore_cmd, restore_face_cmd, models_cmd, scan_cmd, people_cmd, batch_cmd, jobs_cmd,
-               catalog_cmd)
+SUBCOMMANDS = (info_cmd, restore_cmd, restore_face_cmd, repair_mask_cmd, models_cmd, scan_cmd, people_cmd, photos_cmd,
+               batch_cmd, jobs_cmd, catalog_cmd)
 
 #: exit codes of the shell conventions: killed by SIGINT, by SIGPIPE
 EXIT_INTERRUPTED = 130
@@ -85,9 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
               "where it stopped.", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:
-        from engine.catalog.db import catalog_error_from
+        from engine.catalog.db import catalog_error_from, conflict_error_from
 
-        error = catalog_error_from(exc, getattr(args, "catalog", None) or "the catalog")
+        where = getattr(args, "catalog", None) or "the catalog"
+        error = catalog_error_from(exc, where) or conflict_error_from(exc, where)  # never a driver traceback
         if error is None:
             raise
         _end_progress_line()

@@ -2,7 +2,7 @@
 
     faceme batch DIR... --out OUTDIR [--catalog DB] [--unmatched blind|skip] [--models DIR]
                  [--steps N] [--guidance G] [--seed S] [--min-face-size PX] [--no-color-fix] [--device D]
-                 [--memory M] [--tries N] [--no-identity-check] [--verbose] [--json]
+                 [--memory M] [--tries N] [--no-identity-check] [--identity auto|references] [--verbose] [--json]
 
 Folders are scanned first (unchanged photos cost nothing). Each face is restored as the album says:
 with the references of the person it belongs to (confirmed, or grouped by the scan), never with the
@@ -28,6 +28,7 @@ from pathlib import Path
 from engine.cli.options import add_check_options, add_json_option, add_models_option, add_restoration_options
 from engine.cli.printable import printable
 from engine.cli.progress_bar import ProgressBar
+from engine.cli.recipe_options import add_recipe_options, recipe_from_args
 from engine.cli.scan import add_catalog_argument, open_catalog_from
 from engine.errors import UsageError
 
@@ -46,7 +47,11 @@ def add_parser(subparsers) -> None:
     add_models_option(p)
     add_restoration_options(p)
     add_check_options(p)
+    p.add_argument("--identity", choices=("auto", "references"), default="auto",
+                   help="an album person's identity: what was learned of them where the held-out check kept it "
+                        "(auto, default; `faceme people learn`), or their references alone")
     add_json_option(p)
+    add_recipe_options(p)
     # its own dest: `faceme -v` (logging) is the main parser's "verbose"
     p.add_argument("--verbose", dest="show_faces", action="store_true",
                    help="print each restored photo's faces: person, action, reason, seed")
@@ -96,7 +101,7 @@ def run_batch_job(catalog, job_id: int, models: Path | None = None, device: str 
     for line in summary.lines(verbose=show_faces):
         print(printable(line))  # a newline in a file name must not split a line
     if show_faces:
-        for line in _earlier_records(catalog, job_id, summary):
+        for line in _earlier_records(catalog, job_id, summary) + _references_used(catalog, summary):
             print(printable(line))
     if summary.total and summary.already_done == summary.total and not summary.reopened:
         print(f"batch {job_id} had finished already: nothing new to restore. Photos added to the album and outputs "
@@ -118,6 +123,26 @@ def _earlier_records(catalog, job_id: int, summary) -> list[str]:
     return lines
 
 
+def _references_used(catalog, summary) -> list[str]:
+    """The references of each person restored in this run with their references as chosen (no time
+    known; a face restored by age names its own references in its reason) (--verbose)."""
+    from engine.catalog.models import Person
+    from engine.restore.album import person_identity
+
+    people = sorted({face.person_id for _, faces in summary.faces for face in faces
+                     if face.action == "restored" and face.person_id is not None
+                     and "references near" not in face.reason and "no reference of" not in face.reason})
+    lines = []
+    with catalog.session() as session:
+        for person_id in people:
+            person = session.get(Person, person_id)
+            identity = person_identity(session, person) if person is not None else None
+            if identity is not None:
+                used = ", ".join(f"#{ref.face_id} {ref.photo_path}" for ref in identity.faces)
+                lines.append(f"references of {identity.name} (person {person_id}): {used}")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     from engine.catalog.jobs import check_output_folder, start_or_resume
     from engine.restore.options import RestoreOptions
@@ -133,7 +158,9 @@ def run(args: argparse.Namespace) -> int:
                              seed=args.seed, color_fix=args.color_fix, min_face_size=args.min_face_size,
                              models_dir=str(Path(settings.models_dir).resolve()), device=settings.device,
                              dtype=settings.dtype, memory=settings.memory, identity_check=args.identity_check,
-                             tries=args.tries)
+                             tries=args.tries, identity=args.identity, recipe=recipe_from_args(args))
+    if options.recipe is not None and options.recipe.mask_file:
+        raise UsageError("--mask is one photo's damage mask; a batch finds each photo's own (leave --mask out)")
     with open_catalog_from(args) as catalog:
         from engine.catalog.face_model import analyzer_for_catalog
 

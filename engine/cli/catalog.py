@@ -5,7 +5,8 @@
     faceme catalog reanalyse --model dlib|antelopev2|buffalo_l [DIR...] [--models DIR] [--catalog DB]
 
 `check` only reads (header, SQLite's integrity check, foreign keys, schema revision) and exits 5 when
-something is wrong. `backup` makes a consistent copy with SQLite's online backup, even while a scan or
+something is wrong; a re-analysis stopped part-way is not wrong: it says how many photos still use the
+old face model and how to finish. `backup` makes a consistent copy with SQLite's online backup, even while a scan or
 batch writes to the catalog; the copy is checked before it gets its name. `check` also names the
 catalog's face model (one per catalog: every scan uses it). `reanalyse` moves the album (every photo of
 the catalog, or those under DIR) to another face model, carrying every person, name, confirmation,
@@ -51,18 +52,28 @@ _TABLE_NOUNS = {"photos": ("photo", "photos"), "faces": ("face", "faces"), "peop
 
 
 def run_check(args) -> int:
+    from engine.catalog.face_model import unfinished_move_in_file
     from engine.catalog.maintenance import check_catalog
     from engine.errors import CatalogError
 
     result = check_catalog(catalog_url_from(args))
     counts = ", ".join(plural(n, *_TABLE_NOUNS.get(table, (table, table))) for table, n in result.counts.items())
-    if result.ok:
+    move = unfinished_move_in_file(result.path) if result.other_model_faces else None
+    problems = result.problems
+    if move is not None:
+        # the old model's faces of the photos a stopped re-analysis has not reached yet: the catalog is
+        # sound, the re-analysis is to be finished (not a problem of the file)
+        problems = [p for p in problems if not p.startswith(f"{plural(result.other_model_faces, 'face')} from "
+                                                             "another face model")]
+    if not problems:
         behind = "" if result.revision == result.head else f" (schema {result.revision}; this version "\
                                                            f"upgrades it to {result.head} when it opens it)"
         model = f"; face model {result.face_model}" if result.face_model else ""
-        print(f"{printable(result.path)}: ok{behind}; {counts}{model}")
+        unfinished = (f"; {move.text()}: a re-analysis stopped part-way, `{move.command()}` finishes it"
+                      if move is not None else "")
+        print(f"{printable(result.path)}: ok{behind}; {counts}{model}{unfinished}")
         return 0
-    for problem in result.problems:
+    for problem in problems:
         print(f"{printable(result.path)}: {problem}")
     return CatalogError.exit_code
 
@@ -80,7 +91,7 @@ def run_backup(args) -> int:
 
 
 def run_reanalyse(args) -> int:
-    from engine.catalog.face_model import analyzer_name, catalog_face_model
+    from engine.catalog.face_model import analyzer_name, recorded_model, unfinished_move
     from engine.catalog.scanner import album_roots, reanalyse_album
     from engine.faces.choice import make_face_analyzer
     from engine.settings import Settings
@@ -88,7 +99,9 @@ def run_reanalyse(args) -> int:
     models_dir = Path(Settings().with_overrides(models_dir=args.models).models_dir)
     analyzer = make_face_analyzer(args.model, models_dir)
     with open_catalog_from(args) as catalog:
-        before = catalog_face_model(catalog)
+        with catalog.session() as session:
+            stopped = unfinished_move(session)  # an earlier run stopped part-way: the album was on its old model
+            before = stopped.old_model if stopped is not None else recorded_model(session)
         roots = [str(f) for f in args.folders] or album_roots(catalog)
         if not roots:
             print("the catalog has no photos yet; scans will use " + args.model)

@@ -68,6 +68,13 @@ def _print_catalog(settings) -> None:
     if model is None:
         print(f"catalog: {settings.catalog_url} (no faces yet: the first scan's face model becomes its own)")
         return
+    from engine.catalog.face_model import unfinished_move_in_file
+
+    move = unfinished_move_in_file(settings.catalog_url) if others else None
+    if move is not None:
+        print(f"catalog: {settings.catalog_url} (face model {analyzer_name(model)}, {model}; {move.text()}: a "
+              f"re-analysis stopped part-way, `{move.command()}` finishes it)")
+        return
     mixed = f"; {plural(others, 'face')} of another model: `faceme catalog check`" if others else ""
     print(f"catalog: {settings.catalog_url} (face model {analyzer_name(model)}, {model}{mixed}; "
           "`faceme catalog reanalyse --model M` changes it)")

@@ -8,10 +8,19 @@
     faceme people new NAME FACE...
     faceme people reject PERSON FACE...
     faceme people hide PERSON [--undo]
-    faceme people refs PERSON [--set IMG...] [--clear]
+    faceme people refs PERSON [--set IMG...] [--era ERA] [--clear]
+    faceme people set PERSON --born YEAR|unknown
+    faceme people show PERSON [--timeline] [--json]
+    faceme people learn PERSON [--method identity|adapter|both] [--steps N]
 
 PERSON is a person's id or name. FACE is a face id (#12, as `people list` shows), a photo path (its
 faces in that person, or all its faces), or PATH#N (the photo's N-th largest face).
+
+References are chosen per face by age where the album knows when photos were taken (their EXIF, folder
+and file names, `faceme photos set-date`) or how old faces look: a person's birth year (`set --born`)
+ties the two. `refs --set IMG... --era child|teen|adult|YEAR` curates one era's references and keeps the
+other eras'. `show --timeline` lists the person's faces by year, the references, and the eras that
+have none (with suggestions).
 """
 
 from __future__ import annotations
@@ -73,10 +82,26 @@ def add_parser(subparsers) -> None:
     q.add_argument("person")
     q.add_argument("--set", nargs="+", metavar="IMG", dest="images", help="use these photos' faces as references")
     q.add_argument("--clear", action="store_true", help="forget your picks, go back to suggestions")
+    q.add_argument("--era", help="the era these picks stand for (child, teen, adult or a year such as 1978): "
+                                 "they replace that era's picks only")
     q.set_defaults(handler=run_refs)
+
+    q = sub.add_parser("set", help="facts about a person: the year they were born")
+    q.add_argument("person")
+    q.add_argument("--born", required=True, metavar="YEAR", help="birth year (unknown: forget it)")
+    q.set_defaults(handler=run_set)
+
+    q = sub.add_parser("show", help="one person: faces, birth year, references (--timeline: by year)")
+    q.add_argument("person")
+    q.add_argument("--timeline", action="store_true", help="faces by year, references marked, eras without one")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    q.set_defaults(handler=run_show)
     q = sub.add_parser("recluster", help="re-try every face in no person (scans only cluster what they added)")
     q.add_argument("--faces", metavar="MODEL", help="only this embedding model (default: every model in the catalog)")
     q.set_defaults(handler=run_recluster)
+    from engine.cli.learn import add_learn_parser
+
+    add_learn_parser(sub)
     for parser in sub.choices.values():
         add_catalog_argument(parser)
 
@@ -224,6 +249,8 @@ def run_refs(args) -> int:
 
     def work(session):
         person = corrections.find_person(session, args.person)
+        if args.era and not args.images:
+            raise UsageError("--era goes with --set IMG... (the picks for that era)")
         if args.clear:
             references.set_references(session, person, [])
         if args.images:
@@ -232,7 +259,7 @@ def run_refs(args) -> int:
                 found = corrections.find_faces(session, image, person)
                 mine = [f for f in found if (p := corrections.person_of(session, f)) and p.id == person.id]
                 faces.extend(mine or found[:1])
-            choices = references.set_references(session, person, faces)
+            choices = references.set_references(session, person, faces, era=args.era)
         else:
             choices = references.references(session, person)
         lines = [f"references of {printable(person.label)}:"]
@@ -263,4 +290,70 @@ def run_recluster(args) -> int:
                   f"{plural(c.new_people, 'new person', 'new people')}, {c.unknown} unknown")
     finally:
         catalog.close()
+    return 0
+
+
+def run_set(args) -> int:
+    from engine.people import corrections
+    from engine.people.ages import set_birth_year
+
+    text = args.born.strip().lower()
+    if text in ("unknown", "none", ""):
+        year = None
+    elif text.isdigit():
+        year = int(text)
+    else:
+        raise UsageError(f"--born {args.born!r}: give a year (1972) or unknown")
+
+    def work(session):
+        person = corrections.find_person(session, args.person)
+        set_birth_year(person, year)
+        return f"{person.label} was born in {year}" if year is not None else f"{person.label}'s birth year is unknown"
+
+    print(printable(_with_session(args, work)))
+    return 0
+
+
+def run_show(args) -> int:
+    from dataclasses import asdict
+
+    from engine.people import corrections, references
+    from engine.people.timeline import person_timeline
+
+    def work(session):
+        person = corrections.find_person(session, args.person)
+        timeline = person_timeline(session, person)
+        choices = references.references(session, person, refresh=False) or references.suggest(session, person)
+        return person, timeline, choices
+
+    def as_text(session) -> list[str] | dict:
+        person, timeline, choices = work(session)
+        if args.json:
+            data = {"person_id": timeline.person_id, "name": timeline.name, "birth_year": timeline.birth_year,
+                    "birth_estimated": timeline.birth_estimated, "faces": [asdict(f) for f in timeline.faces]}
+            data["eras"] = [{"name": e.name, "faces": e.faces, "references": e.references,
+                             "lacks_reference": e.lacks_reference, "suggested": [c.face.id for c in e.suggested]}
+                            for e in timeline.eras]
+            data["references"] = [{"face_id": c.face.id, "photo": c.face.photo.path, "reason": c.reason,
+                                   "picked_by_user": c.picked_by_user} for c in choices]
+            return data
+        born = "unknown" if person.birth_year is None else str(person.birth_year)
+        if person.birth_year is None and timeline.birth_year is not None:
+            born += f" (about {timeline.birth_year:.0f} by dated faces and apparent ages)"
+        lines = [f"{person.id}  {person.label}{' (hidden)' if person.hidden else ''}: "
+                 f"{plural(len(timeline.faces), 'face')}, born {born}", "references:"]
+        lines += [f"  #{c.face.id} {c.face.photo.path}: {c.reason}" for c in choices] or ["  none"]
+        from engine.cli.learn import learned_lines, pack_fingerprint_or_none
+
+        lines += learned_lines(session, person, pack_fingerprint_or_none())
+        if args.timeline:
+            lines += timeline.lines()
+        return lines
+
+    out = _with_session(args, as_text)
+    if args.json:
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+    else:
+        for line in out:
+            print(printable(line))  # a newline in a file name must not split a line
     return 0

@@ -4,7 +4,7 @@
                    [--catalog DB]
                    [--models DIR] [--steps N] [--guidance G] [--seed S] [--min-face-size PX] [--max-faces N]
                    [--match-threshold T] [--no-color-fix] [--device D] [--memory M] [--tries N]
-                   [--no-identity-check] [--json]
+                   [--no-identity-check] [--identity auto|references] [--json]
 
 With `--catalog DB`, the photo is restored exactly as `faceme batch` would restore it: its faces, the
 people the album says they are (with the user's corrections) and their references; a photo the album
@@ -32,6 +32,7 @@ from pathlib import Path
 
 from engine.cli.options import add_check_options, add_json_option, add_models_option, add_restoration_options
 from engine.cli.progress_bar import ProgressBar
+from engine.cli.recipe_options import add_recipe_options, recipe_from_args
 from engine.errors import UsageError
 from engine.settings import Settings
 from engine.text import plural
@@ -68,7 +69,11 @@ def add_parser(subparsers) -> None:
                         "file or URL, scanning the photo into it first when it is new; no --person/--ref then")
     add_restoration_options(p)
     add_check_options(p)
+    p.add_argument("--identity", choices=("auto", "references"), default="auto",
+                   help="an album person's identity: what was learned of them where the held-out check kept it "
+                        "(auto, default; `faceme people learn`), or their references alone")
     add_json_option(p)
+    add_recipe_options(p)
     p.set_defaults(handler=run)
 
 
@@ -127,6 +132,8 @@ def describe(index: int, outcome) -> str:
         line += f"; seed {outcome.seed}"
         if outcome.tries:
             line += f" (best of {len(outcome.tries)})"
+    if outcome.identity_used:
+        line += f"; identity: {outcome.identity_used}"
     if outcome.check is not None:
         line += f"; {describe_short(outcome.check)}"
     return line
@@ -137,6 +144,7 @@ def outcome_dict(index: int, outcome) -> dict:
     return {"face": index, "box": [round(float(v), 1) for v in outcome.face.box], "action": outcome.action,
             "person": outcome.person, "reason": outcome.reason, "seed": outcome.seed,
             "tries": [{"seed": t.seed, "score": round(t.score, 6)} for t in outcome.tries],
+            "identity_used": outcome.identity_used,
             "check": None if outcome.check is None else outcome.check.as_dict()}
 
 
@@ -155,16 +163,25 @@ def run(args: argparse.Namespace) -> int:
                              min_face_size=args.min_face_size, match_threshold=args.match_threshold,
                              max_faces=args.max_faces, models_dir=str(settings.models_dir),
                              device=settings.device, dtype=settings.dtype, memory=settings.memory,
-                             identity_check=args.identity_check, tries=args.tries)
+                             identity_check=args.identity_check, tries=args.tries, identity=args.identity,
+                             recipe=recipe_from_args(args))
     if args.catalog:
         if people:
             raise UsageError("--catalog restores with the album's people; leave out --person and --ref (or "
                              "--catalog, to name the people here)")
         result = _restore_as_the_album_says(args, settings, options)
     else:
+        from engine.restore.identity import read_references
+
         loaded = read_image(args.photo)  # bad photos fail here, before the model is loaded
+        people = read_references(people)  # each read once: for matching, the tokens and the check
         service = service_for(options)  # the process's service (in-process callers reuse its pipeline)
-        plan = service.plan_ad_hoc(loaded.pixels, people, options, source=args.photo)
+        if options.recipe is not None:  # the whole print first; faces are found on the result (issue 24)
+            from engine.cli.recipe_options import plan_repaired_ad_hoc
+
+            loaded, plan = plan_repaired_ad_hoc(service, loaded, people, options, args.photo)
+        else:
+            plan = service.plan_ad_hoc(loaded.pixels, people, options, source=args.photo)
         bar = ProgressBar("restoring")
         try:
             result = service.restore(loaded, plan, options, progress=bar)
@@ -177,6 +194,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for i, outcome in enumerate(result.faces, start=1):
         print(describe(i, outcome))
+    if not result.faces and options.recipe is not None:
+        print("no face was found; the repaired photo was written")
     print(f"{result.restored_count} of {plural(len(result.faces), 'face')} restored → {args.output}")
     return 0
 
@@ -209,7 +228,7 @@ def _restore_as_the_album_says(args: argparse.Namespace, settings, options):
             result = service.restore_album_photo(catalog, photo_id, args.photo, args.output, options, progress=bar)
         finally:
             bar.close()
-        if not result.restored_count:
+        if not result.restored_count and options.recipe is None:  # a repaired photo is written anyway
             raise NoFaceError(nothing_restored(result), args.photo)
         record_restoration(catalog, photo_id, args.output, settings={**options.to_dict(), "source": "cli"},
                            faces=face_records(result.faces))

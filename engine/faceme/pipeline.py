@@ -11,7 +11,8 @@ The released inference procedure (see the project's FACEME spec):
 Output rounding, as the release does it: the decoded image is rounded to uint8; with the colour fix,
 that uint8 image and the uint8 LQ are taken to [0, 1], colour-fixed, clamped to [0, 1], and TRUNCATED
 to uint8 (×255, then `floor`, like the release's `astype(uint8)`), not rounded. Without the colour fix
-the rounded decode is the output. (`rgb_output`)
+the release takes the rounded decode back to [-1, 1] and out again in float64, truncating: levels
+10, 18, 26, 34, 42, 50 and 58 come out one lower (`RELEASE_LEVELS`). (`rgb_output`)
 
 Random numbers come from one CPU generator per face, drawn in this order: the VAE latent sample, the
 initial noise, then each DDPM step's variance noise. A seeded run is therefore reproducible on any
@@ -79,13 +80,25 @@ def tensor_to_rgb(image: torch.Tensor) -> np.ndarray:
     return pixels.permute(1, 2, 0).cpu().numpy()
 
 
+def _release_levels() -> np.ndarray:
+    """What the release writes for each level of its rounded decode without the colour fix:
+    `astype(uint8)` of the float64 `(level / 255. * 2. - 1.) * 127.5 + 127.5`."""
+    levels = np.arange(256, dtype=np.float64)
+    return ((levels / 255.0 * 2.0 - 1.0) * 127.5 + 127.5).astype(np.uint8)
+
+
+#: level of the rounded decode -> the release's output level without the colour fix (7 levels one lower)
+RELEASE_LEVELS = _release_levels()
+
+
 def rgb_output(decoded: torch.Tensor, lq_rgb: np.ndarray, color_fix: bool) -> np.ndarray:
     """One decoded image (1, 3, H, W) in [-1, 1] → the output RGB uint8, rounded as the release does:
-    decode rounded to uint8; with the colour fix, both uint8 images in [0, 1], fixed, clamped and
-    truncated (the release's `astype(uint8)`)."""
+    decode rounded to uint8; without the colour fix, each level as the release's float64 round trip
+    leaves it (`RELEASE_LEVELS`); with it, both uint8 images in [0, 1], fixed, clamped and truncated
+    (the release's `astype(uint8)`)."""
     rounded = tensor_to_rgb(decoded)
     if not color_fix:
-        return rounded
+        return RELEASE_LEVELS[rounded]
     restored = torch.from_numpy(rounded).permute(2, 0, 1)[None].float() / 255.0
     lq = torch.from_numpy(np.array(lq_rgb, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255.0
     fixed = wavelet_color_fix(restored, lq).clamp(0, 1)

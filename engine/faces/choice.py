@@ -46,16 +46,19 @@ def resolve_face_model(name: str = "auto", models_dir: Path | None = None) -> st
     return name
 
 
-def make_face_analyzer(name: str = "auto", models_dir: Path | None = None):
-    """The analyser for `name`: "dlib", an InsightFace pack name, or "auto" (a pack when installed)."""
+def make_face_analyzer(name: str = "auto", models_dir: Path | None = None, device: str = "auto"):
+    """The analyser for `name`: "dlib", an InsightFace pack name, or "auto" (a pack when installed).
+    `device`: the user's `Settings.device`, passed down: an InsightFace pack runs on onnxruntime's CUDA
+    provider where the device may be CUDA ("auto", "cuda", "cuda:N") and onnxruntime-gpu offers it,
+    else on the CPU (engine.faces.insightface_backend.providers_for_device)."""
     name = resolve_face_model(name, models_dir)
     if name == "dlib":
         from engine.faces.dlib_backend import DlibFaceAnalyzer
 
         return DlibFaceAnalyzer()
-    from engine.faces.insightface_backend import InsightFaceAnalyzer
+    from engine.faces.insightface_backend import InsightFaceAnalyzer, providers_for_device
     from engine.models.layout import part_dir
     from engine.settings import Settings
 
     folder = Path(models_dir) if models_dir is not None else Path(Settings().models_dir)
-    return InsightFaceAnalyzer(part_dir(folder, name))
+    return InsightFaceAnalyzer(part_dir(folder, name), providers=providers_for_device(device))

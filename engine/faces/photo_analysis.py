@@ -17,7 +17,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -66,6 +66,11 @@ class PhotoAnalysis:
     height: int
     orientation: int
     camera: str | None
+    #: when the photo was taken, by the EXIF and names (engine.photo_dates.PhotoDate; None: unknown)
+    date: object = None
+    #: per face (as `faces`), the age it looks by the analyser's age estimator (`age_model`), else None
+    ages: list[float | None] = field(default_factory=list)
+    age_model: str | None = None
 
 
 def decode_pixels_for(analyzer: FaceAnalyzer) -> int | None:
@@ -117,6 +122,7 @@ def analyse_photo(path: str, analyzer: FaceAnalyzer, thumbnails: bool = True,
     `keep`: (box, 5 landmarks) of faces another model found that the user has decided about; each that
     no detected face overlaps (IoU ≥ PAIR_IOU) is embedded where it is, score 0, so that a re-analysis
     keeps it."""
+    from engine.photo_dates import date_of_file
     from engine.imageio import make_thumbnail, read_image, read_image_reduced, read_photo_info
     from engine.people.quality import face_quality
 
@@ -160,8 +166,11 @@ def analyse_photo(path: str, analyzer: FaceAnalyzer, thumbnails: bool = True,
                          face_quality(target, there.box, there.landmarks, scale=target_scale)))
     thumbnail = make_thumbnail(image, THUMBNAIL_SIZE) if thumbnails else None
     camera = " ".join(v for v in (info.camera_make, info.camera_model) if v) or None
+    age_model = getattr(analyzer, "age_model", None)
+    ages = [analyzer.apparent_age(pixels, face.scaled(1.0 / scale)) if age_model else None for face, _ in analysed]
     return PhotoAnalysis(info=info, faces=analysed, thumbnail=thumbnail, width=width, height=height,
-                         orientation=image.orientation, camera=camera)
+                         orientation=image.orientation, camera=camera, date=date_of_file(path), ages=ages,
+                         age_model=age_model)
 
 
 def uses_dlib(analyzer: FaceAnalyzer) -> bool:

@@ -203,7 +203,7 @@ def check_disk_space(models_dir: Path, parts: list[PartManifest], cache_dir: str
                 hub_bytes += f.expected_size
     zip_bytes = 0
     for part in parts:
-        if part.source.kind == "zip":
+        if part.source.kind in ("zip", "url"):
             partial = _zip_path(models_dir, part).with_name(_zip_path(models_dir, part).name + ".part")
             have = partial.stat().st_size if partial.exists() else 0
             zip_bytes += max(part.download_size - have, 0) + part.installed_size
@@ -266,6 +266,8 @@ def download_parts(models_dir: Path, names: list[str] | tuple[str, ...] | None =
         check_cancelled(cancel, "download")
         if part.source.kind == "hub":
             results.append(_install_hub_part(models_dir, part, meter, cache_dir=cache_dir, endpoint=endpoint))
+        elif part.source.kind == "url":
+            results.append(_install_url_part(models_dir, part, meter))
         else:
             results.append(_install_zip_part(models_dir, part, meter))
     meter.emit(force=True)
@@ -391,6 +393,42 @@ def _install_zip_part(models_dir: Path, part: PartManifest, meter: fetch.ByteMet
         raise
     zip_path.unlink(missing_ok=True)  # extracted and verified: the archive is no longer needed
     result.files = len(files)
+    result.fetched_bytes = meter.fetched - fetched_before
+    return result
+
+
+def _install_url_part(models_dir: Path, part: PartManifest, meter: fetch.ByteMeter) -> InstallResult:
+    """A part that is one file at a URL (a GitHub release asset): fetched to `.downloads/` (resumable),
+    verified, then moved into the staged part."""
+    src = part.source
+    (wanted,) = part.files
+    download = _zip_path(models_dir, part)  # the same resumable place as an archive's
+    result = InstallResult(part.name, part_dir(models_dir, part.name), installed=True)
+    fetched_before = meter.fetched
+    meter.start(f"{part.name}: {wanted.path}")
+    try:
+        if not download.exists():
+            fetch.download_url(str(src.url), download, meter, expected_size=src.size or wanted.size)
+    except OSError as exc:
+        raise DownloadError(f"cannot write {download}: {exc}") from exc
+    meter.start(f"verifying {wanted.path}")
+    digest = sha256_file(download, cancel=meter.cancel)
+    size = download.stat().st_size
+    try:
+        checked = _check_hash(models_dir, str(src.url), src.sha256 or wanted.sha256, digest, size,
+                              f"{part.name}/{wanted.path}", result.recorded_hashes)
+    except DownloadError:
+        download.unlink(missing_ok=True)
+        raise
+    staging = _new_staging(models_dir, part.name)
+    try:
+        os.replace(download, staging / wanted.path)
+        _finish(staging, part, {wanted.path: FileRecord(digest, size, checked)}, {"download"}, "download", None,
+                result)
+    except BaseException as exc:
+        _fail_checked(staging, exc)
+        raise
+    result.files, result.bytes = 1, size
     result.fetched_bytes = meter.fetched - fetched_before
     return result
 

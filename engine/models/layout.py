@@ -8,6 +8,7 @@
       faceme/mix/              thomas2modyu/FaceMe mix/: mix.safetensors
       insightface/antelopev2/  InsightFace antelopev2: scrfd_10g_bnkps.onnx, glintr100.onnx (flat)
       insightface/buffalo_l/   optional, for album-level face analysis
+      repair/<part>/           optional, whole-photo repair (REPAIR_PARTS): one released checkpoint each
 
 Each folder mirrors its upstream repository, so an existing download can be adopted as it is.
 Where each part comes from (sources, sizes, hashes, licences) is data: `manifest.json`, read by
@@ -124,8 +125,37 @@ PARTS: dict[str, PackPart] = {
             non_commercial=True,
             required_for_restoration=False,
         ),
+        # Repair of the whole print (engine/repair, issue 24): optional, each read through spandrel
+        # except the scratch detector (engine/repair/scratch_detector.py).
+        *(PackPart(name=name, title=title, folder=f"repair/{folder}", files=((file,),),
+                   where_to_get=f"{where}; `faceme models download {name}`", license_name=lic, license_url=url,
+                   non_commercial=False, required_for_restoration=False)
+          for name, title, folder, file, where, lic, url in (
+              ("scratch-detector", "Scratch detector (Bringing Old Photos Back to Life)", "scratch_detector",
+               "FT_Epoch_latest.pt", "microsoft/Bringing-Old-Photos-Back-to-Life release v1.0, "
+               "global_checkpoints.zip (checkpoints/detection/FT_Epoch_latest.pt)", "MIT",
+               "https://github.com/microsoft/Bringing-Old-Photos-Back-to-Life/blob/master/LICENSE"),
+              ("lama", "LaMa inpainting (big-lama)", "lama", "big-lama.pt",
+               "big-lama.pt (TorchScript) of the Sanster/models GitHub release add_big_lama", "Apache-2.0",
+               "https://github.com/advimman/lama/blob/main/LICENSE"),
+              ("realesrgan-x2", "Real-ESRGAN x2plus (whole-photo ×2)", "realesrgan_x2", "RealESRGAN_x2plus.pth",
+               "xinntao/Real-ESRGAN GitHub release v0.2.1", "BSD-3-Clause",
+               "https://github.com/xinntao/Real-ESRGAN/blob/master/LICENSE"),
+              ("realesrgan-x4", "Real-ESRGAN x4plus (whole-photo ×4)", "realesrgan_x4", "RealESRGAN_x4plus.pth",
+               "xinntao/Real-ESRGAN GitHub release v0.1.0", "BSD-3-Clause",
+               "https://github.com/xinntao/Real-ESRGAN/blob/master/LICENSE"),
+              ("swinir-x4", "SwinIR-L real-world ×4 (alternative upscaler)", "swinir_x4",
+               "003_realSR_BSRGAN_DFOWMFC_s64w8_SwinIR-L_x4_GAN.pth", "JingyunLiang/SwinIR GitHub release v0.0",
+               "Apache-2.0", "https://github.com/JingyunLiang/SwinIR/blob/main/LICENSE"),
+              ("ddcolor", "DDColor tiny (colourisation)", "ddcolor", "pytorch_model.bin",
+               "Hugging Face hub piddnad/ddcolor_paper_tiny", "Apache-2.0",
+               "https://github.com/piddnad/DDColor/blob/master/LICENSE"),
+          )),
     )
 }
+
+#: the repair parts (engine/repair): never needed to restore faces
+REPAIR_PARTS = ("scratch-detector", "lama", "realesrgan-x2", "realesrgan-x4", "swinir-x4", "ddcolor")
 
 RESTORATION_PARTS = tuple(name for name, part in PARTS.items() if part.required_for_restoration)
 

@@ -40,7 +40,7 @@ class ManifestFile:
 
 @dataclass(frozen=True)
 class PartSource:
-    kind: str  # "hub" | "zip"
+    kind: str  # "hub" | "zip" | "url" (one file fetched as it is, HTTP Range resume)
     repo: str | None = None
     revision: str = "main"
     subfolder: str = ""
@@ -129,7 +129,7 @@ class Manifest:
                 files=files,
                 provenance=entry.get("provenance", ""),
             )
-            if parts[name].source.kind not in ("hub", "zip"):
+            if parts[name].source.kind not in ("hub", "zip", "url"):
                 raise UsageError(f"{origin}: part {name}: unknown source kind {src['kind']!r}")
         return cls(parts=parts, origin=origin, data=data)
 

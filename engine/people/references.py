@@ -45,7 +45,8 @@ def _describe(face: Face) -> list[str]:
     return [f"{size:.0f} px"] + q.reasons
 
 
-def _candidates(session: Session, person: Person) -> list[tuple[Face, bool, str]]:
+def person_faces(session: Session, person: Person) -> list[tuple[Face, bool, str]]:
+    """(face, confirmed, photo content) of each face of `person` in a readable photo."""
     rows = session.execute(
         select(Face, Assignment.origin, Photo.content_hash)
         .join(Assignment, Assignment.face_id == Face.id)
@@ -57,10 +58,26 @@ def _candidates(session: Session, person: Person) -> list[tuple[Face, bool, str]
     return [(face, origin == AssignmentOrigin.confirmed, digest or str(face.photo_id)) for face, origin, digest in rows]
 
 
+def load_photos(session: Session, faces: list[Face]) -> None:
+    """The faces' photos in one query (in the session, so `face.photo` needs none per face)."""
+    ids = sorted({f.photo_id for f in faces})
+    for start in range(0, len(ids), 500):
+        session.scalars(select(Photo).where(Photo.id.in_(ids[start:start + 500]))).all()
+
+
 def suggest(session: Session, person: Person, count: int = DEFAULT_COUNT) -> list[ReferenceChoice]:
     """Up to `count` suggested reference faces of `person`, best first, each with its reason."""
-    candidates = [c for c in _candidates(session, person)
+    candidates = [c for c in person_faces(session, person)
                   if max(c[0].x2 - c[0].x1, c[0].y2 - c[0].y1) >= MIN_REFERENCE_SIZE]
+    return choose_references(candidates, count)
+
+
+def choose_references(candidates: list[tuple[Face, bool, str]], count: int, nearness=None, said=None
+                      ) -> list[ReferenceChoice]:
+    """The greedy choice of `suggest` among `candidates` (face, confirmed, content): quality, a new pose,
+    one face per photo content. `nearness(face)` (0..1] weighs each face's standing (references by
+    age); `said(face)` begins its reason."""
+    candidates = list(candidates)
     chosen: list[ReferenceChoice] = []
     used_content: set[str] = set()
     yaws: list[float] = []
@@ -68,6 +85,8 @@ def suggest(session: Session, person: Person, count: int = DEFAULT_COUNT) -> lis
         def standing(c):
             face, confirmed, _ = c
             base = face.quality + (CONFIRMED_BONUS if confirmed else 0.0)
+            if nearness is not None:
+                base *= nearness(face)
             if not yaws:
                 return base
             novelty = min(min(abs(face.yaw - y) for y in yaws), 0.3) / 0.3
@@ -87,6 +106,8 @@ def suggest(session: Session, person: Person, count: int = DEFAULT_COUNT) -> lis
             lead = "next best quality"
         if confirmed:
             details.append("confirmed by you")
+        if said is not None:
+            lead = f"{said(face)}; {lead}"
         chosen.append(ReferenceChoice(face, f"{lead}: {', '.join(details)}", False))
         used_content.add(digest)
         yaws.append(face.yaw)
@@ -116,8 +137,11 @@ def references(session: Session, person: Person, count: int = DEFAULT_COUNT, ref
     return suggestions
 
 
-def set_references(session: Session, person: Person, faces: Iterable[Face]) -> list[ReferenceChoice]:
-    """The user's picks replace every reference of `person` (an empty list returns to suggestions)."""
+def set_references(session: Session, person: Person, faces: Iterable[Face], era: str | None = None
+                   ) -> list[ReferenceChoice]:
+    """The user's picks replace every reference of `person` (an empty list returns to suggestions).
+    With `era` ("child", "teen", "adult", a year such as "1978"), they replace only that era's picks,
+    and the other eras' picks stay: the user curates each era's references on their own."""
     faces = list({f.id: f for f in faces}.values())
     from engine.people.corrections import person_of
 
@@ -126,12 +150,99 @@ def set_references(session: Session, person: Person, faces: Iterable[Face]) -> l
         if owner is None or owner.id != person.id:
             raise UsageError(f"face #{face.id} ({face.photo.path}) is not in {person.label}; "
                              f"confirm it first (faceme people confirm)")
-    session.execute(delete(Reference).where(Reference.person_id == person.id))
-    for rank, face in enumerate(faces):
+    if era is None:
+        session.execute(delete(Reference).where(Reference.person_id == person.id))
+        first_rank = 0
+    else:
+        # the machine's suggestions go (picks are now the references), and this era's earlier picks
+        session.execute(delete(Reference).where(Reference.person_id == person.id,
+                                                (Reference.picked_by_user.is_(False)) | (Reference.era == era)))
+        ids = {f.id for f in faces}
+        session.execute(delete(Reference).where(Reference.person_id == person.id, Reference.face_id.in_(ids)))
+        session.flush()
+        first_rank = 1 + max(session.scalars(select(Reference.rank).where(Reference.person_id == person.id)),
+                             default=-1)
+    for rank, face in enumerate(faces, start=first_rank):
         session.add(Reference(person_id=person.id, face_id=face.id, rank=rank, picked_by_user=True,
-                              reason="picked by you"))
+                              reason="picked by you" + (f" for {era}" if era else ""), era=era))
     session.flush()
     return references(session, person)
+
+
+@dataclass(frozen=True)
+class ReferencesByAge:
+    """The references chosen for one face by age: `choices` (best first), the face's time (`target`),
+    whether any is within WITHIN_YEARS of it (`within`), and the plan's sentence about them (`note`)."""
+
+    choices: list[ReferenceChoice]
+    target: object  # engine.people.ages.FaceTime
+    within: bool
+    note: str
+
+    @property
+    def label(self) -> str:
+        return self.target.label()
+
+
+def references_for_face(session: Session, person: Person, face: Face, count: int = DEFAULT_COUNT
+                        ) -> ReferencesByAge | None:
+    """The references of `person` nearest in age to `face` (engine.people.ages): among the user's picks
+    when there are any, else among the person's faces large enough to be references, those within
+    WITHIN_YEARS of the face, chosen as `suggest` does with nearer faces weighing more; when none is
+    that near, the closest ones, and the note says so. None when age can't come into it (the face's
+    time is unknown, or no reference's time can be compared with it): the person's references then, as
+    `engine.restore.album.person_identity` gives them."""
+    from engine.people.ages import WITHIN_YEARS, person_times
+
+    members = person_faces(session, person)
+    load_photos(session, [c[0] for c in members])
+    times = person_times(person, [c[0] for c in members] + [face])
+    target = times.of(face)
+    if not target.known:
+        return None
+    member_ids = {c[0].id: c for c in members}
+    picked = session.scalars(select(Reference).where(Reference.person_id == person.id,
+                                                     Reference.picked_by_user.is_(True))
+                             .order_by(Reference.rank)).all()
+    picked = [r for r in picked if r.face_id in member_ids]
+    if picked:
+        pool = [member_ids[r.face_id] for r in picked]
+    else:
+        pool = [c for c in members if max(c[0].x2 - c[0].x1, c[0].y2 - c[0].y1) >= MIN_REFERENCE_SIZE]
+    distances = {c[0].id: d for c in pool if (d := target.distance(times.of(c[0]))) is not None}
+    if not distances:
+        return None
+    closest = min(distances.values())
+    within = closest <= WITHIN_YEARS
+    reach = WITHIN_YEARS if within else closest + WITHIN_YEARS / 2
+    band = [c for c in pool if c[0].id in distances and distances[c[0].id] <= reach]
+
+    def said(f: Face) -> str:
+        gap = distances[f.id]
+        return f"{times.of(f).how}, " + ("the same year" if gap < 0.5 else f"{_years(gap)} from {target.label()}")
+
+    if picked:
+        era = {r.face_id: r.era for r in picked}
+        chosen = sorted(band, key=lambda c: (distances[c[0].id], c[0].id))[:max(count, 1)]
+        choices = [ReferenceChoice(c[0], f"{said(c[0])}; picked by you" + (f" for {era[c[0].id]}" if era[c[0].id]
+                                                                             else ""), True) for c in chosen]
+    else:
+        choices = choose_references(band, count, said=said,
+                                    nearness=lambda f: 1.0 - 0.5 * min(distances[f.id], reach) / max(reach, 1.0))
+    used = ", ".join(f"#{c.face.id} ({times.of(c.face).label()})" for c in choices)
+    if within:
+        note = f"references near {target.label()} ({target.how}): {used}"
+    else:
+        nearest = min(choices, key=lambda c: distances[c.face.id])
+        note = (f"no reference of {person.label} within {WITHIN_YEARS:.0f} years of {target.label()}; used the "
+                f"closest, from {times.of(nearest.face).label()}: {used}")
+    if target.contradiction:
+        note += f" (note: {target.contradiction})"
+    return ReferencesByAge(choices, target, within, note)
+
+
+def _years(distance: float) -> str:
+    return f"{distance:.0f} year" + ("" if round(distance) == 1 else "s")
 
 
 def reference_candidates(session: Session, person: Person, photo_path: str | Path) -> list[Face]:

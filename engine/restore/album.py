@@ -1,6 +1,8 @@
 """The album's plan for one photo: its catalog faces with their people exactly as the user left them.
 
     confirmed or machine-assigned to a person with references  -> restored with that person's identity
+      (when the face's time is known — its photo's date, its apparent age — with the person's references
+      nearest in age to it, engine.people.references.references_for_face; else their references)
     assigned to a person without references, hidden, or rejected -> the `unmatched` rule (blind / skip)
     in no person                                                 -> the `unmatched` rule
     found only by the restore detector (not in the catalog)      -> the `unmatched` rule, reported as such
@@ -24,6 +26,7 @@ from sqlalchemy.orm import Session
 from engine.catalog.models import Assignment, AssignmentOrigin, Face as FaceRow, Person, Photo
 from engine.errors import UsageError
 from engine.faces.types import Face, pair_by_overlap
+from engine.people.references import references_for_face
 from engine.restore.options import RestoreOptions
 from engine.restore.plan import (CatalogReference, Identity, PlannedFace, RestorationPlan, limit_faces, too_small,
                                  unmatched)
@@ -107,6 +110,16 @@ def plan_from_album(session: Session, photo_id: int, options: RestoreOptions,
             action, reason = unmatched(f"{person.label} is hidden", options)
             planned.append(PlannedFace(face, action, reason + note, person.id, person.label, catalog_face_id=row.id))
             continue
+        how = "confirmed by you" if confirmed else "grouped by the album"
+        by_age = references_for_face(session, person, row)
+        if by_age is not None and by_age.choices:  # a time is known: the references nearest in age
+            key = f"person:{person.id}@{by_age.label}"
+            identities.setdefault(key, Identity(key, person.label, person.id, faces=tuple(
+                CatalogReference(c.face.id, Path(c.face.photo.path), c.face.photo.content_hash,
+                                 tuple(float(v) for v in c.face.box)) for c in by_age.choices)))
+            planned.append(PlannedFace(face, "restored", f"{person.label} ({how}); {by_age.note}" + note, person.id,
+                                       person.label, key, catalog_face_id=row.id))
+            continue
         key = f"person:{person.id}"
         if key not in identities:
             identity = person_identity(session, person)
@@ -116,7 +129,6 @@ def plan_from_album(session: Session, photo_id: int, options: RestoreOptions,
             action, reason = unmatched(f"{person.label} has no reference photos", options)
             planned.append(PlannedFace(face, action, reason + note, person.id, person.label, catalog_face_id=row.id))
             continue
-        how = "confirmed by you" if confirmed else "grouped by the album"
         planned.append(PlannedFace(face, "restored", f"{person.label} ({how})" + note, person.id, person.label,
                                    key, catalog_face_id=row.id))
     paired = set(pairs.values())

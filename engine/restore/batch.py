@@ -54,7 +54,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from engine.catalog import jobs, leases, outputs
 from engine.catalog.db import Catalog
@@ -65,9 +65,6 @@ from engine.progress import CancelCheck, ProgressCallback, check_cancelled, repo
 from engine.restore.options import RestoreOptions
 from engine.restore.photo import PhotoRestoration
 from engine.restore.plan import PlannedFace
-
-if TYPE_CHECKING:
-    from engine.imageio import LoadedImage
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +184,8 @@ def face_records(faces: Sequence[PlannedFace]) -> list[FaceRecord]:
                                   f.person_id, f.person_name, f.seed,
                                   None if v is None else v.similarity_restored,
                                   None if v is None else v.similarity_unrestored,
-                                  None if v is None else v.verdict, None if v is None else v.model))
+                                  None if v is None else v.verdict, None if v is None else v.model,
+                                  f.identity_used))
     return records
 
 

@@ -270,21 +270,51 @@ class IdentityCheck:
                             similarity_to_references(unrestored_embedding, references.embeddings),
                             "references", references.name)
 
-    def scorer(self, unrestored: np.ndarray,
-               references: PersonEmbeddings | None = None) -> Callable[[np.ndarray], float]:
+    def scorer(self, unrestored: np.ndarray, references: PersonEmbeddings | None = None) -> TryScorer:
         """The score best of N keeps the highest of (`similarity_restored` of `check`) for many
         restorations of one face: the unrestored face is embedded once (and only when blind, the one
-        case where the score needs it)."""
-        if references is None:
-            target = self.embed_crop(unrestored)
-            return lambda restored: float(self.embed_crop(restored) @ target)
-        self._same_model(references)
-        return lambda restored: similarity_to_references(self.embed_crop(restored), references.embeddings)
+        case where the score needs it); `TryScorer.check` gives the kept try's verdict without
+        embedding it again."""
+        if references is not None:
+            self._same_model(references)
+        return TryScorer(self, unrestored, references)
 
     def _same_model(self, references: PersonEmbeddings) -> None:
         if references.embedding_model != self.model:
             raise UsageError(f"{references.name!r}'s references were embedded with "
                              f"{references.embedding_model}, the check runs on {self.model}")
+
+
+class TryScorer:
+    """Scores the tries of one face (`check.scorer`), remembering each try's embedding so that the
+    verdict on the kept one (`check`) is `IdentityCheck.check`'s without embedding it again."""
+
+    def __init__(self, check: IdentityCheck, unrestored: np.ndarray, references: PersonEmbeddings | None):
+        self.identity_check, self.unrestored, self.references = check, unrestored, references
+        self._unrestored_embedding = check.embed_crop(unrestored) if references is None else None
+        self._embedded: list[tuple[np.ndarray, np.ndarray]] = []  # (try's crop, its embedding)
+
+    def _score(self, embedding: np.ndarray) -> float:
+        if self.references is None:
+            return float(embedding @ self._unrestored_embedding)
+        return similarity_to_references(embedding, self.references.embeddings)
+
+    def __call__(self, restored: np.ndarray) -> float:
+        embedding = self.identity_check.embed_crop(restored)
+        self._embedded.append((restored, embedding))
+        return self._score(embedding)
+
+    def check(self, restored: np.ndarray) -> IdentityVerdict:
+        """The verdict on `restored` (a try scored here), as `IdentityCheck.check` would give it."""
+        embedding = next((e for crop, e in self._embedded if crop is restored), None)
+        if embedding is None:
+            embedding = self.identity_check.embed_crop(restored)
+        if self.references is None:
+            return self.identity_check.verdict(self._score(embedding), None, "unrestored")
+        unrestored = self.identity_check.embed_crop(self.unrestored)
+        return self.identity_check.verdict(self._score(embedding),
+                                           similarity_to_references(unrestored, self.references.embeddings),
+                                           "references", self.references.name)
 
 
 def independent_check(models_dir: str | Path | None = None, providers: Sequence | None = None,

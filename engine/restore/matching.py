@@ -96,11 +96,13 @@ def normalise(vector: np.ndarray) -> np.ndarray:
 def embed_references(analyzer, name: str, images: Sequence[str | Path | np.ndarray],
                      display_name: str | None = None) -> PersonEmbeddings:
     """Embed the face of each reference with `analyzer` (NoFaceError names the photo; a reference file
-    with several faces is a UsageError naming it and the count; an array's largest face is used).
+    with several faces is a UsageError naming it and the count; an array's largest face is used). A
+    file already read (`engine.imageio.LoadedImage`) is a file whose pixels are not read again.
 
     Embeddings of reference files are remembered per embedding model, file size and modification
     time, so a batch over many photos of the same people detects each reference once."""
     from engine.faceme.references import read_rgb
+    from engine.imageio import LoadedImage
 
     if not images:
         raise UsageError(f"person {display_name or name!r} has no reference photos")
@@ -108,6 +110,9 @@ def embed_references(analyzer, name: str, images: Sequence[str | Path | np.ndarr
     for i, image in enumerate(images):
         if isinstance(image, np.ndarray):
             source, pixels, key = f"{display_name or name} reference #{i + 1}", image, None
+        elif isinstance(image, LoadedImage):
+            source, pixels = str(image.path), image.pixels
+            key = _cache_key(analyzer.embedding_model, Path(image.path))
         else:
             source, pixels = str(image), None
             key = _cache_key(analyzer.embedding_model, Path(image))

@@ -12,12 +12,15 @@ from typing import Any, Literal
 
 from engine.errors import UsageError
 from engine.restore.pasteback import DEFAULT_MASK, MaskShape
+from engine.repair.recipe import Recipe
 
 #: Faces whose box is smaller than this (larger side, photo pixels) are left alone by default: the
 #: 512 px model would have to invent a face from a few dozen pixels (about 13x enlargement).
 DEFAULT_MIN_FACE_SIZE = 40
 
 Unmatched = Literal["blind", "skip"]
+#: what an album person is restored with: what was learned of them when the check kept it, or their references
+IdentitySource = Literal["auto", "references"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,9 @@ class RestoreOptions:
     `identity_check`: check every restored face against its person's references (or, blind, against
     the unrestored face) with an independent recogniser (engine.restore.identity_check); cheap next to
     a restoration (docs/BENCHMARKS.md).
+    `identity`: "auto" restores an album person with what was learned of them when the held-out check
+    kept it (engine.learn: a fitted identity or a person adapter), else their references; "references"
+    always with the references alone.
     `tries`: best of N by identity: each face is restored with `tries` seeds (`try_seeds`) and the try
     the check rates most like the person is kept (ties: the first). Needs the check, so tries > 1 runs
     it whatever `identity_check` says. A batch follows the same rule: a face that drifts on one try is
@@ -57,6 +63,9 @@ class RestoreOptions:
     memory: str = "auto"
     identity_check: bool = True
     tries: int = 1
+    identity: IdentitySource = "auto"
+    #: the whole print repaired before its faces are found (engine.repair.recipe.Recipe; None: as read)
+    recipe: Recipe | None = None
 
     def __post_init__(self):
         from engine.faceme.memory import check_memory_mode
@@ -70,6 +79,8 @@ class RestoreOptions:
             raise UsageError(f"max_faces must not be negative (got {self.max_faces})")
         if not isinstance(self.tries, int) or self.tries < 1:
             raise UsageError(f"tries must be a whole number of at least 1 (got {self.tries!r})")
+        if self.identity not in ("auto", "references"):
+            raise UsageError(f"identity must be 'auto' or 'references', not {self.identity!r}")
         if self.min_face_size < 0:
             raise UsageError(f"min_face_size must not be negative (got {self.min_face_size})")
 
@@ -90,6 +101,8 @@ class RestoreOptions:
         values = {k: v for k, v in (data or {}).items() if k in known}
         if isinstance(values.get("mask"), dict):
             values["mask"] = MaskShape(**values["mask"])
+        if isinstance(values.get("recipe"), dict):
+            values["recipe"] = Recipe.from_dict(values["recipe"])
         return cls(**values)
 
 

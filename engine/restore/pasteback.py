@@ -28,6 +28,7 @@ bigger than the crop) is processed in bands of rows; no full-resolution float co
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -129,11 +130,12 @@ def blend_crop(restored: np.ndarray, under: np.ndarray, detail_mask: np.ndarray,
 
 def paste_face(canvas: np.ndarray, restored: np.ndarray, alignment: FaceAlignment, *,
                shape: MaskShape = DEFAULT_MASK, parsing_mask: np.ndarray | None = None,
-               grayscale: bool = False) -> Region | None:
+               grayscale: bool = False, under: np.ndarray | None = None) -> Region | None:
     """Paste `restored` (size x size x 3 uint8, aligned by `alignment`) into `canvas` in place.
 
-    `canvas`: the photo, H x W x 3 uint8 (H x W gray works too). Returns the photo region that was
-    written, or None when the crop lies wholly outside the photo.
+    `canvas`: the photo, H x W x 3 uint8 (H x W gray works too). `under`: the crop of `canvas` as it
+    is now (`warp_to_crop(canvas, alignment)`), when the caller has it: it is not warped again.
+    Returns the photo region that was written, or None when the crop lies wholly outside the photo.
     """
     size = alignment.size
     if restored.shape[:2] != (size, size):
@@ -145,7 +147,7 @@ def paste_face(canvas: np.ndarray, restored: np.ndarray, alignment: FaceAlignmen
     face = restored[..., :3].astype(np.float32)
     if grayscale or gray_canvas:
         face = to_luma(face)
-    under = warp_to_crop(canvas, alignment).astype(np.float32)
+    under = (warp_to_crop(canvas, alignment) if under is None else under).astype(np.float32)
     if gray_canvas:  # gray in, gray out: work in RGB on the crop only, never on a copy of the photo
         under = _as_rgb(under)
     detail_mask, tone_mask = crop_masks(size, shape, parsing_mask)
@@ -194,15 +196,53 @@ def _paste_region(canvas: np.ndarray, blended: np.ndarray, mask: np.ndarray, ali
         target[...] = np.clip(np.rint(values, out=values), 0, 255).astype(canvas.dtype)
 
 
+def warp_reads(alignment: FaceAlignment, image_shape: tuple[int, ...], margin: int = 4) -> Region:
+    """The photo pixels `warp_to_crop` may read for this crop: its footprint with the interpolation's
+    reach, and, where the crop runs past an edge, the mirror image of that part (BORDER_REFLECT_101)."""
+    height, width = image_shape[:2]
+    corners = alignment.crop_corners_in_photo()
+
+    def axis(low: float, high: float, size: int) -> tuple[int, int]:
+        lo, hi = int(math.floor(low)) - margin, int(math.ceil(high)) + margin
+        if lo < 0:
+            hi = max(hi, -lo)
+        if hi > size - 1:
+            lo = min(lo, 2 * (size - 1) - hi)
+        return max(lo, 0), min(hi + 1, size)
+
+    x0, x1 = axis(corners[:, 0].min(), corners[:, 0].max(), width)
+    y0, y1 = axis(corners[:, 1].min(), corners[:, 1].max(), height)
+    return x0, y0, x1, y1
+
+
+def _meet(a: Region, b: Region) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
 def paste_faces(image: np.ndarray, faces: list[tuple[np.ndarray, FaceAlignment]], *,
                 shape: MaskShape = DEFAULT_MASK, grayscale: bool = False,
-                parsing_masks: list[np.ndarray | None] | None = None) -> np.ndarray:
+                parsing_masks: list[np.ndarray | None] | None = None,
+                unrestored: list[np.ndarray | None] | None = None) -> np.ndarray:
     """A copy of `image` with every (restored crop, alignment) pasted, smallest face first so that a
-    larger (usually nearer) face wins where two overlap."""
+    larger (usually nearer) face wins where two overlap.
+
+    `unrestored`: each face's crop of `image` (`warp_to_crop(image, alignment)`, as the restoration cut
+    it). A face whose pixels no earlier paste has touched blends against that crop instead of warping
+    the photo again (the same pixels: a warp reads only `warp_reads`); one that overlaps an earlier
+    face is warped from the canvas as it is then."""
     canvas = image.copy()
     order = sorted(range(len(faces)), key=lambda i: faces[i][1].scale, reverse=True)
+    reusable = canvas.ndim == 3 and canvas.shape[2] == 3 and canvas.dtype == np.uint8
+    written: list[Region] = []
     for i in order:
         restored, alignment = faces[i]
         parsing = parsing_masks[i] if parsing_masks is not None else None
-        paste_face(canvas, restored, alignment, shape=shape, parsing_mask=parsing, grayscale=grayscale)
+        under = unrestored[i] if unrestored is not None and reusable else None
+        if under is not None and (under.shape != (alignment.size, alignment.size, 3) or
+                                  any(_meet(warp_reads(alignment, canvas.shape), w) for w in written)):
+            under = None
+        region = paste_face(canvas, restored, alignment, shape=shape, parsing_mask=parsing, grayscale=grayscale,
+                            under=under)
+        if region is not None:
+            written.append(region)
     return canvas

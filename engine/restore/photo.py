@@ -41,6 +41,17 @@ FaceParser = Callable[[np.ndarray], np.ndarray]
 #: encoder); the default encodes the identity's reference images with the pipeline every time
 TokenSource = Callable[[Identity], object]
 
+
+@dataclass(frozen=True)
+class IdentityUse:
+    """What a token source may return instead of bare tokens: the tokens, what the face's record says was
+    used ("references", "fitted v2", "adapter v1": engine.learn), and a person adapter to switch on while
+    the identity's faces are denoised (an engine.learn.adapter.AdapterUse; None: the UNet as it is)."""
+
+    tokens: object
+    used: str = "references"
+    adapter: object = None
+
 @dataclass
 class PhotoRestoration:
     """The restored photo's pixels (same shape as the input) and one outcome per planned face."""
@@ -77,6 +88,8 @@ class FaceToDenoise:
     crop: np.ndarray
     identity: object
     seed: int
+    #: a person adapter on while this face is denoised (engine.learn.adapter.AdapterUse), or None
+    adapter: object = None
 
 
 def denoise_faces(pipeline, faces: Sequence[FaceToDenoise], options: RestoreOptions,
@@ -105,6 +118,38 @@ def denoise_faces(pipeline, faces: Sequence[FaceToDenoise], options: RestoreOpti
                                   conditioning_scale=options.conditioning_scale, color_fix=options.color_fix,
                                   progress=face_progress if progress is not None else None, cancel=cancel,
                                   batch_size=size, preview=preview)
+
+
+def _denoise_by_adapter(pipeline, faces: Sequence[FaceToDenoise], options: RestoreOptions,
+                       progress: ProgressCallback | None, cancel: CancelCheck | None,
+                       preview: bool) -> list[np.ndarray]:
+    """`denoise_faces`, the faces that use a person adapter denoised apart, with it switched on (all of
+    one person's faces together, so an adapter is switched once per photo, never per face); without any
+    adapter, exactly `denoise_faces`."""
+    groups: dict[int, list[int]] = {}
+    for n, face in enumerate(faces):
+        groups.setdefault(id(face.adapter) if face.adapter is not None else 0, []).append(n)
+    if len(groups) == 1 and faces and faces[0].adapter is None:
+        return denoise_faces(pipeline, faces, options, progress, cancel, preview)
+    results: list = [None] * len(faces)
+    done_before = 0
+    for members in groups.values():
+        adapter = faces[members[0]].adapter
+
+        def group_progress(done: int, _total: int, message: str, offset: int = done_before) -> None:
+            report(progress, offset + done, len(faces) * options.steps, message)
+
+        denoise = lambda: denoise_faces(pipeline, [faces[n] for n in members], options,  # noqa: E731
+                                        group_progress if progress else None, cancel, preview)
+        if adapter is not None:
+            with adapter.active():
+                restored = denoise()
+        else:
+            restored = denoise()
+        for n, crop in zip(members, restored):
+            results[n] = crop
+        done_before += len(members) * options.steps
+    return results
 
 
 #: identity -> that person's references embedded by the identity check's recogniser (PersonEmbeddings);
@@ -145,10 +190,10 @@ def restore_plan(image, plan: RestorationPlan, pipeline, options: RestoreOptions
     grayscale = bool(getattr(image, "is_grayscale", False)) or _is_gray(pixels)
     if tokens is None:
         def tokens(identity: Identity):
-            from engine.restore.identity import reference_images
+            from engine.restore.identity import encode_references, reference_images
 
-            images = reference_images(identity)
-            return pipeline.encode_identity(images, cancel=cancel)
+            return encode_references(lambda images: pipeline.encode_identity(images, cancel=cancel),
+                                     reference_images(identity))
 
     check_cancelled(cancel, "restoration")
     outcomes = list(plan.faces)
@@ -184,7 +229,9 @@ def restore_plan(image, plan: RestorationPlan, pipeline, options: RestoreOptions
             who = plan.identities[outcome.identity]
             if outcome.identity not in identities:
                 report(progress, 0, total, f"reading {who.name}'s references")
-                identities[outcome.identity] = _pipeline_tensor(pipeline, tokens(who))
+                use = tokens(who)
+                use = use if isinstance(use, IdentityUse) else IdentityUse(use)
+                identities[outcome.identity] = replace(use, tokens=_pipeline_tensor(pipeline, use.tokens))
             identity = identities[outcome.identity]
         alignment = align_face(outcome.face.landmarks)
         crop = warp_to_crop(np.ascontiguousarray(pixels[..., :3]), alignment)
@@ -193,7 +240,8 @@ def restore_plan(image, plan: RestorationPlan, pipeline, options: RestoreOptions
             references = _references_or_none(check_references, who)
         seeds = try_seeds(base_seed + i, tries)
         for k, seed in enumerate(seeds):
-            to_denoise[k].append(FaceToDenoise(crop, identity, seed))
+            to_denoise[k].append(FaceToDenoise(crop, identity.tokens if identity else None, seed,
+                                               identity.adapter if identity else None))
         prepared.append((i, crop, alignment, references, seeds))
 
     # Try k of every face is one batched denoising of the photo's faces, exactly as a one-try restoration
@@ -206,7 +254,8 @@ def restore_plan(image, plan: RestorationPlan, pipeline, options: RestoreOptions
                          label: str = f"try {k + 1} of {tries}, " if tries > 1 else "") -> None:
             report(progress, offset + done, total, label + message)
 
-        by_try.append(denoise_faces(pipeline, batch, options, try_progress if progress else None, cancel, preview))
+        by_try.append(_denoise_by_adapter(pipeline, batch, options, try_progress if progress else None, cancel,
+                                          preview))
     restored_pairs = []
     for n, (i, crop, alignment, references, seeds) in enumerate(prepared):
         by_seed = {seed: by_try[k][n] for k, seed in enumerate(seeds)}
@@ -214,16 +263,20 @@ def restore_plan(image, plan: RestorationPlan, pipeline, options: RestoreOptions
         if tries > 1:
             from engine.restore.identity_check import best_of_n
 
-            # the tries are already denoised: only scored here
-            kept, result, attempts = best_of_n(by_seed.__getitem__, seeds, check.scorer(crop, references), cancel)
+            # the tries are already denoised: only scored here, and the kept one is not embedded again
+            scorer = check.scorer(crop, references)
+            kept, result, attempts = best_of_n(by_seed.__getitem__, seeds, scorer, cancel)
             seed, kept_tries = seeds[kept], tuple(attempts)
+            verdict = scorer.check(result)
         else:
             seed, result = seeds[0], by_seed[seeds[0]]
-        verdict = check.check(result, crop, references) if check is not None else None
+            verdict = check.check(result, crop, references) if check is not None else None
         parsing = face_parser(result) if face_parser is not None else None
-        restored_pairs.append((result, alignment, parsing))
+        restored_pairs.append((result, alignment, parsing, crop))
         outcome = outcomes[i]
-        outcomes[i] = replace(outcome, seed=seed, check=verdict, tries=kept_tries)
+        use = identities.get(outcome.identity) if outcome.action == "restored" else None
+        outcomes[i] = replace(outcome, seed=seed, check=verdict, tries=kept_tries,
+                              identity_used=use.used if use is not None else None)
         if verdict is not None:
             from engine.restore.identity_check import describe_short
 
@@ -233,8 +286,9 @@ def restore_plan(image, plan: RestorationPlan, pipeline, options: RestoreOptions
     check_cancelled(cancel, "restoration")
     if restored_pairs:
         report(progress, total, total, "pasting back")
-        output = paste_faces(pixels, [(r, a) for r, a, _ in restored_pairs], shape=options.mask,
-                             grayscale=grayscale, parsing_masks=[m for _, _, m in restored_pairs])
+        output = paste_faces(pixels, [(r, a) for r, a, _, _ in restored_pairs], shape=options.mask,
+                             grayscale=grayscale, parsing_masks=[m for _, _, m, _ in restored_pairs],
+                             unrestored=[c for _, _, _, c in restored_pairs])
     else:
         output = pixels.copy()
     return PhotoRestoration(output, outcomes)

@@ -97,6 +97,9 @@ class PlannedFace:
     seed: int | None = None
     check: IdentityVerdict | None = None
     tries: tuple[Try, ...] = ()
+    #: which identity a restored face used: "references", or a learned one ("fitted v2", "adapter v1":
+    #: engine.learn), set by the restoration (None: blind, skipped, or not restored yet)
+    identity_used: str | None = None
 
     @property
     def person(self) -> str | None:
@@ -158,19 +161,26 @@ def limit_faces(faces: list[PlannedFace], options: RestoreOptions) -> list[Plann
 DETECTION_SIZES = tuple(range(640, 255, -64))
 
 
-def detect_faces(analyzer, pixels: np.ndarray) -> list[Face]:
+def detect_faces(analyzer, pixels: np.ndarray, embed: bool = True) -> list[Face]:
     """Every face the analyser finds; an InsightFace analyser is retried at smaller detector inputs
-    (640 → 256) until it finds one, as references are (close-ups are missed at 640)."""
+    (640 → 256) until it finds one, as references are (close-ups are missed at 640). `embed` False:
+    geometry only (no embedding computed), for callers that never match the faces."""
     image = np.ascontiguousarray(pixels[..., :3])
+    options = {} if embed else {"embed": False}
+    if hasattr(analyzer, "detect_at_sizes"):  # the photo converted for the detector once, not per size
+        size, faces = analyzer.detect_at_sizes(image, DETECTION_SIZES, **options)
+        if faces and size != DETECTION_SIZES[0]:
+            log.info("faces found at detector size %d", size)
+        return list(faces)
     if hasattr(analyzer, "det_size"):
         for size in DETECTION_SIZES:
-            faces = analyzer.detect(image, det_size=size)
+            faces = analyzer.detect(image, det_size=size, **options)
             if faces:
                 if size != DETECTION_SIZES[0]:
                     log.info("faces found at detector size %d", size)
                 return list(faces)
         return []
-    return list(analyzer.detect(image))
+    return list(analyzer.detect(image, **options))
 
 
 def plan_ad_hoc(faces: Sequence[Face], people: Sequence[PersonReferences], analyzer,

@@ -27,7 +27,7 @@ import numpy as np
 from engine.errors import UsageError
 from engine.faces.types import Face
 from engine.progress import CancelCheck, ProgressCallback
-from engine.restore.identity import CheckReferences, IdentityTokens, pack_fingerprint
+from engine.restore.identity import CheckReferences, IdentityTokens, ReferenceImages, pack_fingerprint
 from engine.restore.options import RestoreOptions
 from engine.restore.photo import FaceParser, PhotoRestoration, plan_photo_ad_hoc, restore_plan, same_file
 from engine.restore.plan import PersonReferences, RestorationPlan, detect_faces
@@ -52,6 +52,8 @@ class RestorationService:
         self._fingerprint: str | None = None
         self._tokens: dict[str, IdentityTokens] = {}
         self._check_references: CheckReferences | None = None
+        #: the references' pixels, read once for the tokens and the check together
+        self._reference_images = ReferenceImages()
 
     @property
     def key(self) -> tuple:
@@ -94,10 +96,11 @@ class RestorationService:
 
     @property
     def check_references(self) -> CheckReferences:
-        """Each person's references embedded by the identity check, once per process."""
+        """Each person's references embedded by the identity check, once per process (an album
+        person's kept in the catalog too: `check_references.for_catalog`)."""
         with self._lock:
             if self._check_references is None:
-                self._check_references = CheckReferences(self.identity_check)
+                self._check_references = CheckReferences(self.identity_check, self._reference_images)
             return self._check_references
 
     def identity_tokens(self, catalog=None) -> IdentityTokens:
@@ -105,20 +108,22 @@ class RestorationService:
         key = getattr(catalog, "url", None) or ""
         with self._lock:
             if key not in self._tokens:
-                self._tokens[key] = IdentityTokens(self.fingerprint, catalog)
+                self._tokens[key] = IdentityTokens(self.fingerprint, catalog, self._reference_images)
             return self._tokens[key]
 
     # -- plans
-    def detect(self, pixels: np.ndarray) -> list[Face]:
-        """The pack detector's faces (detector sizes 640 → 256 until one is found)."""
-        return detect_faces(self.analyzer, pixels)
+    def detect(self, pixels: np.ndarray, embed: bool = True) -> list[Face]:
+        """The pack detector's faces (detector sizes 640 → 256 until one is found); `embed` False:
+        geometry only."""
+        return detect_faces(self.analyzer, pixels, embed=embed)
 
     def plan_album_photo(self, catalog, photo_id: int, pixels: np.ndarray | None,
                          options: RestoreOptions) -> RestorationPlan:
         """The album's plan for a catalogued photo; with `pixels`, geometry refined by the pack detector."""
         from engine.restore.album import plan_from_album
 
-        refine = self.detect(pixels) if pixels is not None else None
+        # the album says who each face is: the detector only refines geometry, so nothing is embedded
+        refine = self.detect(pixels, embed=False) if pixels is not None else None
         with catalog.transaction() as session:  # suggestions may be stored for people without any yet
             return plan_from_album(session, photo_id, options, refine=refine)
 
@@ -132,8 +137,9 @@ class RestorationService:
                 face_parser: FaceParser | None = None) -> PhotoRestoration:
         check, references = None, None
         if options.runs_check and any(f.action != "skipped" for f in plan.faces):
-            check, references = self.identity_check, self.check_references
-        return restore_plan(image, plan, self.pipeline, options, self._token_source(catalog, cancel), progress,
+            check, references = self.identity_check, self.check_references.for_catalog(catalog)
+        tokens = self._token_source(catalog, cancel, options)
+        return restore_plan(image, plan, self.pipeline, options, tokens, progress,
                             cancel, face_parser, check, references)
 
     def preview(self, image, plan: RestorationPlan, options: RestoreOptions, catalog=None,
@@ -144,17 +150,23 @@ class RestorationService:
         from engine.faceme.pipeline import PREVIEW_STEPS
 
         quick = replace(options, steps=min(options.steps, PREVIEW_STEPS))
-        return restore_plan(image, plan, self.pipeline, quick, self._token_source(catalog, cancel), progress,
+        tokens = self._token_source(catalog, cancel, quick)
+        return restore_plan(image, plan, self.pipeline, quick, tokens, progress,
                             cancel, preview=True)
 
-    def _token_source(self, catalog, cancel: CancelCheck | None):
+    def _token_source(self, catalog, cancel: CancelCheck | None, options: RestoreOptions | None = None):
         store = self.identity_tokens(catalog)
         pipeline = self.pipeline
 
         def tokens(identity):
             return store.tokens(identity, lambda images: pipeline.encode_identity(images, cancel=cancel))
 
-        return tokens
+        if catalog is None or (options is not None and options.identity == "references"):
+            return tokens
+        from engine.learn.store import learned_token_source
+
+        # an album person's learned identity, where the held-out check kept one (engine.learn)
+        return learned_token_source(tokens, catalog, self.fingerprint, pipeline.unet)
 
     def restore_album_photo(self, catalog, photo_id: int, input_path: str | Path, output_path: str | Path,
                             options: RestoreOptions, progress: ProgressCallback | None = None,
@@ -168,9 +180,15 @@ class RestorationService:
         if same_file(input_path, output_path):
             raise UsageError("the output would overwrite the input photo; choose another output path", output_path)
         loaded = read_image(input_path)
-        plan = self.plan_album_photo(catalog, photo_id, loaded.pixels, options)
+        repairing = options.recipe is not None and options.recipe.active
+        if repairing:  # the whole print first; its faces are then found and restored at its scale (issue 24)
+            from engine.repair.restoring import plan_repaired_album_photo
+
+            loaded, plan = plan_repaired_album_photo(self, catalog, photo_id, loaded, options, progress, cancel)
+        else:
+            plan = self.plan_album_photo(catalog, photo_id, loaded.pixels, options)
         result = self.restore(loaded, plan, options, catalog, progress, cancel)
-        if result.restored_count:
+        if result.restored_count or repairing:  # a repaired photo is written even without a face
             if write is not None:
                 write(result, loaded)
             else:

@@ -484,6 +484,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         started = time.monotonic()
         write_tiny_pack(args.out_dir, args.scrfd, args.preset)
+        from engine.testing.tiny_repair_pack import write_repair_parts
+
+        write_repair_parts(args.out_dir)  # the whole-photo repair models (issue 24)
     except (FileNotFoundError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -5,6 +5,9 @@ at start, not when a pack is installed, not on a scan). People keep their names.
 
 from __future__ import annotations
 
+import re
+
+import pytest
 from app_testkit import make_window, wait_idle
 
 
@@ -71,6 +74,8 @@ def test_library_names_the_face_model_and_reanalyses_only_when_asked(qtbot, scan
     assert library.is_reanalysing() and library.progress.isVisible() and not library.scan_button.isEnabled()
     wait_idle(qtbot, window, 120)
     assert shown and prefs.reanalysis_pending == "antelopev2"
+    assert re.fullmatch(r"\d of 9 photos still use the built-in face model — re-analyse to finish",
+                        library.face_model_label.text()), library.face_model_label.text()
     assert library.reanalyse_button.text().startswith("Continue re-analysing the album with antelopev2")
     assert not library.scan_button.isEnabled()  # a plain scan would not carry the rest's people over
 
@@ -81,6 +86,46 @@ def test_library_names_the_face_model_and_reanalyses_only_when_asked(qtbot, scan
     assert library.face_model_label.text() == "Faces found with antelopev2"
     assert library.reanalyse_button.isHidden() and library.scan_button.isEnabled()
     assert "Rose" in _names(window)
+    window.close()
+
+
+def test_a_reanalysis_stopped_in_a_terminal_says_how_many_photos_are_left_in_the_app_and_the_cli(
+        qtbot, scanned_env, tiny_pack, run_cli, monkeypatch):
+    """Issue 19: `faceme catalog reanalyse` stopped part-way (Ctrl-C): the Library, `faceme catalog check` and
+    `faceme info` all say how many photos still use the old model and offer to finish; nothing goes on by
+    itself."""
+    from engine.catalog.db import open_catalog
+    from engine.catalog.scanner import album_roots, reanalyse_album
+    from engine.errors import CancelledError
+    from engine.faces.choice import make_face_analyzer
+
+    db = scanned_env / "catalog.sqlite3"
+    catalog = open_catalog(db)
+    seen = []
+    try:
+        with pytest.raises(CancelledError):
+            reanalyse_album(catalog, album_roots(catalog), make_face_analyzer("antelopev2", tiny_pack), workers=1,
+                            progress=lambda d, t, m: seen.append(d), cancel=lambda: len(seen) >= 4)
+    finally:
+        catalog.close()
+    code, out, err = run_cli("catalog", "check", "--catalog", db)
+    left = re.search(r"(\d) of 9 photos still use the built-in face model", out)
+    assert code == 0 and left and "`faceme catalog reanalyse --model antelopev2` finishes it" in out, (out, err)
+    monkeypatch.setenv("FACEME_CATALOG", str(db))
+    code, out, err = run_cli("info", "--models", tiny_pack)
+    assert code == 0 and f"{left.group(0)}: a re-analysis stopped part-way" in out, (out, err)
+
+    window = make_window(qtbot, scanned_env)
+    window.context.preferences.models_dir = str(tiny_pack)  # the pack is installed
+    wait_idle(qtbot, window)
+    library = window.library
+    library.refresh_face_model()
+    wait_idle(qtbot, window)
+    assert library.face_model_label.text() == f"{left.group(0)} — re-analyse to finish"
+    assert library.reanalyse_button.isVisible() and not library.is_reanalysing()
+    assert library.reanalyse_button.text() == "Continue re-analysing the album with antelopev2 (about 1 minute)"
+    assert not window.context.preferences.reanalysis_pending  # the app did not start it: only offers to go on
+    assert run_cli("catalog", "check", "--catalog", db)[1].count(left.group(0)) == 1  # nothing moved meanwhile
     window.close()
 
 

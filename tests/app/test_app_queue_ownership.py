@@ -1,6 +1,7 @@
 """Queue and job ownership (issue 14, item 6, the GUI half): a batch that another live process runs (a
 CLI `faceme batch`) is shown as running elsewhere and is not resumed by the app; once that process is
-killed, the app resumes it with the batch's own recorded options (its models folder), not the app's."""
+killed, it is not taken over at the app's start either, and Resume runs it with the batch's own recorded
+options (its models folder), not the app's."""
 
 from __future__ import annotations
 
@@ -45,7 +46,10 @@ def test_a_batch_run_elsewhere_is_shown_not_resumed_and_later_resumed_with_its_o
         page.reload()
         wait_idle(qtbot, window)
         assert page.job(job_id).elsewhere is None and page.resume_button.isEnabled()
-        page.resume_unfinished()  # now it is resumed here, with the batch's own models folder
+        page.resume_unfinished()  # stopped outside the app: left for the user to resume (issue 19, item 4)
+        wait_idle(qtbot, window)
+        assert page.running_job is None and not errors
+        page.resume_button.click()  # the user's Resume: run here, with the batch's own models folder
         qtbot.waitUntil(lambda: bool(errors), timeout=60_000)
         wait_idle(qtbot, window)
         text = errors[0].text() + errors[0].details

@@ -1,8 +1,9 @@
 """Quitting the app while a batch runs (issue 14, item 7), as a real process: the app is started
-offscreen, resumes an unfinished batch, and its window is closed while a photo is being restored. The
+offscreen, the user resumes a batch, and its window is closed while a photo is being restored. The
 process must end by itself with exit code 0 and nothing on stderr (no "QThread: Destroyed while thread
 … is still running" abort, no atexit error), the batch must stop between photos or at a denoising step
-(the photo in flight stays pending, nothing half-written), and the next run finishes it."""
+(the photo in flight stays pending, nothing half-written), and the next start carries it on (the app was
+running it: issue 19, item 4)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ state = {"seen": 0}
 def close_when_busy():
     from app.main_window import MainWindow
     windows = [w for w in app.topLevelWidgets() if isinstance(w, MainWindow)]
+    if windows and not state.get("started"):  # the user presses Resume on the batch
+        state["started"] = True
+        windows[0].queue.start(int(sys.argv[2]))
     if windows and windows[0].queue.running_job is not None and windows[0].queue.photo_bar.value() >= 1:
         state["seen"] += 1
         if state["seen"] == 1:
@@ -61,7 +65,7 @@ def test_quitting_while_a_batch_runs_stops_it_cleanly(env, shared, tiny_pack):
     finally:
         catalog.close()
 
-    proc = subprocess.run([sys.executable, "-c", _DRIVER, str(tiny_pack)], cwd=ROOT, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", _DRIVER, str(tiny_pack), str(job_id)], cwd=ROOT, capture_output=True, text=True,
                           timeout=180, env={**os.environ, "PYTHONPATH": str(ROOT), "QT_QPA_PLATFORM": "offscreen",
                                             "OMP_NUM_THREADS": "1"})
     assert "closing while a photo is being restored" in proc.stdout, (proc.stdout, proc.stderr[-3000:])
@@ -71,10 +75,13 @@ def test_quitting_while_a_batch_runs_stops_it_cleanly(env, shared, tiny_pack):
     log_text = "".join(p.read_text(errors="replace") for p in (env / "log").rglob("*.log"))
     assert "closed (jobs stopped cleanly: True)" in log_text, log_text[-3000:]
 
+    from app.batch_flow import unfinished_job
+
     catalog = open_catalog(env / "catalog.sqlite3")
     try:
         job = get_job(catalog, job_id)
-        assert job.status == "running" and sum(i.status == "pending" for i in job.items) >= 1  # resumed next start
+        assert job.status == "running" and sum(i.status == "pending" for i in job.items) >= 1
+        assert unfinished_job(catalog) == job_id  # the app was running it: it carries on at the next start
         assert not list(out.rglob(f"*{PARTIAL_SUFFIX}"))
         for item in job.items:
             if item.status == "pending":

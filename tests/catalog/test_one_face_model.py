@@ -1,6 +1,6 @@
 """One album, one truth (issue 19, item 1): a catalog keeps one face model, whatever scans it — the CLI
-with or without a pack, the app's scan with a pack installed, a batch's pre-scan with `--models` — so
-each real face is one face in the catalog and is restored once. Real `faceme` processes, the tiny
+with or without a pack, the app's scan with a pack installed (a batch's pre-scan with `--models`: the
+app trial test) — so each real face is one face in the catalog. Real `faceme` processes, the tiny
 pack's real SCRFD + tiny ArcFace standing in for antelopev2."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from catalog_testkit import add_photos, faceme_cli, lfw_numbers
 from sqlalchemy import func, select
 
 from engine.catalog.db import open_catalog
-from engine.catalog.models import Assignment, Face, Restoration, RestorationFace
+from engine.catalog.models import Face
 
 
 def _faces(db) -> tuple[int, set[str]]:
@@ -25,7 +25,7 @@ def _faces(db) -> tuple[int, set[str]]:
 
 
 def test_a_pack_installed_later_never_doubles_the_albums_faces(shared, tmp_path, tiny_pack):
-    album, db, out = tmp_path / "album", tmp_path / "catalog.sqlite3", tmp_path / "out"
+    album, db = tmp_path / "album", tmp_path / "catalog.sqlite3"
     add_photos(shared, album, "Dick_Cheney", lfw_numbers(shared, "Dick_Cheney")[:2])
     add_photos(shared, album, "Winona_Ryder", lfw_numbers(shared, "Winona_Ryder")[:2])
     first = faceme_cli("scan", album, "--catalog", db, "--faces", "dlib", "--workers", "1", timeout=300)
@@ -56,21 +56,7 @@ def test_a_pack_installed_later_never_doubles_the_albums_faces(shared, tmp_path,
     assert other.returncode == 2 and "faceme catalog reanalyse --model antelopev2" in other.stderr, other.stderr
     assert "Traceback" not in other.stderr and _faces(db) == (faces, models)
 
-    # a batch with --models: its pre-scan uses the catalog's model; every face restored once
-    batch = faceme_cli("batch", album, "--out", out, "--catalog", db, "--models", tiny_pack, "--steps", "1",
-                       "--seed", "3", "--no-identity-check", timeout=600)
-    assert batch.returncode == 0 and "4 restored" in batch.stdout, (batch.stdout, batch.stderr)
-    assert _faces(db) == (faces, models)
-    catalog = open_catalog(db)
-    try:
-        with catalog.session() as s:
-            restored = s.execute(select(RestorationFace.face_id, func.count())
-                                 .join(Restoration, Restoration.id == RestorationFace.restoration_id)
-                                 .group_by(RestorationFace.face_id)).all()
-            assert len(restored) == faces and all(n == 1 for _, n in restored)
-            assert s.scalar(select(func.count(Assignment.id)).where(Assignment.person_id == people[0]["id"])) >= 1
-    finally:
-        catalog.close()
+    # a batch with --models while the app has the catalog open: tests/app/test_app_trial_issue19.py
     check = faceme_cli("catalog", "check", "--catalog", db)
     assert check.returncode == 0 and "face model dlib/resnet-128" in check.stdout, check.stdout
 

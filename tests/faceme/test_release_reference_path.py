@@ -124,4 +124,6 @@ def test_output_is_truncated_after_the_colour_fix():
     np.testing.assert_array_equal(got, fixed.astype(np.uint8))
     assert (got != np.round(fixed)).mean() > 0.3  # truncation, not rounding
     plain = rgb_output(decoded, lq, color_fix=False)
-    np.testing.assert_array_equal(plain, (((decoded[0] + 1) * 127.5).round()).permute(1, 2, 0).byte().numpy())
+    rounded_decode = (((decoded[0] + 1) * 127.5).round()).permute(1, 2, 0).byte().numpy()
+    # without the fix, the release's float64 round trip of the rounded decode, truncated (issue 22, item 4)
+    np.testing.assert_array_equal(plain, ((rounded_decode / 255.0 * 2.0 - 1.0) * 127.5 + 127.5).astype(np.uint8))

@@ -245,6 +245,12 @@ def serve_pack(state: PackServer, pack: Path, with_hashes: bool = True) -> dict:
             for p in files:
                 rel = p.relative_to(folder).as_posix()
                 state.hub[(repo, f"{sub}/{rel}" if sub else rel)] = p.read_bytes()
+        elif name not in ZIP_PARTS:  # a part that is one file at a URL (the repair models: engine/repair)
+            (only,) = files
+            url_path = f"/releases/download/v1/{only.name}"
+            state.urls[url_path] = only.read_bytes()
+            entry["source"] = {"kind": "url", "url": state.base_url + url_path, "size": only.stat().st_size,
+                               "sha256": hashlib.sha256(only.read_bytes()).hexdigest() if with_hashes else None}
         else:
             data = _zip_bytes(folder, name, ZIP_PARTS[name])
             url_path = f"/releases/download/v0.7/{name}.zip"
