@@ -162,14 +162,16 @@ def unfinished_job(catalog) -> int | None:
 
 
 def batch_options(settings, steps: int, guidance: float, unmatched: str = "blind", color_fix: bool = True,
-                  identity_check: bool = True, tries: int = 1):
-    """The options a new batch is started (and later resumed) with."""
+                  identity_check: bool = True, tries: int = 1, recipe=None):
+    """The options a new batch is started (and later resumed) with. `recipe`: each photo's whole-print
+    repair (engine.repair.recipe.Recipe), stored with the job so a resumed batch repairs as it began."""
     from engine.restore.options import RestoreOptions
 
     return RestoreOptions(steps=int(steps), guidance_scale=float(guidance), unmatched=unmatched, color_fix=color_fix,
                           models_dir=str(settings.models_dir), device=settings.device, dtype=settings.dtype,
                           memory=settings.memory,
-                          identity_check=bool(identity_check), tries=max(1, int(tries)))
+                          identity_check=bool(identity_check), tries=max(1, int(tries)),
+                          recipe=recipe if recipe is not None and recipe.active else None)
 
 
 def create_job(catalog, roots, out_dir, options, progress=None, cancel=None) -> int:

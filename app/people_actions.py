@@ -6,6 +6,7 @@ engine.people.corrections / engine.people.references, so the CLI and the app sha
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import UsageError
@@ -163,3 +164,127 @@ def reanalyse_album(catalog, pack: str, models_dir: str, progress=None, cancel=N
     analyzer = make_face_analyzer(pack, Path(models_dir))
     return scanner.reanalyse_album(catalog, scanner.album_roots(catalog), analyzer, progress=progress, cancel=cancel,
                                    workers=workers or None)
+
+
+# --- learning a person (issue 21) and their timeline (issue 23) ---------------------------------------
+
+@dataclass(frozen=True)
+class LearnOutcome:
+    """What a learning did, in the words `faceme people learn` prints (figures and decision)."""
+
+    person_id: int
+    lines: list[str]
+    #: "fitted", "adapter" or None: what restorations use from now on (None: the references alone)
+    chosen: str | None
+
+
+def check_learnable(catalog, person_id: int, without: tuple[int, ...] = ()) -> int:
+    """Before the model is loaded (minutes on a first use): the person has references to start from and
+    enough usable faces, else UsageError / NotEnoughFacesError, the very checks learning makes first.
+    Returns the number of faces the fit will use."""
+    from engine.learn.faces import choose_faces
+    from engine.restore.album import person_identity
+
+    with catalog.session() as session:
+        person = person_by_id(session, person_id)
+        identity = person_identity(session, person)
+        if identity is None:
+            raise UsageError(f"{person.label} has no reference photos to start from (choose some in References)")
+        return len(choose_faces(session, person, [f.face_id for f in identity.faces], without).fit)
+
+
+def learn(catalog, service, person_id: int, settings=None, progress=None, cancel=None) -> LearnOutcome:
+    """Learn the person with the loaded RestorationService `service` (engine.learn.learning.learn_person,
+    as `faceme people learn`). A cancel stops at the next step and keeps the checkpoint: learning again
+    resumes it (CancelledError)."""
+    from engine.learn.learning import LearnSettings, learn_person
+
+    result = learn_person(catalog, person_id, service.pipeline, service.fingerprint, service.identity_check,
+                          settings or LearnSettings(), progress=progress, cancel=cancel)
+    return LearnOutcome(person_id, result.lines(), result.chosen)
+
+
+def learned_in_use(catalog, models_dir: str | Path | None) -> dict[int, str]:
+    """Person id → the learned identity restorations use for them ("fitted v2"): accepted and not stale
+    for the pack in `models_dir` (no pack there: staleness by faces and references only)."""
+    from engine.learn.store import labels_in_use
+
+    with catalog.session() as session:
+        return labels_in_use(session, _pack_fingerprint(models_dir))
+
+
+def _pack_fingerprint(models_dir: str | Path | None) -> str | None:
+    from engine.models.layout import check_part
+    from engine.restore.identity import IDENTITY_PARTS, pack_fingerprint
+
+    if not models_dir or not all(check_part(Path(models_dir), part).ok for part in IDENTITY_PARTS):
+        return None
+    return pack_fingerprint(models_dir)
+
+
+@dataclass(frozen=True)
+class TimelineYear:
+    """One row of a person's timeline: a year (or "age 30", or "undated") and its faces."""
+
+    when: str
+    age: str
+    era: str
+    face_ids: tuple[int, ...]
+    references: int
+    photos: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TimelineEraRow:
+    name: str
+    faces: int
+    references: int
+    lacks_reference: bool
+    #: photos offered as references for an era that lacks one
+    suggested: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TimelineView:
+    """A person's timeline for the People page (engine.people.timeline, as `faceme people show --timeline`)."""
+
+    person_id: int
+    name: str
+    #: the year the user set (None: unknown)
+    born: int | None
+    #: the year estimated from dated faces and apparent ages when the user set none
+    estimated_born: int | None
+    years: list[TimelineYear]
+    eras: list[TimelineEraRow]
+    lines: list[str]
+
+
+def timeline(catalog, person_id: int) -> TimelineView:
+    from engine.people.timeline import person_timeline
+
+    with catalog.session() as session:
+        person = person_by_id(session, person_id)
+        line = person_timeline(session, person)
+        rows: dict[str, list] = {}
+        for face in line.faces:
+            when = (f"{face.year:.0f}" if face.year is not None
+                    else f"age {face.age:.0f}" if face.age is not None else "undated")
+            rows.setdefault(when, []).append(face)
+        years = []
+        for when, faces in rows.items():
+            ages = sorted({f"{f.age:.0f}" for f in faces if f.age is not None and f.year is not None})
+            years.append(TimelineYear(when, ", ".join(ages), faces[0].era or "undated", tuple(f.face_id for f in faces),
+                                      sum(f.reference for f in faces), tuple(Path(f.photo).name for f in faces)))
+        eras = [TimelineEraRow(e.name, e.faces, e.references, e.lacks_reference,
+                               tuple(c.face.photo.path for c in e.suggested) if e.lacks_reference else ())
+                for e in line.eras]
+        estimated = round(line.birth_year) if line.birth_estimated and line.birth_year is not None else None
+        return TimelineView(person.id, person.label, person.birth_year, estimated, years, eras, line.lines())
+
+
+def set_birth_year(catalog, person_id: int, year: int | None) -> None:
+    """The person's birth year as `faceme people set --born` sets it (None: unknown)."""
+    from engine.people.ages import set_birth_year as set_year
+
+    with catalog.transaction() as session:
+        set_year(person_by_id(session, person_id), year)

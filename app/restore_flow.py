@@ -97,6 +97,37 @@ class RestoreRequest:
     color_fix: bool = True
     identity_check: bool = True
     tries: int = 1
+    #: the whole print repaired first (engine.repair.recipe.Recipe; None: as read)
+    recipe: Any = None
+
+
+@dataclass(frozen=True)
+class RepairAvailability:
+    """Which repair models (engine.models.layout.REPAIR_PARTS) are installed: `missing` maps each part
+    that is missing or broken to a sentence naming the model to download."""
+
+    missing: dict[str, str] = field(default_factory=dict)
+
+    def ok(self, *parts: str) -> bool:
+        return not any(part in self.missing for part in parts)
+
+    def why_not(self, *parts: str) -> str:
+        """The sentences of the missing ones among `parts` ("" when all are installed)."""
+        return " ".join(self.missing[part] for part in parts if part in self.missing)
+
+
+def repair_availability(models_dir: Path) -> RepairAvailability:
+    """The repair parts' state in `models_dir`, checked as the Models page checks them (headers only;
+    worker thread)."""
+    from engine.models.layout import PARTS, REPAIR_PARTS, verify_pack
+
+    missing = {}
+    for status in verify_pack(Path(models_dir), REPAIR_PARTS):
+        if not status.ok:
+            state = "is not installed" if status.state == "missing" else "is damaged"
+            missing[status.name] = (f"{PARTS[status.name].title} {state}: download it on the Models page "
+                                    f"(`faceme models download {status.name}`).")
+    return RepairAvailability(missing)
 
 
 @dataclass
@@ -112,6 +143,8 @@ class RestoreOutcome:
     is_preview: bool = False  # a quick preview: for looking only, never saved
     photo_id: int | None = None  # the album's photo (its saves are recorded in the catalog)
     options: dict = field(default_factory=dict)  # the RestoreOptions it was restored with (to_dict)
+    scale: int = 1  # output pixels per photo pixel (the recipe's upscaling)
+    repaired_steps: list[str] = field(default_factory=list)  # the whole-photo steps run (engine.repair)
 
 
 def face_analyzer(settings: Settings):
@@ -293,15 +326,20 @@ def restore(analysis: PhotoAnalysis, request: RestoreRequest, service: Any, cata
     differs from the restoration itself); its outcome is for looking only (`save` refuses it)."""
     from engine.restore.options import RestoreOptions
 
-    if not request.faces:
+    recipe = request.recipe if request.recipe is not None and request.recipe.active else None
+    if not request.faces and recipe is None:
         raise FaceMeError("no face is ticked, so there is nothing to restore", analysis.path)
     plan = plan_of(analysis, request.faces)
     options = RestoreOptions(steps=request.steps, guidance_scale=request.guidance, seed=request.seed,
                              color_fix=request.color_fix, unmatched="blind", min_face_size=0,
                              models_dir=str(service.models_dir), identity_check=request.identity_check,
-                             tries=max(1, int(request.tries)))
+                             tries=max(1, int(request.tries)), recipe=recipe)
+    image, scale, repaired = analysis.image, 1, None
+    if recipe is not None:
+        image, plan, repaired = repair_photo(analysis.image, plan, options, progress, cancel)
+        scale = repaired.scale
     run = service.preview if preview else service.restore
-    result = run(analysis.image, plan, options, catalog=catalog() if catalog is not None else None,
+    result = run(image, plan, options, catalog=catalog() if catalog is not None else None,
                  progress=progress, cancel=cancel)
     check_cancelled(cancel, "restoration")
     n = result.restored_count
@@ -311,6 +349,10 @@ def restore(analysis: PhotoAnalysis, request: RestoreRequest, service: Any, cata
                    "Press Restore faces for the result to save.")
     else:
         summary = f"{faces} restored (seed {request.seed}). Drag the divider to compare."
+    if repaired is not None:
+        summary = f"Whole photo: {', '.join(repaired.steps)} done. " + summary
+        if repaired.colourised:
+            summary += " The photo was colourised: the saved file is labelled as colourised."
     details = [f"{o.person_name or 'nobody'}: {o.action} — {o.reason}" + (
         f"; {describe_short(o.check)}" if o.check is not None else "") for o in result.faces]
     doubtful = sum(1 for o in result.faces if o.check is not None and o.check.verdict != "kept")
@@ -319,9 +361,66 @@ def restore(analysis: PhotoAnalysis, request: RestoreRequest, service: Any, cata
                     f"badges (more tries in Settings).")
     for line in details:
         log.info("%s: %s", analysis.path.name, line)
-    return RestoreOutcome(analysis.path, result.pixels, analysis.image, summary, request.seed, details,
+    return RestoreOutcome(analysis.path, result.pixels, image, summary, request.seed, details,
                           list(result.faces), is_preview=preview, photo_id=analysis.photo_id,
-                          options=options.to_dict())
+                          options=options.to_dict(), scale=scale,
+                          repaired_steps=list(repaired.steps) if repaired is not None else [])
+
+
+def repair_only(analysis: PhotoAnalysis, request: RestoreRequest, models_dir: Path, device: str | None = None,
+                progress: ProgressCallback | None = None, cancel: CancelCheck | None = None,
+                preview: bool = False) -> RestoreOutcome:
+    """No face ticked: only the whole photo is repaired by `request.recipe`, so no FaceMe model is needed
+    (a landscape, a house, or faces the user leaves alone). Worker thread."""
+    from engine.repair.restoring import repair_for_restoration
+    from engine.restore.options import RestoreOptions
+
+    if request.recipe is None or not request.recipe.active:
+        raise FaceMeError("no face is ticked and no whole-photo step is chosen, so there is nothing to do",
+                          analysis.path)
+    options = RestoreOptions(models_dir=str(models_dir), device=device, recipe=request.recipe, seed=request.seed)
+    repaired, result = repair_for_restoration(analysis.image, options, progress, cancel)
+    check_cancelled(cancel, "repair")
+    summary = f"Whole photo: {', '.join(result.steps)} done; no face restored. Drag the divider to compare."
+    if result.colourised:
+        summary += " The photo was colourised: the saved file is labelled as colourised."
+    log.info("%s: whole photo only (%s)", analysis.path.name, ", ".join(result.steps))
+    return RestoreOutcome(analysis.path, repaired.pixels, repaired, summary, request.seed, is_preview=preview,
+                          photo_id=analysis.photo_id, options=options.to_dict(), scale=result.scale,
+                          repaired_steps=list(result.steps))
+
+
+def repair_photo(image, plan, options, progress: ProgressCallback | None = None, cancel: CancelCheck | None = None):
+    """(the photo repaired by `options.recipe`, `plan` carried to its scale, the RepairResult): the page's
+    faces were found on the photo as read; repairing moves no pixel, and upscaling scales every face."""
+    from engine.repair.geometry import scale_plan
+    from engine.repair.restoring import repair_for_restoration
+
+    repaired, result = repair_for_restoration(image, options, progress, cancel)
+    check_cancelled(cancel, "repair")
+    return repaired, scale_plan(plan, result.scale), result
+
+
+@dataclass
+class DamageView:
+    """The photo with the detector's damage mask painted over it (`pixels`, the photo's size) and the share
+    of the photo marked (0 to 1)."""
+
+    pixels: np.ndarray
+    share: float
+    preview: Any = None  # set by the page (a QImage)
+
+
+def damage_view(image, models_dir: Path, device: str | None = None, cancel: CancelCheck | None = None) -> DamageView:
+    """The damage detector's mask of `image` (engine.imageio.LoadedImage: scratches, creases, dust) over
+    the photo, to look at before repairing (worker thread)."""
+    from engine.repair.damage_mask import detect_damage, paint_damage
+    from engine.repair.models import repair_models_for
+
+    pixels = np.ascontiguousarray(image.pixels[..., :3])
+    mask = detect_damage(pixels, repair_models_for(Path(models_dir), device).scratch_detector(), cancel=cancel)
+    check_cancelled(cancel, "finding damage")
+    return DamageView(paint_damage(pixels, mask), float(np.count_nonzero(mask)) / mask.size)
 
 
 def save(outcome: RestoreOutcome, target: Path, catalog: Callable[[], Any] | None = None) -> Path:

@@ -35,48 +35,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import faceme_gpu  # noqa: E402  (bench/ is not a package)
 
 log = logging.getLogger("learn_gpu")
 
 SEED = 20250109
 #: the issue's targets: (default steps, seconds, peak GB)
 TARGETS = {"identity": (300, 180.0, 16.0), "adapter": (400, 600.0, 20.0)}
-# RealVisXL V3.0's unet/config.json is SDXL base's; its VAE is the SDXL VAE (published configs)
-SDXL_UNET = dict(
-    sample_size=128, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280),
-    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-    attention_head_dim=(5, 10, 20), transformer_layers_per_block=(1, 2, 10), cross_attention_dim=2048,
-    use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=256,
-    projection_class_embeddings_input_dim=2816, norm_num_groups=32)
-SDXL_VAE = dict(
-    in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
-    up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
-    latent_channels=4, norm_num_groups=32, sample_size=1024, scaling_factor=0.13025, force_upcast=True)
-
-
-def filled(module: nn.Module, seed: int, dtype: torch.dtype, device: torch.device) -> nn.Module:
-    """A meta-built module given seeded uniform values (std 1/sqrt(fan-in)) on `device`, frozen."""
-    generator = torch.Generator(device=device).manual_seed(seed)
-    state = {}
-    for module_name, sub in module.named_modules():
-        prefix = f"{module_name}." if module_name else ""
-        for name, param in sub.named_parameters(recurse=False):
-            if isinstance(sub, (nn.LayerNorm, nn.GroupNorm)) and name == "weight":
-                value = torch.ones(param.shape, dtype=dtype, device=device)
-            elif name == "bias":
-                value = torch.zeros(param.shape, dtype=dtype, device=device)
-            else:
-                fan_in = int(np.prod(param.shape[1:])) if param.ndim > 1 else 50
-                bound = (3.0 / fan_in) ** 0.5
-                value = torch.empty(param.shape, dtype=dtype, device=device).uniform_(-bound, bound,
-                                                                                       generator=generator)
-            state[prefix + name] = value
-    module.load_state_dict(state, strict=True, assign=True)
-    return module.eval().requires_grad_(False)
+# the full-size configs and the seeded fill are faceme_gpu.py's (the speed benchmark's models)
+SDXL_UNET, SDXL_VAE = faceme_gpu.SDXL_UNET, faceme_gpu.SDXL_VAE
+filled = faceme_gpu.fill_on_device
 
 
 def build(tiny: bool, device: torch.device, dtype: torch.dtype):

@@ -1,5 +1,7 @@
 """People: a card per person; rename, merge (drag a card onto another, or select and merge), split,
-"not this person", confirm, hide; the unknown bucket of faces that fit no one."""
+"not this person", confirm, hide; the unknown bucket of faces that fit no one. A person's Timeline tab
+(faces by year, eras without a reference, the birth year) and "Learn this person…" (a badge on the
+cards of people restored with what was learned)."""
 
 from __future__ import annotations
 
@@ -8,12 +10,14 @@ import logging
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QFrame, QHBoxLayout, QLineEdit, QMenu, QMessageBox,
-                               QSplitter, QStackedWidget, QVBoxLayout, QWidget)
+                               QSplitter, QStackedWidget, QTabWidget, QVBoxLayout, QWidget)
 
 from app import catalog_views, people_actions, theme
 from app.catalog_views import PersonCard
 from app.pages.base import Page
 from app.widgets.common import EmptyState, button, label
+from app.widgets.learn_dialog import LearnDialog
+from app.widgets.timeline import TimelineWidget
 from app.widgets.thumbgrid import GridItem, ThumbnailGrid, ThumbnailModel
 from engine.text import plural
 
@@ -74,6 +78,10 @@ class PeoplePage(Page):
         super().__init__(context, parent)
         self.cards: list[PersonCard] = []
         self.current: PersonCard | None = None
+        #: person id → the learned identity restorations use for them ("fitted v2")
+        self.learned: dict[int, str] = {}
+        self.learn_dialog: LearnDialog | None = None
+        self.learn_job = None
         self.confirm_merges = True
         self.show_hidden = QCheckBox("Show hidden people")
         self.show_hidden.toggled.connect(lambda _: self.reload())
@@ -124,14 +132,28 @@ class PeoplePage(Page):
         self.refs_button = button("References…", "references")
         self.refs_button.clicked.connect(self._open_references)
         top.addWidget(self.refs_button)
+        self.learn_button = button("Learn this person…", tooltip="Learn this person from their faces in the album; "
+                                   "used only where a check shows it restores them better")
+        self.learn_button.clicked.connect(self.open_learning)
+        top.addWidget(self.learn_button)
         layout.addLayout(top)
+        self.detail_tabs = QTabWidget()
+        faces_tab = QWidget()
+        faces_layout = QVBoxLayout(faces_tab)
+        faces_layout.setContentsMargins(0, 6, 0, 0)
+        self.timeline = TimelineWidget()
+        self.timeline.birth_year_changed.connect(self.set_birth_year)
+        self.detail_tabs.addTab(faces_tab, "Faces")
+        self.detail_tabs.addTab(self.timeline, "Timeline")
+        self.detail_tabs.currentChanged.connect(lambda _: self._load_timeline())
+        layout.addWidget(self.detail_tabs, 1)
         self.faces_hint = label("Select faces below to correct them.", "Muted")
-        layout.addWidget(self.faces_hint)
+        faces_layout.addWidget(self.faces_hint)
         self.face_model = ThumbnailModel(self.context.thumbnails, thumb_size=128, square=True, parent=self)
         self.faces = ThumbnailGrid(self.face_model, QSize(108, 128), 84, round_picture=True, object_name="FaceStrip")
         self.faces.selectionModel().selectionChanged.connect(lambda *_: self._update_actions())
         self.faces.empty_text = "Choose a person above to see their faces."
-        layout.addWidget(self.faces, 1)
+        faces_layout.addWidget(self.faces, 1)
         actions = QHBoxLayout()
         self.split_button = button("Move to a new person", "split",
                                    tooltip="These faces are someone else: they become a new person")
@@ -151,7 +173,7 @@ class PeoplePage(Page):
                   self.move_button):
             actions.addWidget(b)
         actions.addStretch(1)
-        layout.addLayout(actions)
+        faces_layout.addLayout(actions)
         return panel
 
     # --- loading -------------------------------------------------------------------------------
@@ -160,8 +182,17 @@ class PeoplePage(Page):
 
     def reload(self) -> None:
         context, hidden = self.context, self.show_hidden.isChecked()
-        self.context.runner.run(lambda progress, cancel: catalog_views.list_people(context.catalog(), hidden),
-                                "Loading people", on_result=self._show_people, on_failed=context.report)
+        models_dir = context.preferences.models_dir
+
+        def load(progress, cancel):
+            catalog = context.catalog()
+            return catalog_views.list_people(catalog, hidden), people_actions.learned_in_use(catalog, models_dir)
+
+        self.context.runner.run(load, "Loading people", on_result=self._show_loaded, on_failed=context.report)
+
+    def _show_loaded(self, loaded) -> None:
+        cards, self.learned = loaded
+        self._show_people(cards)
 
     def _show_people(self, cards: list[PersonCard]) -> None:
         keep = self.current.id if self.current is not None else "none"
@@ -172,9 +203,14 @@ class PeoplePage(Page):
             subtitle = plural(card.face_count, "face")
             if card.hidden:
                 subtitle += " · hidden"
+            learned = self.learned.get(card.id)
+            if learned:
+                subtitle += " · ✦ learned"
             items.append(GridItem(key=("person", card.id), title=card.name, subtitle=subtitle,
                                   image=cover.photo if cover else None, crop=cover.box if cover else None,
-                                  payload=card, accent=None if card.is_unknown else theme.person_colour(card.id).name()))
+                                  payload=card, accent=None if card.is_unknown else theme.person_colour(card.id).name(),
+                                  tooltip=f"Restored with what FaceMe learned of {card.name} ({learned})"
+                                  if learned else ""))
         self.model.set_items(items)
         self.stack.setCurrentIndex(1 if cards else 0)
         row = next((n for n, c in enumerate(cards) if c.id == keep), 0 if cards else None)
@@ -193,6 +229,7 @@ class PeoplePage(Page):
             self.face_model.set_items([])
             self.name_edit.setText("")
             self.detail_info.setText("")
+            self.timeline.set_view(None)
             self._update_actions()
             return
         self.avatar.setPixmap(theme.pixmap("unknown" if card.is_unknown else "person", 26,
@@ -203,6 +240,8 @@ class PeoplePage(Page):
         info = plural(card.face_count, "face")
         if card.reference_count:
             info += f" · {plural(card.reference_count, 'reference')}"
+        if card.id in self.learned:
+            info += f" · learned identity in use ({self.learned[card.id]})"
         self.detail_info.setText(info)
         self.hide_button.setText("Show" if card.hidden else "Hide")
         self.face_model.set_items([
@@ -210,6 +249,7 @@ class PeoplePage(Page):
                      crop=f.box, payload=f, tooltip=f"{f.photo.name}\nface #{f.id}")
             for f in card.faces])
         self._update_actions()
+        self._load_timeline()
 
     def _update_actions(self) -> None:
         card = self.current
@@ -220,6 +260,8 @@ class PeoplePage(Page):
         self.name_edit.setEnabled(person)
         self.hide_button.setEnabled(person)
         self.refs_button.setEnabled(person)
+        self.learn_button.setEnabled(person)
+        self.detail_tabs.setTabEnabled(1, person)
         self.split_button.setVisible(card is None or person)
         self.reject_button.setVisible(card is None or person)
         self.confirm_button.setVisible(card is None or person)
@@ -353,3 +395,76 @@ class PeoplePage(Page):
             window = self.window()
             if hasattr(window, "references"):
                 window.references.select_person(self.current.id)
+
+    # --- timeline (issue 23) --------------------------------------------------------------------
+    def _load_timeline(self) -> None:
+        """The Timeline tab's data, read when that tab is shown (not on every selection)."""
+        card = self.current
+        if card is None or card.is_unknown:
+            self.timeline.set_view(None)
+            return
+        if self.detail_tabs.currentWidget() is not self.timeline:
+            return
+        context, person_id = self.context, card.id
+
+        def show(view) -> None:
+            if self.current is not None and self.current.id == view.person_id:
+                self.timeline.set_view(view)
+
+        context.runner.run(lambda progress, cancel: people_actions.timeline(context.catalog(), person_id),
+                           f"Reading {card.name}'s timeline", on_result=show, on_failed=context.report)
+
+    def set_birth_year(self, year: int | None) -> None:
+        card = self.current
+        if card is None or card.is_unknown:
+            return
+        self._run(lambda catalog: people_actions.set_birth_year(catalog, card.id, year),
+                  f"Setting {card.name}'s birth year")
+
+    # --- learning (issue 21) --------------------------------------------------------------------
+    def open_learning(self) -> LearnDialog | None:
+        card = self.current
+        if card is None or card.is_unknown:
+            return None
+        if self.learn_dialog is not None and self.learn_dialog.running:
+            self.learn_dialog.raise_()  # one learning at a time: the one running is shown
+            return self.learn_dialog
+        dialog = LearnDialog(card.name, self)
+        dialog.start_requested.connect(lambda method: self.start_learning(card, method))
+        dialog.cancel_requested.connect(self.cancel_learning)
+        self.learn_dialog = dialog
+        dialog.show()
+        return dialog
+
+    def start_learning(self, card: PersonCard, method: str) -> None:
+        from engine.errors import CancelledError
+        from engine.learn.learning import LearnSettings
+
+        context, dialog = self.context, self.learn_dialog
+        settings, person_id = context.settings, card.id
+
+        def work(progress, cancel):
+            progress(0, 0, f"checking {card.name}'s faces")
+            catalog = context.catalog()
+            people_actions.check_learnable(catalog, person_id)  # before loading the model: a quick "too few"
+            if cancel():
+                raise CancelledError(f"learning {card.name} cancelled before it began")
+            with context.model.use(settings, progress) as service:
+                return people_actions.learn(catalog, service, person_id, LearnSettings(method=method), progress,
+                                            cancel)
+
+        def done(outcome) -> None:
+            dialog.show_result(outcome)
+            context.catalog_changed.emit()  # the badge
+
+        dialog.show_started()
+        self.learn_job = context.runner.run(work, f"Learning {card.name}", on_result=done,
+                                            on_failed=dialog.show_failure, on_progress=dialog.show_progress,
+                                            on_cancelled=dialog.show_cancelled)
+        if self.learn_job.outcome == "refused":  # the window is closing
+            dialog.show_cancelled()
+
+    def cancel_learning(self) -> None:
+        """Stops at the fit's next step, keeping its checkpoint (as Ctrl-C in `faceme people learn`)."""
+        if self.learn_job is not None:
+            self.learn_job.cancel()

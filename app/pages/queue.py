@@ -15,11 +15,12 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QHBoxLayout, QHeaderView, QLineEdit, QListWidget, QListWidgetItem, QProgressBar,
                                QStackedWidget, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
-from app import batch_flow, model_pack, theme
+from app import batch_flow, model_pack, restore_flow, theme
 from app.batch_flow import JobView
 from app.pages.base import Page
 from app.widgets.common import ElidedPathLabel, EmptyState, button, label
 from app.widgets.review_list import ReviewList
+from app.widgets.whole_photo import WholePhotoPanel
 from engine.text import plural
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class NewBatchDialog(QDialog):
     """`output_for(roots)`: the default folder for the chosen albums (Preferences.batch_output_for); it
     follows the ticked albums until the user types or browses a folder of their own."""
 
-    def __init__(self, albums: list[str], output_for, parent: QWidget | None = None):
+    def __init__(self, albums: list[str], output_for, parent: QWidget | None = None, repair_models=None):
         super().__init__(parent)
         self._output_for = output_for
         self.setWindowTitle("New batch")
@@ -90,6 +91,11 @@ class NewBatchDialog(QDialog):
         self.unmatched.addItem("Leave them as they are", "skip")
         form.addRow("Faces of unknown people", self.unmatched)
         layout.addLayout(form)
+        # each photo's whole-print repair, kept with the batch (`repair_models`: RepairAvailability)
+        self.whole_photo = WholePhotoPanel()
+        if repair_models is not None:
+            self.whole_photo.set_availability(repair_models)
+        layout.addWidget(self.whole_photo)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         start = buttons.addButton("Start", QDialogButtonBox.ButtonRole.AcceptRole)
         start.setProperty("primary", True)
@@ -127,6 +133,7 @@ class QueuePage(Page):
         self._clock = batch_flow.RunClock()  # the time left of the running batch
         self._last_done = 0
         self._cancel_requested: int | None = None
+        self._repair_models = None  # app.restore_flow.RepairAvailability, once checked
         self.new_button = self.header.add_action(button("New batch…", "add", primary=True))
         self.new_button.clicked.connect(self.choose_new_batch)
 
@@ -214,6 +221,14 @@ class QueuePage(Page):
     # --- loading -------------------------------------------------------------------------------
     def activated(self) -> None:
         self.reload()
+        models_dir = self.context.settings.models_dir  # which repair steps a new batch may take
+
+        def found(availability) -> None:
+            self._repair_models = availability
+
+        self.context.runner.run(lambda progress, cancel: restore_flow.repair_availability(models_dir),
+                                "Checking the repair models", on_result=found,
+                                on_failed=lambda m: log.info("repair models: %s", m.what))
 
     def reload(self) -> None:
         context = self.context
@@ -350,22 +365,27 @@ class QueuePage(Page):
             self.context.navigate.emit("library")
             self.window().statusBar().showMessage("Add an album first: batches restore albums.", 6000)
             return
-        dialog = NewBatchDialog(albums, self.context.preferences.batch_output_for, self)
+        dialog = NewBatchDialog(albums, self.context.preferences.batch_output_for, self, self._repair_models)
         if dialog.exec() == QDialog.DialogCode.Accepted and dialog.roots() and dialog.out_dir.text().strip():
-            self.new_batch(dialog.roots(), Path(dialog.out_dir.text().strip()), dialog.unmatched.currentData())
+            self.new_batch(dialog.roots(), Path(dialog.out_dir.text().strip()), dialog.unmatched.currentData(),
+                           dialog.whole_photo.recipe())
 
-    def _options(self, unmatched: str = "blind"):
+    def _options(self, unmatched: str = "blind", recipe=None):
         prefs = self.context.preferences
         return batch_flow.batch_options(self.context.settings, prefs.steps, prefs.guidance, unmatched, prefs.color_fix,
-                                        prefs.identity_check, prefs.tries)
+                                        prefs.identity_check, prefs.tries, recipe)
 
-    def new_batch(self, roots: list[str], out_dir: Path, unmatched: str = "blind") -> None:
-        """Create the batch in the catalog (scanning albums not yet scanned) and start it."""
-        context, options, models_dir = self.context, self._options(unmatched), self.context.settings.models_dir
+    def new_batch(self, roots: list[str], out_dir: Path, unmatched: str = "blind", recipe=None) -> None:
+        """Create the batch in the catalog (scanning albums not yet scanned) and start it; `recipe`: each
+        photo's whole-print repair (engine.repair.recipe.Recipe), kept with the batch."""
+        context, options, models_dir = self.context, self._options(unmatched, recipe), self.context.settings.models_dir
 
         def work(progress, cancel):
             ready, missing = model_pack.restoration_ready(models_dir)
-            if not ready:
+            if options.recipe is not None:  # the repair models the batch's recipe needs
+                lacking = restore_flow.repair_availability(models_dir).missing
+                missing += [part for part in options.recipe.parts() if part in lacking]
+            if missing:
                 return model_pack.PackMissing(missing)
             return batch_flow.create_job(context.catalog(), roots, out_dir, options, progress, cancel)
 

@@ -19,6 +19,7 @@ from app.restore_flow import PhotoAnalysis, RestoreOutcome, RestoreRequest
 from app.widgets.canvas import CompareView, FaceMark, FacesView
 from app.widgets.common import EmptyState, ProgressRow, button, label, tool_button
 from app.widgets.identity_badge import FaceBadges
+from app.widgets.whole_photo import WholePhotoPanel
 from engine.text import plural
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class RestorePage(Page):
         self._job = None
         self._analysed_for = None  # the models folder the open photo was analysed with
         context.preferences_changed.connect(self._settings_changed)
+        context.preferences_changed.connect(self.refresh_repair_models)
 
         open_button = self.header.add_action(button("Open photo…", "open"))
         open_button.clicked.connect(self._choose_photo)
@@ -164,6 +166,12 @@ class RestorePage(Page):
         self.color_fix.setToolTip("Colour fix: the restored face takes the original's colours (wavelet colour fix).")
         form.addRow(self.color_fix)
         side.addLayout(form)
+        # the whole print repaired before its faces are restored (issue 24)
+        self.whole_photo = WholePhotoPanel(damage_view=True)
+        self.whole_photo.changed.connect(self._update_actions)
+        self.whole_photo.show_damage_changed.connect(self.show_damage)
+        self._damage = None  # the open photo's restore_flow.DamageView, once found
+        side.addWidget(self.whole_photo)
 
         self.restore_button = button("Restore faces", "restore", primary=True)
         self.restore_button.clicked.connect(lambda: self.start_restore())
@@ -213,7 +221,8 @@ class RestorePage(Page):
     def _update_actions(self) -> None:
         running = self._job is not None
         have_photo = self.analysis is not None
-        can_restore = have_photo and not running and any(f.restore for f in self._faces())
+        wanted = any(f.restore for f in self._faces()) or self.whole_photo.recipe() is not None
+        can_restore = have_photo and not running and wanted
         self.restore_button.setEnabled(can_restore)
         self.preview_button.setEnabled(can_restore)
         self.save_button.setEnabled(self.outcome is not None and not running)
@@ -225,6 +234,16 @@ class RestorePage(Page):
 
     def _faces(self):
         return self.analysis.faces if self.analysis is not None else []
+
+    def activated(self) -> None:
+        self.refresh_repair_models()
+
+    def refresh_repair_models(self) -> None:
+        """Which whole-photo steps have their models (checked in a worker: it reads the models' headers)."""
+        models_dir = self.context.settings.models_dir
+        self.context.runner.run(lambda progress, cancel: restore_flow.repair_availability(models_dir),
+                                "Checking the repair models", on_result=self.whole_photo.set_availability,
+                                on_failed=lambda m: log.info("repair models: %s", m.what))
 
     # --- opening and analysing -----------------------------------------------------------------
     def _choose_photo(self) -> None:
@@ -241,6 +260,8 @@ class RestorePage(Page):
         self.outcome = None
         self.preview_outcome = None
         self.saved_path = None
+        self._damage = None
+        self.whole_photo.show_damage.setChecked(False)
         self._before = None
         self._after = None
         self.face_list.clear()
@@ -312,6 +333,45 @@ class RestorePage(Page):
         made with the old analyser would carry faces of another face model)."""
         if self.analysis is not None and self._job is None and self.context.settings.models_dir != self._analysed_for:
             self.open_photo(self.analysis.path)
+
+    # --- the damage the repair step paints over ---------------------------------------------------
+    def show_damage(self, on: bool) -> None:
+        """The detector's damage mask in red over the photo (found once per photo, in a worker), or the
+        photo as read again."""
+        if not on or self.analysis is None:
+            if self._before is not None:
+                self.faces_view.set_image(self._before, keep_view=True)
+            return
+        if self._damage is not None:
+            self._show_damage(self._damage)
+            return
+        if self._job is not None:
+            self.whole_photo.show_damage.setChecked(False)
+            return
+        analysis, settings = self.analysis, self.context.settings
+
+        def work(progress, cancel):
+            view = restore_flow.damage_view(analysis.image, settings.models_dir, settings.device, cancel)
+            view.preview, _ = preview_image(view.pixels)
+            return analysis, view
+
+        def found(result) -> None:
+            if result[0] is self.analysis:
+                self._damage = result[1]
+                if self.whole_photo.show_damage.isChecked():
+                    self._show_damage(self._damage)
+
+        self.progress.start("Finding damage…")
+        self._job = self.context.runner.run(work, f"Finding damage in {analysis.path.name}", on_result=found,
+                                            on_failed=self._failed, on_progress=self.progress.update_progress,
+                                            on_finished=self._job_finished)
+        self._update_actions()
+
+    def _show_damage(self, view) -> None:
+        self.faces_view.set_image(view.preview, keep_view=True)
+        self._show_view("faces")
+        self.status.setText(f"Damage found on {view.share:.0%} of the photo (in red): Repair scratches paints "
+                            "it over.")
 
     # --- whose each face is ----------------------------------------------------------------------
     def _show_face_person(self) -> None:
@@ -386,7 +446,7 @@ class RestorePage(Page):
         return RestoreRequest(faces=[i for i, f in enumerate(self._faces()) if f.restore],
                               guidance=self.guidance.value(), steps=self.steps.value(), seed=self.seed.value(),
                               color_fix=self.color_fix.isChecked(), identity_check=prefs.identity_check,
-                              tries=max(1, int(prefs.tries)))
+                              tries=max(1, int(prefs.tries)), recipe=self.whole_photo.recipe())
 
     def start_restore(self) -> None:
         """The restoration itself (the released procedure), shown in the after view, ready to save."""
@@ -405,6 +465,11 @@ class RestorePage(Page):
         catalog = self.context.catalog
 
         def work(progress, cancel):
+            if not request.faces:  # only the whole photo: no FaceMe model needed
+                outcome = restore_flow.repair_only(analysis, request, settings.models_dir, settings.device,
+                                                   progress, cancel, preview=preview)
+                outcome.preview, _ = preview_image(outcome.pixels)
+                return outcome
             # checked here, not on the GUI thread: verifying the pack reads its files
             if not model.is_loaded_for(settings):
                 ready, missing = model_pack.restoration_ready(settings.models_dir)
@@ -464,7 +529,7 @@ class RestorePage(Page):
         self._after = outcome.preview
         self.compare.set_images(self._before, self._after, "Preview" if outcome.is_preview else "After")
         # Boxes are in photo pixels; the canvas shows the (possibly smaller) preview.
-        scale = self.analysis.preview_scale if self.analysis is not None else 1.0
+        scale = (self.analysis.preview_scale if self.analysis is not None else 1.0) / outcome.scale
         self.badges.set_faces([(tuple(v * scale for v in face.face.box), face.check) for face in outcome.faces
                                if face.action != "skipped"])
         self._show_view("compare")

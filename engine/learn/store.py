@@ -125,6 +125,28 @@ def in_use(session: Session, person, fingerprint: str) -> Learned | None:
     return None
 
 
+def labels_in_use(session: Session, fingerprint: str | None) -> dict[int, str]:
+    """Person id → the label of the learning restorations use for them ("fitted v2"), for every person
+    with one accepted and current; `fingerprint` None (no pack installed): current by faces and
+    references only."""
+    from engine.catalog.models import LearnedIdentity, Person
+
+    found: dict[int, str] = {}
+    accepted = select(LearnedIdentity.person_id).where(LearnedIdentity.status == "accepted").distinct()
+    for person_id in session.scalars(accepted).all():
+        person = session.get(Person, person_id)
+        if person is None:
+            continue
+        if fingerprint is not None:
+            learned = in_use(session, person, fingerprint)
+        else:
+            learned = next((x for x in learnings(session, person) if x.status == "accepted" and x.stale is None),
+                           None)
+        if learned is not None:
+            found[person_id] = learned.label
+    return found
+
+
 def next_version(session: Session, person_id: int, method: str) -> int:
     from engine.catalog.models import LearnedIdentity
 

@@ -86,3 +86,15 @@ def mask_iou(predicted: np.ndarray, reference: np.ndarray) -> float:
     union = np.logical_or(a, b).sum()
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
 
+
+#: the damage overlay's colour (RGB) and opacity over the photo (the GUI shows the mask this way)
+DAMAGE_COLOUR, DAMAGE_OPACITY = (230, 40, 40), 0.6
+
+
+def paint_damage(pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """`pixels` (H×W×3 uint8) with the non-zero pixels of `mask` (H×W) tinted DAMAGE_COLOUR."""
+    out = pixels.astype(np.float32)
+    marked = mask > 0
+    out[marked] = out[marked] * (1 - DAMAGE_OPACITY) + np.float32(DAMAGE_OPACITY) * np.asarray(DAMAGE_COLOUR,
+                                                                                                np.float32)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)

@@ -35,7 +35,8 @@ def _fill(descriptor, window: np.ndarray, window_mask: np.ndarray) -> np.ndarray
     import torch
 
     device = next(descriptor.model.parameters()).device
-    image = torch.from_numpy(np.ascontiguousarray(window)).to(device).permute(2, 0, 1)[None].float() / 255.0
+    # a copy: the window may be a view of a read-only photo, which torch refuses to wrap without a warning
+    image = torch.from_numpy(np.array(window, copy=True)).to(device).permute(2, 0, 1)[None].float() / 255.0
     mask = torch.from_numpy((window_mask > 0).astype(np.float32)).to(device)[None, None]
     with torch.inference_mode():
         out = descriptor(image, mask)

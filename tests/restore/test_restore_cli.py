@@ -38,7 +38,8 @@ def test_restore_every_photo_completes_or_exits_3(photo_paths, tiny_pack, tmp_pa
     faces_restorable, denoised = 0, 0
     for n, path in enumerate(photo_paths):
         out = tmp_path / f"restored_{path.name}"
-        denoise = n % 3 == 0
+        # (not the Solvay photo: its 29 faces would cost as much as all the other denoised photos)
+        denoise = n % 3 == 0 and path.name != "gpen_Solvay_conference_1927.png"
         # without the identity check: it is tested on its own (test_identity_in_restoration.py)
         code, stdout, stderr = run_cli("restore", path, "-o", out, "--models", tiny_pack, "--steps", "1",
                                        "--seed", "0", "--no-identity-check",
