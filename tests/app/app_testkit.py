@@ -6,8 +6,13 @@ pytest call with the other test folders, each of which has its own conftest.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_window(qtbot, tmp: Path, **options):
@@ -77,3 +82,18 @@ def one_photo_job(env: Path, models_dir: Path | None = None) -> int:
             return job.id
     finally:
         catalog.close()
+
+
+def hold_job_then_signal(env: Path, job_id: int, signum: int) -> int:
+    """A `faceme` process (engine.testing.lease_holder) holds the batch's lease, then gets `signum`: SIGINT
+    as a Ctrl-C in the terminal leaves it (unfinished, let go of), SIGKILL as `kill -9` does (status
+    running, owner gone). Returns the holder's pid."""
+    holder = subprocess.Popen([sys.executable, "-m", "engine.testing.lease_holder", str(env / "catalog.sqlite3"),
+                               str(job_id)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held", holder.stderr.read()
+    finally:
+        holder.send_signal(signum)
+        holder.wait(timeout=30)
+    return holder.pid

@@ -5,27 +5,9 @@ by itself (test_app_queue.py runs that one end to end)."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-from pathlib import Path
 
-from app_testkit import make_window, one_photo_job, wait_idle
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _run_until_ctrl_c(env: Path, job_id: int) -> None:
-    """A `faceme` process holds the batch, and the user presses Ctrl-C: it lets go of it, unfinished."""
-    holder = subprocess.Popen([sys.executable, "-m", "engine.testing.lease_holder", str(env / "catalog.sqlite3"),
-                               str(job_id)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held", holder.stderr.read()
-    finally:
-        holder.send_signal(signal.SIGINT)
-        holder.wait(timeout=30)
+from app_testkit import hold_job_then_signal, make_window, one_photo_job, wait_idle
 
 
 def test_a_batch_stopped_with_ctrl_c_in_a_terminal_waits_for_resume(qtbot, env, run_cli):
@@ -34,7 +16,7 @@ def test_a_batch_stopped_with_ctrl_c_in_a_terminal_waits_for_resume(qtbot, env, 
     from engine.catalog.leases import APP, hold, running_as
 
     job_id = one_photo_job(env)
-    _run_until_ctrl_c(env, job_id)
+    hold_job_then_signal(env, job_id, signal.SIGINT)  # the user pressed Ctrl-C in the terminal
     code, listed, err = run_cli("jobs", "list", "--catalog", env / "catalog.sqlite3")
     assert code == 0 and "interrupted — resume" in listed, (listed, err)
 

@@ -4,16 +4,12 @@ shows in the Queue as interrupted, in the words `faceme jobs list` uses."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
-from app_testkit import make_window, one_photo_job, wait_idle
+from app_testkit import hold_job_then_signal, make_window, one_photo_job, wait_idle
 from PySide6.QtCore import Qt
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_album(folder: Path, photos: list[Path]) -> Path:
@@ -78,18 +74,11 @@ def test_a_killed_batch_shows_as_interrupted_in_the_words_of_faceme_jobs_list(qt
     from engine.catalog.leases import this_host
 
     job_id = one_photo_job(env)
-    holder = subprocess.Popen([sys.executable, "-m", "engine.testing.lease_holder", str(env / "catalog.sqlite3"),
-                               str(job_id)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held", holder.stderr.read()
-    finally:
-        holder.send_signal(signal.SIGKILL)  # as `kill -9` leaves a `faceme batch`: status running, owner gone
-        holder.wait(timeout=30)
+    holder_pid = hold_job_then_signal(env, job_id, signal.SIGKILL)  # as `kill -9` leaves a `faceme batch`: running, owner gone
 
     code, listed, err = run_cli("jobs", "list", "--catalog", env / "catalog.sqlite3")
     assert code == 0, err
-    stopped = f"was running in process {holder.pid} on {this_host()}, which stopped"
+    stopped = f"was running in process {holder_pid} on {this_host()}, which stopped"
     assert "interrupted — resume" in listed and stopped in listed  # the same words as the Queue
 
     window = make_window(qtbot, env)
