@@ -4,6 +4,7 @@ and falling back with a message; today's plan exactly when no date is known."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import struct
 from datetime import datetime
@@ -16,7 +17,7 @@ from sqlalchemy import select
 
 from engine import photo_dates
 from engine.catalog.db import open_catalog
-from engine.catalog.models import Face, Person, Photo
+from engine.catalog.models import Face, IdentityTokens, Person, Photo
 from engine.catalog.scanner import scan
 from engine.people import corrections, references
 from engine.restore.album import person_identity, plan_from_album
@@ -270,6 +271,12 @@ def test_a_batch_names_the_references_of_each_face(decades, catalog, tiny_pack, 
     assert "references near 2001 (2001-06-30, camera EXIF): #" in line, out
     assert f"#{faces['1992']} (1992)" in line and f"#{faces['2001']} (2001)" in line
     assert f"#{faces['1978b']} " not in line and f"#{faces['1978a']} " not in line
+    # the tokens were computed from that era's references and are kept for that set
+    used = sorted(int(n) for n in re.findall(r"#(\d+) \(\d{4}\)", line.split("references near", 1)[1]))
+    with catalog.session() as session:
+        kept = [sorted(row.reference_face_ids) for row in session.scalars(
+            select(IdentityTokens).where(~IdentityTokens.pack_fingerprint.startswith("check:")))]
+    assert kept == [used], (kept, used)
 
 
 def test_migration_dates_photos_catalogued_before(tmp_path):
