@@ -181,15 +181,14 @@ def learned_token_source(tokens: Callable, catalog, fingerprint: str, unet) -> C
     from engine.restore.photo import IdentityUse
 
     def source(identity):
-        base = tokens(identity)
         if catalog is None or identity.person_id is None:
-            return IdentityUse(base)
+            return IdentityUse(tokens(identity))
         with catalog.session() as session:
             person = session.get(Person, identity.person_id)
             learned = in_use(session, person, fingerprint) if person is not None else None
         if learned is None:
-            return IdentityUse(base)
-        if learned.method == "fitted":
+            return IdentityUse(tokens(identity))
+        if learned.method == "fitted":  # the references' tokens are not needed: not encoded
             return IdentityUse(learned.tokens, learned.label)
         from engine.errors import FaceMeError
         from engine.learn.adapter import adapter_use
@@ -198,7 +197,7 @@ def learned_token_source(tokens: Callable, catalog, fingerprint: str, unet) -> C
             use = adapter_use(unet, learned.adapter_file, learned.adapter_sha256, learned.strength)
         except FaceMeError as exc:
             log.warning("%s's person adapter cannot be used (%s); restored with the references", identity.name, exc)
-            return IdentityUse(base)
-        return IdentityUse(base, learned.label, use)
+            return IdentityUse(tokens(identity))
+        return IdentityUse(tokens(identity), learned.label, use)
 
     return source
