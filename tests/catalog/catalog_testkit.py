@@ -97,6 +97,22 @@ def add_photos(shared: Path, folder: Path, identity: str, numbers: list[int]) ->
     return paths
 
 
+def scan_two_people_with_the_cli(shared: Path, tmp_path: Path, run_cli, analyzer, monkeypatch):
+    """3 LFW photos each of Dick Cheney and Winona Ryder in `tmp_path/album`, scanned by `faceme scan`
+    in-process with `analyzer` (the memoised real dlib one, to keep tests short). Returns (catalog file,
+    Cheney's photos, the scan's stdout)."""
+    import engine.catalog.scanner as scanner_module
+
+    album = tmp_path / "album"
+    cheney = add_photos(shared, album, "Dick_Cheney", lfw_numbers(shared, "Dick_Cheney")[:3])
+    add_photos(shared, album, "Winona_Ryder", lfw_numbers(shared, "Winona_Ryder")[:3])
+    db = tmp_path / "c.sqlite3"
+    monkeypatch.setattr(scanner_module.Scanner, "analyzer", property(lambda self: analyzer))
+    code, out, err = run_cli("scan", album, "--catalog", db)
+    assert code == 0, err
+    return db, cheney, out
+
+
 # Fixtures shared by tests/catalog and tests/people (each conftest imports them).
 @pytest.fixture
 def analyzer():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from catalog_testkit import add_photos, lfw_numbers
+from catalog_testkit import add_photos, lfw_numbers, scan_two_people_with_the_cli
 from sqlalchemy import select
 
 from engine.catalog.models import Assignment, AssignmentOrigin, Face, Person, Photo
@@ -93,16 +93,7 @@ def test_corrections_survive_rescans(shared, tmp_path, catalog, analyzer):
 
 
 def test_people_cli(shared, tmp_path, run_cli, analyzer, monkeypatch):
-    album = tmp_path / "album"
-    cheney = add_photos(shared, album, "Dick_Cheney", lfw_numbers(shared, "Dick_Cheney")[:3])
-    add_photos(shared, album, "Winona_Ryder", lfw_numbers(shared, "Winona_Ryder")[:3])
-    db = tmp_path / "c.sqlite3"
-    # the CLI's scanner uses the default (dlib) analyser; memoised here to keep the test short
-    import engine.catalog.scanner as scanner_module
-
-    monkeypatch.setattr(scanner_module.Scanner, "analyzer", property(lambda self: analyzer))
-    code, out, err = run_cli("scan", album, "--catalog", db)
-    assert code == 0, err
+    db, cheney, out = scan_two_people_with_the_cli(shared, tmp_path, run_cli, analyzer, monkeypatch)
     assert "6 new" in out
 
     code, out, _ = run_cli("people", "list", "--json", "--catalog", db)
@@ -114,7 +105,7 @@ def test_people_cli(shared, tmp_path, run_cli, analyzer, monkeypatch):
         assert set(person) == {"id", "name", "faces"}
         for face in person["faces"]:
             assert set(face) == {"photo", "box", "confirmed", "face_id"}
-            assert face["photo"].startswith(str(album)) and len(face["box"]) == 4
+            assert face["photo"].startswith(str(tmp_path / "album")) and len(face["box"]) == 4
     for face in listing["unassigned"]:
         assert set(face) == {"photo", "box", "face_id"}
     pid = next(p["id"] for p in listing["people"] if "Cheney" in p["faces"][0]["photo"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from catalog_testkit import add_photos, lfw_numbers
+from catalog_testkit import scan_two_people_with_the_cli
 
 from engine.text import noun_for, plural
 
@@ -21,15 +21,7 @@ def test_plural_words():
 
 
 def test_the_people_commands_count_in_words(shared, tmp_path, run_cli, analyzer, monkeypatch):
-    import engine.catalog.scanner as scanner_module
-
-    album = tmp_path / "album"
-    cheney = add_photos(shared, album, "Dick_Cheney", lfw_numbers(shared, "Dick_Cheney")[:3])
-    add_photos(shared, album, "Winona_Ryder", lfw_numbers(shared, "Winona_Ryder")[:3])
-    db = tmp_path / "c.sqlite3"
-    monkeypatch.setattr(scanner_module.Scanner, "analyzer", property(lambda self: analyzer))
-    code, out, err = run_cli("scan", album, "--catalog", db)
-    assert code == 0, err
+    db, cheney, out = scan_two_people_with_the_cli(shared, tmp_path, run_cli, analyzer, monkeypatch)
     printed = [out]
 
     listing = json.loads(run_cli("people", "list", "--json", "--catalog", db)[1])
