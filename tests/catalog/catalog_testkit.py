@@ -113,6 +113,18 @@ def scan_two_people_with_the_cli(shared: Path, tmp_path: Path, run_cli, analyzer
     return db, cheney, out
 
 
+def three_photo_job(shared: Path, tmp_path: Path, catalog, analyzer) -> tuple[int, list[str]]:
+    """A batch job (1 step) over 3 LFW photos of Dick Cheney in `tmp_path/album`, output to
+    `tmp_path/out`: (job id, the photos' names)."""
+    from engine.catalog import jobs
+    from engine.restore.options import RestoreOptions
+
+    album = tmp_path / "album"
+    photos = add_photos(shared, album, "Dick_Cheney", lfw_numbers(shared, "Dick_Cheney")[:3])
+    job_id = jobs.start_or_resume(catalog, [album], tmp_path / "out", RestoreOptions(steps=1), analyzer=analyzer)
+    return job_id, [p.name for p in photos]
+
+
 # Fixtures shared by tests/catalog and tests/people (each conftest imports them).
 @pytest.fixture
 def analyzer():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from catalog_testkit import add_photos, lfw_numbers
+from catalog_testkit import three_photo_job
 
 from engine.catalog import jobs
 from engine.cli import progress_bar
@@ -82,10 +82,7 @@ def clock(monkeypatch) -> FakeClock:
 
 @pytest.fixture
 def job(shared, tmp_path, catalog, analyzer):
-    album = tmp_path / "album"
-    photos = add_photos(shared, album, "Dick_Cheney", lfw_numbers(shared, "Dick_Cheney")[:3])
-    job_id = jobs.start_or_resume(catalog, [album], tmp_path / "out", RestoreOptions(steps=1), analyzer=analyzer)
-    return job_id, [p.name for p in photos]
+    return three_photo_job(shared, tmp_path, catalog, analyzer)
 
 
 def _line_after(bar: RecordingBar, name: str) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 import pytest
-from catalog_testkit import add_photos, lfw_numbers
+from catalog_testkit import three_photo_job
 from sqlalchemy import func, select
 
 from engine.catalog import jobs
@@ -66,10 +66,7 @@ class CopyRestorer:
 
 @pytest.fixture
 def job(shared, tmp_path, catalog, analyzer):
-    album = tmp_path / "album"
-    photos = add_photos(shared, album, "Dick_Cheney", lfw_numbers(shared, "Dick_Cheney")[:3])
-    job_id = batch.start_or_resume(catalog, [album], tmp_path / "out", RestoreOptions(steps=1), analyzer=analyzer)
-    return job_id, [p.name for p in photos]
+    return three_photo_job(shared, tmp_path, catalog, analyzer)
 
 
 def _statuses(catalog, job_id) -> dict[str, str]:
