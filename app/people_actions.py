@@ -210,7 +210,7 @@ def learned_in_use(catalog, models_dir: str | Path | None) -> dict[int, str]:
     from engine.learn.store import labels_in_use
 
     with catalog.session() as session:
-        return labels_in_use(session, _pack_fingerprint(models_dir))
+        return labels_in_use(session, lambda: _pack_fingerprint(models_dir))
 
 
 def _pack_fingerprint(models_dir: str | Path | None) -> str | None:

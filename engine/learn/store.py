@@ -125,20 +125,22 @@ def in_use(session: Session, person, fingerprint: str) -> Learned | None:
     return None
 
 
-def labels_in_use(session: Session, fingerprint: str | None) -> dict[int, str]:
+def labels_in_use(session: Session, fingerprint: Callable[[], str | None]) -> dict[int, str]:
     """Person id → the label of the learning restorations use for them ("fitted v2"), for every person
-    with one accepted and current; `fingerprint` None (no pack installed): current by faces and
-    references only."""
+    with one accepted and current. `fingerprint()` gives the installed pack's (None: no pack; current by
+    faces and references only); it hashes files, so it is called only when some learning was accepted."""
     from engine.catalog.models import LearnedIdentity, Person
 
     found: dict[int, str] = {}
-    accepted = select(LearnedIdentity.person_id).where(LearnedIdentity.status == "accepted").distinct()
-    for person_id in session.scalars(accepted).all():
+    accepted = session.scalars(select(LearnedIdentity.person_id).where(LearnedIdentity.status == "accepted")
+                               .distinct()).all()
+    pack = fingerprint() if accepted else None
+    for person_id in accepted:
         person = session.get(Person, person_id)
         if person is None:
             continue
-        if fingerprint is not None:
-            learned = in_use(session, person, fingerprint)
+        if pack is not None:
+            learned = in_use(session, person, pack)
         else:
             learned = next((x for x in learnings(session, person) if x.status == "accepted" and x.stale is None),
                            None)
